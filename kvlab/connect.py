@@ -1,0 +1,120 @@
+"""The kernel side: start or attach to the emulator and prepare this Python process.
+
+After `connect()`, a learner's unmodified Azure code reaches the emulator:
+
+* TLS: the emulator's CA is trusted *in addition to* the public roots, through
+  one combined bundle (``REQUESTS_CA_BUNDLE`` for requests, ``SSL_CERT_FILE``
+  for ``ssl``/aiohttp), so a real vault keeps working in the same kernel.
+* Names: ``<vault>.localhost`` resolves to the loopback address (RFC 6761),
+  which Python does not do by itself on Linux. Only ``.localhost`` names are
+  touched.
+* Identity: the App Service managed-identity variables point
+  ``DefaultAzureCredential`` at the emulator's token endpoint.
+
+Nothing here touches the Azure SDK or turns any verification off.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import certifi
+
+from . import paths
+from .emulator import control
+from .emulator.store import Store
+from .emulator.vaults import Vaults
+
+BUNDLE = "trust-bundle.pem"
+
+
+@dataclass
+class Lab:
+    """A connected emulator: vault URLs by name, and vault management for lessons."""
+
+    state_dir: Path
+    port: int
+    info: dict = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def vault_url(self, name: str) -> str:
+        """The URL of vault ``name``, as SecretClient wants it (``https://<name>.localhost:<port>/``)."""
+        return f"https://{name.lower()}.localhost:{self.port}/"
+
+    def _vaults(self) -> Vaults:
+        return Vaults(Store(self.state_dir / "kvlab.db"))
+
+    def create_vault(self, name: str, exist_ok: bool = True) -> str:
+        """Create vault ``name`` (idempotent by default) and return its URL."""
+        vaults = self._vaults()
+        try:
+            if not (exist_ok and vaults.store.get_vault(name)):
+                vaults.create_vault(name)
+        finally:
+            vaults.store.close()
+        return self.vault_url(name)
+
+    def vault_names(self) -> list[str]:
+        vaults = self._vaults()
+        try:
+            return [v.name for v in vaults.list_vaults()]
+        finally:
+            vaults.store.close()
+
+
+def connect(state_dir: str | os.PathLike | None = None, port: int | None = None) -> Lab:
+    """Start (or attach to) the emulator and make this process able to reach it."""
+    info = control.start(state_dir, port)
+    state = Path(info["stateDir"])
+    trust_local_ca(state / "ca.pem", state / BUNDLE)
+    resolve_localhost()
+    store = Store(state / "kvlab.db")
+    try:
+        header = store.get_meta("identity_header")
+    finally:
+        store.close()
+    os.environ["IDENTITY_ENDPOINT"] = info["identityEndpoint"]
+    os.environ["IDENTITY_HEADER"] = header or ""
+    return Lab(state_dir=state, port=int(info["port"]), info=info)
+
+
+def trust_local_ca(ca_file: Path, bundle_file: Path) -> Path:
+    """Write public roots + the local CA to one bundle and make this process use it."""
+    ca_pem = ca_file.read_text()
+    public = Path(certifi.where()).read_text()
+    content = public.rstrip("\n") + "\n\n# kvlab emulator local CA\n" + ca_pem
+    if not bundle_file.exists() or bundle_file.read_text() != content:
+        tmp = bundle_file.with_suffix(".tmp")
+        tmp.write_text(content)
+        tmp.replace(bundle_file)
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle_file)
+    os.environ["SSL_CERT_FILE"] = str(bundle_file)
+    # aiohttp builds its default verifying context when it is imported; if that
+    # already happened, that context learns the local CA too.
+    connector = sys.modules.get("aiohttp.connector")
+    context = getattr(connector, "_SSL_CONTEXT_VERIFIED", None)
+    if context is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    return bundle_file
+
+
+_original_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo(host, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else host
+    if isinstance(name, str) and name.lower().rstrip(".").endswith(".localhost"):
+        host = "127.0.0.1"
+    return _original_getaddrinfo(host, *args, **kwargs)
+
+
+def resolve_localhost() -> None:
+    """Resolve ``*.localhost`` to 127.0.0.1 in this process (RFC 6761); other names are untouched."""
+    socket.getaddrinfo = _getaddrinfo

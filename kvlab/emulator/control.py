@@ -1,0 +1,187 @@
+"""Start, find and stop the background emulator of a state directory.
+
+This is the one place that starts the emulator: the CLI, `kvlab.connect()` and
+the test fixtures all call `start()`. A running emulator records itself in
+``emulator.json`` in its state directory; `start()` is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .. import paths
+
+RECORD = "emulator.json"
+LOG = "emulator.log"
+START_TIMEOUT = 20.0
+
+
+class EmulatorError(RuntimeError):
+    """A one-line reason the emulator could not be started, found or stopped."""
+
+
+def _record_path(state_dir: Path) -> Path:
+    return state_dir / RECORD
+
+
+def _info(state_dir: Path, pid: int, port: int) -> dict:
+    return {
+        "running": True,
+        "url": f"https://localhost:{port}",
+        "pid": pid,
+        "port": port,
+        "stateDir": str(state_dir),
+        "identityEndpoint": f"https://localhost:{port}/msi/token",
+        "caCertificate": str(state_dir / "ca.pem"),
+        "log": str(state_dir / LOG),
+    }
+
+
+def health(state_dir: Path, port: int, timeout: float = 1.0) -> dict | None:
+    """The health answer of an emulator on ``port`` serving ``state_dir``, or None."""
+    ca = state_dir / "ca.pem"
+    if not ca.exists():
+        return None
+    ctx = ssl.create_default_context(cafile=str(ca))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(
+                    f"GET /kvlab/health HTTP/1.1\r\nHost: localhost:{port}\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                )
+                data = b""
+                while chunk := tls.recv(65536):
+                    data += chunk
+    except (OSError, ssl.SSLError):
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        return None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if Path(answer.get("stateDir", "")) != state_dir:
+        return None
+    return answer
+
+
+def status(state_dir: str | os.PathLike | None = None) -> dict:
+    state = paths.state_dir(state_dir)
+    try:
+        record = json.loads(_record_path(state).read_text())
+    except (OSError, ValueError):
+        return {"running": False, "stateDir": str(state)}
+    answer = health(state, int(record["port"]))
+    if answer is None:
+        return {"running": False, "stateDir": str(state)}
+    return _info(state, int(answer["pid"]), int(answer["port"]))
+
+
+def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -> dict:
+    """Start the emulator in the background (or find it running) and return once it answers."""
+    state = paths.state_dir(state_dir)
+    current = status(state)
+    if current["running"]:
+        if port is not None and port != current["port"]:
+            raise EmulatorError(
+                f"the emulator of {state} already runs on port {current['port']}; "
+                "stop it first to use another port"
+            )
+        return current
+    port = port if port is not None else paths.default_port()
+    _check_port_free(port)
+    log = open(state / LOG, "ab")
+    command = [sys.executable, "-m", "kvlab.emulator", "--port", str(port), "--state-dir", str(state)]
+    options: dict = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log}
+    if os.name == "nt":
+        options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
+    else:
+        options["start_new_session"] = True
+    process = subprocess.Popen(command, **options)
+    log.close()
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        answer = health(state, port, timeout=0.5)
+        if answer is not None:
+            info = _info(state, int(answer["pid"]), port)
+            _record_path(state).write_text(json.dumps({"pid": info["pid"], "port": port}))
+            return info
+        if process.poll() is not None:
+            raise EmulatorError(f"the emulator exited at start: {_last_log_line(state)}")
+        time.sleep(0.02)
+    process.kill()
+    raise EmulatorError(f"the emulator did not answer within {START_TIMEOUT:.0f} s; see {state / LOG}")
+
+
+def stop(state_dir: str | os.PathLike | None = None) -> dict:
+    state = paths.state_dir(state_dir)
+    current = status(state)
+    if current["running"]:
+        pid = current["pid"]
+        _terminate(pid)
+    _record_path(state).unlink(missing_ok=True)
+    return {"running": False, "stateDir": str(state)}
+
+
+def _terminate(pid: int, timeout: float = 5.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    except OSError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":  # as uvicorn does, so a recent restart's TIME_WAIT does not count
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise EmulatorError(
+                f"port {port} is already in use; choose another with --port or KVLAB_PORT"
+            ) from None
+
+
+def _last_log_line(state: Path) -> str:
+    try:
+        lines = (state / LOG).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no log"

@@ -1,0 +1,139 @@
+"""Managed-identity tokens: the App Service token endpoint, signing and verification.
+
+``DefaultAzureCredential`` reaches ``ManagedIdentityCredential``, which in the
+App Service protocol calls ``$IDENTITY_ENDPOINT`` with the header
+``X-IDENTITY-HEADER: $IDENTITY_HEADER``. The emulator serves that endpoint and
+issues RS256 JWTs signed with a key kept in the state database; the vault
+accepts only tokens it can verify (signature, issuer, audience, expiry).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .store import Store
+
+APP_SERVICE_API_VERSION = "2019-08-01"
+TOKEN_LIFETIME = 24 * 3600  # managed-identity tokens live about a day
+LEEWAY = 60
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    client_id: str
+    principal_id: str  # the object id (oid) in tokens
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a verified token says the caller is."""
+
+    name: str
+    oid: str
+    appid: str
+
+
+class TokenError(Exception):
+    """A token the vault must refuse (answered with the 401 challenge)."""
+
+
+class TokenRequestError(Exception):
+    """A token request the identity endpoint refuses: status and message, App Service style."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Identities:
+    """The emulator's tenant: its signing key, the identity header secret, its identities."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.tenant_id = store.meta_or_create("tenant_id", lambda: str(uuid.uuid4()))
+        self.issuer = f"https://sts.windows.net/{self.tenant_id}/"
+        self.identity_header = store.meta_or_create("identity_header", lambda: secrets.token_urlsafe(32))
+        pem = store.meta_or_create("signing_key", _new_signing_key)
+        self._private_key = serialization.load_pem_private_key(pem.encode(), password=None)
+        self._public_key = self._private_key.public_key()
+        self.default = Identity(
+            name="learner",
+            client_id=store.meta_or_create("learner_client_id", lambda: str(uuid.uuid4())),
+            principal_id=store.meta_or_create("learner_principal_id", lambda: str(uuid.uuid4())),
+        )
+
+    # -- the token endpoint -------------------------------------------------
+
+    def issue(self, header_secret: str | None, params: dict[str, str]) -> dict:
+        """Answer an App Service managed-identity token request."""
+        if not header_secret or not hmac.compare_digest(header_secret, self.identity_header):
+            raise TokenRequestError(401, "The X-IDENTITY-HEADER header is missing or wrong.")
+        if params.get("api-version") != APP_SERVICE_API_VERSION:
+            raise TokenRequestError(400, f"api-version must be {APP_SERVICE_API_VERSION}.")
+        resource = params.get("resource")
+        if not resource:
+            raise TokenRequestError(400, "The 'resource' query parameter is required.")
+        identity = self._select(params)
+        now = int(time.time())
+        claims = {
+            "aud": resource,
+            "iss": self.issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_LIFETIME,
+            "oid": identity.principal_id,
+            "sub": identity.principal_id,
+            "appid": identity.client_id,
+            "azp": identity.client_id,
+            "tid": self.tenant_id,
+            "idtyp": "app",
+            "kvlab_name": identity.name,
+        }
+        token = jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": "kvlab"})
+        return {
+            "access_token": token,
+            "expires_on": str(claims["exp"]),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": identity.client_id,
+        }
+
+    def _select(self, params: dict[str, str]) -> Identity:
+        wanted = params.get("client_id") or params.get("object_id") or params.get("mi_res_id")
+        if not wanted or wanted in (self.default.client_id, self.default.principal_id):
+            return self.default
+        raise TokenRequestError(400, f"No managed identity found with id {wanted}.")
+
+    # -- the vault side -----------------------------------------------------
+
+    def verify(self, token: str, audience: str) -> Caller:
+        try:
+            claims = jwt.decode(
+                token,
+                self._public_key,
+                algorithms=["RS256"],
+                audience=[audience, audience + "/"],
+                issuer=self.issuer,
+                leeway=LEEWAY,
+                options={"require": ["exp", "iat", "aud", "iss", "oid"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(str(exc)) from None
+        return Caller(name=claims.get("kvlab_name", claims["oid"]), oid=claims["oid"], appid=claims.get("appid", ""))
+
+
+def _new_signing_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()

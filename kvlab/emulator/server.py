@@ -1,0 +1,51 @@
+"""Run the emulator in the foreground: ``python -m kvlab.emulator --port N --state-dir DIR``.
+
+`kvlab emulator start` runs this in the background; tests and debugging can run
+it directly. It imports only what serving needs, so it answers quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+from .tls import LocalCA
+
+try:  # uvloop is optional: faster where it exists, asyncio elsewhere
+    import uvloop  # noqa: F401
+
+    LOOP = "uvloop"
+except ImportError:
+    LOOP = "asyncio"
+
+
+def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(state_dir, port)
+    config = uvicorn.Config(
+        app, host=host, port=port, loop=LOOP, http="httptools", lifespan="on",
+        log_level="warning", access_log=False, server_header=False, date_header=True,
+    )
+    config.load()
+    # uvicorn builds its TLS context from files; ours picks a certificate per SNI name.
+    config.ssl = LocalCA(state_dir).server_context()
+    uvicorn.Server(config).run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kvlab.emulator")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    serve(args.state_dir, args.port, args.host)
+
+
+if __name__ == "__main__":
+    main()

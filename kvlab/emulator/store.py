@@ -1,0 +1,337 @@
+"""SQLite persistence for the emulator.
+
+One file in the state directory holds everything the emulator knows, so state
+survives restarts and the CLI can change it while the server runs (SQLite's
+own locking serialises the two). Only this module writes SQL; the domain
+(`vaults.py`) calls the methods below and never sees a cursor.
+
+Writes use ``BEGIN IMMEDIATE`` so that concurrent writers queue up instead of
+failing half-way: no version is ever lost.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vaults (
+    name            TEXT PRIMARY KEY COLLATE NOCASE,
+    created         INTEGER NOT NULL,
+    retention_days  INTEGER NOT NULL DEFAULT 90,
+    throttling      TEXT NOT NULL DEFAULT 'off'
+);
+-- one row per secret name; deleted_date is set while the name is soft-deleted
+CREATE TABLE IF NOT EXISTS secrets (
+    vault            TEXT NOT NULL COLLATE NOCASE,
+    name             TEXT NOT NULL COLLATE NOCASE,
+    deleted_date     INTEGER,
+    scheduled_purge  INTEGER,
+    PRIMARY KEY (vault, name)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    vault         TEXT NOT NULL COLLATE NOCASE,
+    name          TEXT NOT NULL COLLATE NOCASE,
+    version       TEXT NOT NULL,
+    value         TEXT NOT NULL,
+    content_type  TEXT,
+    tags          TEXT,
+    enabled       INTEGER NOT NULL DEFAULT 1,
+    nbf           INTEGER,
+    exp           INTEGER,
+    created       INTEGER NOT NULL,
+    updated       INTEGER NOT NULL,
+    UNIQUE (vault, name, version)
+);
+CREATE INDEX IF NOT EXISTS versions_by_name ON versions (vault, name, seq);
+CREATE INDEX IF NOT EXISTS secrets_purge ON secrets (scheduled_purge)
+    WHERE scheduled_purge IS NOT NULL;
+"""
+
+
+@dataclass(frozen=True)
+class VaultRow:
+    name: str
+    created: int
+    retention_days: int
+    throttling: str
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    vault: str
+    name: str
+    version: str
+    value: str
+    content_type: str | None
+    tags: dict[str, str] | None
+    enabled: bool
+    nbf: int | None
+    exp: int | None
+    created: int
+    updated: int
+    deleted_date: int | None = None
+    scheduled_purge: int | None = None
+
+
+_VERSION_COLUMNS = (
+    "v.vault, s.name, v.version, v.value, v.content_type, v.tags, v.enabled, v.nbf, v.exp, "
+    "v.created, v.updated, s.deleted_date, s.scheduled_purge"
+)
+
+
+def _version(row: tuple) -> VersionRow:
+    tags = json.loads(row[5]) if row[5] is not None else None
+    return VersionRow(
+        vault=row[0], name=row[1], version=row[2], value=row[3], content_type=row[4],
+        tags=tags, enabled=bool(row[6]), nbf=row[7], exp=row[8], created=row[9],
+        updated=row[10], deleted_date=row[11], scheduled_purge=row[12],
+    )
+
+
+class Store:
+    """The emulator's state: one SQLite database, safe across threads and processes."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        # executescript commits on its own, so it runs outside write()
+        with self._lock:
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- transactions -------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that other writers (threads or processes) wait for."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- meta ---------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def meta_or_create(self, key: str, make) -> str:
+        """Return the stored value for ``key``, storing ``make()`` first if absent (race-free)."""
+        value = self.get_meta(key)
+        if value is not None:
+            return value
+        with self.write() as db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, make()))
+            return db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+
+    # -- vaults -------------------------------------------------------------
+
+    def add_vault(self, name: str, created: int, retention_days: int, throttling: str) -> bool:
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO vaults (name, created, retention_days, throttling) "
+                "VALUES (?, ?, ?, ?)",
+                (name, created, retention_days, throttling),
+            )
+            return cur.rowcount == 1
+
+    def get_vault(self, name: str) -> VaultRow | None:
+        rows = self._read(
+            "SELECT name, created, retention_days, throttling FROM vaults WHERE name = ?", (name,)
+        )
+        return VaultRow(*rows[0]) if rows else None
+
+    def list_vaults(self) -> list[VaultRow]:
+        rows = self._read("SELECT name, created, retention_days, throttling FROM vaults ORDER BY name")
+        return [VaultRow(*r) for r in rows]
+
+    def update_vault(self, name: str, throttling: str) -> bool:
+        with self.write() as db:
+            cur = db.execute("UPDATE vaults SET throttling = ? WHERE name = ?", (throttling, name))
+            return cur.rowcount == 1
+
+    def remove_vault(self, name: str) -> bool:
+        with self.write() as db:
+            db.execute("DELETE FROM versions WHERE vault = ?", (name,))
+            db.execute("DELETE FROM secrets WHERE vault = ?", (name,))
+            return db.execute("DELETE FROM vaults WHERE name = ?", (name,)).rowcount == 1
+
+    # -- secrets ------------------------------------------------------------
+
+    def secret_state(self, vault: str, name: str) -> tuple[str, int | None] | None:
+        """The stored spelling of a name and its deleted date (None while live), or None."""
+        rows = self._read(
+            "SELECT name, deleted_date FROM secrets WHERE vault = ? AND name = ?", (vault, name)
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def add_version(self, row: VersionRow) -> VersionRow:
+        """Store a new version, creating the name if needed. Returns it with the name's spelling."""
+        with self.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO secrets (vault, name) VALUES (?, ?)", (row.vault, row.name)
+            )
+            db.execute(
+                "INSERT INTO versions (vault, name, version, value, content_type, tags, enabled, "
+                "nbf, exp, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.vault, row.name, row.version, row.value, row.content_type,
+                    json.dumps(row.tags) if row.tags is not None else None, int(row.enabled),
+                    row.nbf, row.exp, row.created, row.updated,
+                ),
+            )
+            stored = db.execute(
+                "SELECT name FROM secrets WHERE vault = ? AND name = ?", (row.vault, row.name)
+            ).fetchone()[0]
+        return VersionRow(**{**row.__dict__, "name": stored})
+
+    def get_version(self, vault: str, name: str, version: str | None) -> VersionRow | None:
+        """One version (the latest when ``version`` is None), live or deleted."""
+        if version:
+            rows = self._read(
+                f"SELECT {_VERSION_COLUMNS} FROM versions v JOIN secrets s "
+                "ON s.vault = v.vault AND s.name = v.name "
+                "WHERE v.vault = ? AND v.name = ? AND v.version = ?",
+                (vault, name, version.lower()),
+            )
+        else:
+            rows = self._read(
+                f"SELECT {_VERSION_COLUMNS} FROM versions v JOIN secrets s "
+                "ON s.vault = v.vault AND s.name = v.name "
+                "WHERE v.vault = ? AND v.name = ? ORDER BY v.seq DESC LIMIT 1",
+                (vault, name),
+            )
+        return _version(rows[0]) if rows else None
+
+    def update_version(
+        self, vault: str, name: str, version: str, changes: dict[str, object], updated: int
+    ) -> None:
+        allowed = {"content_type", "tags", "enabled", "nbf", "exp"}
+        assert set(changes) <= allowed, changes
+        values = {
+            k: (json.dumps(v) if k == "tags" and v is not None else v) for k, v in changes.items()
+        }
+        if "enabled" in values:
+            values["enabled"] = int(bool(values["enabled"]))
+        sets = ", ".join(f"{k} = ?" for k in values)
+        with self.write() as db:
+            db.execute(
+                f"UPDATE versions SET {sets}{', ' if sets else ''}updated = ? "
+                "WHERE vault = ? AND name = ? AND version = ?",
+                (*values.values(), updated, vault, name, version),
+            )
+
+    def latest_versions(
+        self, vault: str, deleted: bool, after: str | None, limit: int
+    ) -> list[VersionRow]:
+        """The latest version of each name, ordered by name, live or deleted, after a name."""
+        rows = self._read(
+            f"SELECT {_VERSION_COLUMNS} FROM secrets s JOIN versions v "
+            "ON v.vault = s.vault AND v.name = s.name "
+            "WHERE s.vault = ? AND (s.deleted_date IS NOT NULL) = ? AND s.name > ? "
+            "AND v.seq = (SELECT MAX(seq) FROM versions WHERE vault = s.vault AND name = s.name) "
+            "ORDER BY s.name LIMIT ?",
+            (vault, int(deleted), after or "", limit),
+        )
+        return [_version(r) for r in rows]
+
+    def versions(self, vault: str, name: str, after_seq: int, limit: int) -> list[tuple[int, VersionRow]]:
+        rows = self._read(
+            f"SELECT v.seq, {_VERSION_COLUMNS} FROM versions v JOIN secrets s "
+            "ON s.vault = v.vault AND s.name = v.name "
+            "WHERE v.vault = ? AND v.name = ? AND v.seq > ? ORDER BY v.seq LIMIT ?",
+            (vault, name, after_seq, limit),
+        )
+        return [(r[0], _version(r[1:])) for r in rows]
+
+    def all_versions(self, vault: str, name: str) -> list[VersionRow]:
+        return [row for _, row in self.versions(vault, name, 0, 1 << 31)]
+
+    def mark_deleted(self, vault: str, name: str, deleted: int | None, purge: int | None) -> None:
+        with self.write() as db:
+            db.execute(
+                "UPDATE secrets SET deleted_date = ?, scheduled_purge = ? "
+                "WHERE vault = ? AND name = ?",
+                (deleted, purge, vault, name),
+            )
+
+    def remove_secret(self, vault: str, name: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM versions WHERE vault = ? AND name = ?", (vault, name))
+            db.execute("DELETE FROM secrets WHERE vault = ? AND name = ?", (vault, name))
+
+    def restore_versions(self, rows: list[VersionRow]) -> bool:
+        """Insert every version of one name atomically; False if the name already exists."""
+        first = rows[0]
+        with self.write() as db:
+            exists = db.execute(
+                "SELECT 1 FROM secrets WHERE vault = ? AND name = ?", (first.vault, first.name)
+            ).fetchone()
+            if exists:
+                return False
+            db.execute("INSERT INTO secrets (vault, name) VALUES (?, ?)", (first.vault, first.name))
+            db.executemany(
+                "INSERT INTO versions (vault, name, version, value, content_type, tags, enabled, "
+                "nbf, exp, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.vault, r.name, r.version, r.value, r.content_type,
+                        json.dumps(r.tags) if r.tags is not None else None, int(r.enabled),
+                        r.nbf, r.exp, r.created, r.updated,
+                    )
+                    for r in rows
+                ],
+            )
+            return True
+
+    def purge_due(self, now: int) -> int:
+        """Permanently remove deleted secrets whose scheduled purge date has passed."""
+        due = self._read(
+            "SELECT vault, name FROM secrets WHERE scheduled_purge IS NOT NULL AND scheduled_purge <= ?",
+            (now,),
+        )
+        if not due:
+            return 0
+        with self.write() as db:
+            for vault, name in due:
+                db.execute("DELETE FROM versions WHERE vault = ? AND name = ?", (vault, name))
+                db.execute("DELETE FROM secrets WHERE vault = ? AND name = ?", (vault, name))
+        return len(due)

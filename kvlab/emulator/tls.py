@@ -1,0 +1,74 @@
+"""A local certificate authority and one certificate per host name, issued on demand.
+
+The SDK talks to ``https://<vault>.localhost:<port>/`` and verifies TLS like it
+does against Azure, so the emulator needs a certificate for every vault host.
+OpenSSL refuses a ``*.localhost`` wildcard, so there is no wildcard: the server
+picks (and on first use issues) a certificate for the name the client sends in
+SNI. The CA is created once per state directory; the kernel trusts it.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+from pathlib import Path
+
+import trustme
+
+CA_CERT = "ca.pem"
+CA_KEY = "ca-key.pem"
+ORGANIZATION = "kvlab emulator"
+
+
+def _is_local_name(name: str) -> bool:
+    """``localhost`` or one DNS label under it (RFC 6761), which is all the emulator serves."""
+    name = name.lower().rstrip(".")
+    if name == "localhost":
+        return True
+    label, _, parent = name.partition(".")
+    return parent == "localhost" and 0 < len(label) <= 63 and label.replace("-", "").isalnum()
+
+
+class LocalCA:
+    """The state directory's CA, and the server side TLS context that serves any local name."""
+
+    def __init__(self, state_dir: Path):
+        self.cert_path = Path(state_dir) / CA_CERT
+        key_path = Path(state_dir) / CA_KEY
+        if self.cert_path.exists() and key_path.exists():
+            self._ca = trustme.CA.from_pem(self.cert_path.read_bytes(), key_path.read_bytes())
+        else:
+            self._ca = trustme.CA(organization_name=ORGANIZATION, organization_unit_name="local CA")
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(self._ca.private_key_pem.bytes())
+            self.cert_path.write_bytes(self._ca.cert_pem.bytes())
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    def context_for(self, name: str) -> ssl.SSLContext:
+        name = name.lower().rstrip(".")
+        ctx = self._contexts.get(name)
+        if ctx is None:
+            with self._lock:
+                ctx = self._contexts.get(name)
+                if ctx is None:
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+                    ctx.set_alpn_protocols(["http/1.1"])
+                    names = [name, "127.0.0.1"] if name == "localhost" else [name]
+                    self._ca.issue_cert(*names, organization_name=ORGANIZATION).configure_cert(ctx)
+                    self._contexts[name] = ctx
+        return ctx
+
+    def server_context(self) -> ssl.SSLContext:
+        """The listening socket's context: ``localhost`` by default, any local name through SNI."""
+        ctx = self.context_for("localhost")
+
+        def choose(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+            if server_name and _is_local_name(server_name):
+                sslobj.context = self.context_for(server_name)
+
+        ctx.sni_callback = choose
+        return ctx

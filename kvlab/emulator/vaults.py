@@ -1,0 +1,401 @@
+"""The Key Vault domain: vaults, secret versions, soft delete, backup and the rules.
+
+Every rule the service enforces on secrets lives here, so the HTTP layer only
+translates and the CLI can reuse the same rules. Errors are raised as
+`KeyVaultError` carrying the status, code and message the real service uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets as _random
+import time
+import zlib
+from dataclasses import dataclass, replace
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .store import Store, VaultRow, VersionRow
+
+NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+VERSION_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+# Azure vault names: 3-24 characters, letters, digits and hyphens, starting with a
+# letter, ending with a letter or digit, no consecutive hyphens.
+VAULT_NAME_RE = re.compile(r"^(?!.*--)[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+
+MAX_VALUE_BYTES = 25 * 1024
+MAX_TAGS = 15
+MAX_TAG_NAME = 512
+MAX_TAG_VALUE = 256
+DEFAULT_PAGE = 25
+DEFAULT_RETENTION_DAYS = 90
+DAY = 86400
+
+_BACKUP_MAGIC = b"KVLAB-BACKUP-1"
+
+
+class KeyVaultError(Exception):
+    """An error the service would answer with: HTTP status, error code, message, inner code."""
+
+    def __init__(self, status: int, code: str, message: str, inner: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.inner = inner
+
+    def body(self) -> dict:
+        error: dict = {"code": self.code, "message": self.message}
+        if self.inner:
+            error["innererror"] = {"code": self.inner}
+        return {"error": error}
+
+
+class VaultNotFound(Exception):
+    """The host names no vault in this emulator (in Azure, its DNS name would not resolve)."""
+
+
+def bad_parameter(message: str) -> KeyVaultError:
+    return KeyVaultError(400, "BadParameter", message)
+
+
+def secret_not_found(name: str) -> KeyVaultError:
+    return KeyVaultError(
+        404,
+        "SecretNotFound",
+        f"A secret with (name/id) {name} was not found in this key vault. If you recently deleted "
+        "this secret you may be able to recover it using the correct recovery command. For help "
+        "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182",
+    )
+
+
+def deleted_not_found(name: str) -> KeyVaultError:
+    return KeyVaultError(404, "SecretNotFound", f"Deleted Secret not found: {name}")
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[VersionRow]
+    skiptoken: str | None
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """The settable part of a secret's attributes, validated."""
+
+    enabled: bool | None = None
+    nbf: int | None = None
+    exp: int | None = None
+
+
+class Clock:
+    """Seconds since the epoch, as the emulator sees them (an offset can move it forward)."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def offset(self) -> int:
+        return int(self._store.get_meta("clock_offset") or 0)
+
+    def now(self) -> int:
+        return int(time.time()) + self.offset()
+
+
+def recovery_level(vault: VaultRow) -> str:
+    return "Recoverable+Purgeable" if vault.retention_days == 90 else "CustomizedRecoverable+Purgeable"
+
+
+def validate_name(name: str) -> None:
+    if not NAME_RE.match(name or ""):
+        raise bad_parameter(
+            f"The request URI contains an invalid name: {name}. Secret names are 1-127 "
+            "characters of letters, digits and hyphens (0-9, a-z, A-Z, -)."
+        )
+
+
+def validate_vault_name(name: str) -> None:
+    if not VAULT_NAME_RE.match(name or ""):
+        raise ValueError(
+            f"invalid vault name {name!r}: use 3-24 letters, digits and hyphens, starting with a "
+            "letter, ending with a letter or digit, and no '--'"
+        )
+
+
+def _validate_version(version: str) -> None:
+    if not VERSION_RE.match(version):
+        raise bad_parameter(f"The request URI contains an invalid version: {version}.")
+
+
+def parse_attributes(raw: object) -> Attributes:
+    if raw is None:
+        return Attributes()
+    if not isinstance(raw, dict):
+        raise bad_parameter("Property 'attributes' must be an object.")
+
+    def unixtime(key: str) -> int | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad_parameter(f"Property 'attributes.{key}' must be a number (seconds since 1970).")
+        if not (0 <= value < 253402300800):  # up to year 9999
+            raise bad_parameter(f"Property 'attributes.{key}' is out of range.")
+        return int(value)
+
+    enabled = raw.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise bad_parameter("Property 'attributes.enabled' must be true or false.")
+    return Attributes(enabled=enabled, nbf=unixtime("nbf"), exp=unixtime("exp"))
+
+
+def parse_tags(raw: object) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise bad_parameter("Property 'tags' must be an object of string names to string values.")
+    if len(raw) > MAX_TAGS:
+        raise bad_parameter(f"Too many tags: {len(raw)}. A secret can have at most {MAX_TAGS} tags.")
+    for key, value in raw.items():
+        if not key or len(key) > MAX_TAG_NAME:
+            raise bad_parameter(f"Tag names must be 1-{MAX_TAG_NAME} characters.")
+        if len(value) > MAX_TAG_VALUE:
+            raise bad_parameter(f"Tag values must be at most {MAX_TAG_VALUE} characters.")
+    return dict(raw)
+
+
+def parse_content_type(raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise bad_parameter("Property 'contentType' must be a string.")
+    return raw
+
+
+class Vaults:
+    """All vaults of one emulator and the operations on their secrets."""
+
+    def __init__(self, store: Store, clock: Clock | None = None):
+        self.store = store
+        self.clock = clock or Clock(store)
+        self._backup_key = base64.b64decode(
+            store.meta_or_create("backup_key", lambda: base64.b64encode(os.urandom(32)).decode())
+        )
+
+    # -- vaults -------------------------------------------------------------
+
+    def create_vault(self, name: str, throttling: str = "off") -> VaultRow:
+        validate_vault_name(name)
+        if throttling not in ("off", "real"):
+            raise ValueError("throttling must be 'off' or 'real'")
+        if not self.store.add_vault(name.lower(), self.clock.now(), DEFAULT_RETENTION_DAYS, throttling):
+            raise ValueError(f"vault {name!r} already exists")
+        return self.store.get_vault(name)  # type: ignore[return-value]
+
+    def get_vault(self, name: str) -> VaultRow:
+        vault = self.store.get_vault(name)
+        if vault is None:
+            raise VaultNotFound(name)
+        return vault
+
+    def list_vaults(self) -> list[VaultRow]:
+        return self.store.list_vaults()
+
+    def delete_vault(self, name: str) -> None:
+        if not self.store.remove_vault(name):
+            raise ValueError(f"vault {name!r} does not exist")
+
+    # -- secrets ------------------------------------------------------------
+
+    def _live(self, vault: str, name: str) -> str:
+        """The stored spelling of a live secret's name, or 404."""
+        validate_name(name)
+        self.store.purge_due(self.clock.now())
+        state = self.store.secret_state(vault, name)
+        if state is None or state[1] is not None:
+            raise secret_not_found(name)
+        return state[0]
+
+    def _deleted(self, vault: str, name: str) -> str:
+        validate_name(name)
+        self.store.purge_due(self.clock.now())
+        state = self.store.secret_state(vault, name)
+        if state is None or state[1] is None:
+            raise deleted_not_found(name)
+        return state[0]
+
+    def set_secret(
+        self,
+        vault: str,
+        name: str,
+        value: object,
+        content_type: str | None = None,
+        tags: dict[str, str] | None = None,
+        attributes: Attributes = Attributes(),
+    ) -> VersionRow:
+        validate_name(name)
+        if not isinstance(value, str):
+            raise bad_parameter("Property 'value' is required and must be a string.")
+        if len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+            raise bad_parameter(
+                f"The secret value is too large: the maximum is {MAX_VALUE_BYTES} bytes."
+            )
+        now = self.clock.now()
+        self.store.purge_due(now)
+        state = self.store.secret_state(vault, name)
+        if state is not None and state[1] is not None:
+            raise KeyVaultError(
+                409,
+                "Conflict",
+                f"Secret {state[0]} is currently in a deleted but recoverable state, and its name "
+                "cannot be reused; in this state, the secret can only be recovered or purged.",
+                inner="ObjectIsDeletedButRecoverable",
+            )
+        row = VersionRow(
+            vault=vault, name=name, version=_random.token_hex(16), value=value,
+            content_type=content_type, tags=tags,
+            enabled=True if attributes.enabled is None else attributes.enabled,
+            nbf=attributes.nbf, exp=attributes.exp, created=now, updated=now,
+        )
+        return self.store.add_version(row)
+
+    def get_secret(self, vault: str, name: str, version: str | None) -> VersionRow:
+        stored = self._live(vault, name)
+        if version:
+            _validate_version(version)
+        row = self.store.get_version(vault, stored, version or None)
+        if row is None:
+            raise secret_not_found(f"{name}/{version}" if version else name)
+        if not row.enabled:
+            raise KeyVaultError(
+                403, "Forbidden", "Operation get is not allowed on a disabled secret.",
+                inner="SecretDisabled",
+            )
+        return row
+
+    def update_secret(
+        self,
+        vault: str,
+        name: str,
+        version: str | None,
+        content_type: object = ...,
+        tags: object = ...,
+        attributes: Attributes | None = None,
+    ) -> VersionRow:
+        stored = self._live(vault, name)
+        if version:
+            _validate_version(version)
+        row = self.store.get_version(vault, stored, version or None)
+        if row is None:
+            raise secret_not_found(f"{name}/{version}" if version else name)
+        changes: dict[str, object] = {}
+        if content_type is not ...:
+            changes["content_type"] = parse_content_type(content_type)
+        if tags is not ...:
+            changes["tags"] = parse_tags(tags)
+        if attributes is not None:
+            for key in ("enabled", "nbf", "exp"):
+                value = getattr(attributes, key)
+                if value is not None:
+                    changes[key] = value
+        self.store.update_version(vault, stored, row.version, changes, self.clock.now())
+        return self.store.get_version(vault, stored, row.version)  # type: ignore[return-value]
+
+    def list_secrets(self, vault: str, maxresults: int | None, skiptoken: str | None) -> Page:
+        return self._page_names(vault, False, maxresults, skiptoken)
+
+    def list_deleted(self, vault: str, maxresults: int | None, skiptoken: str | None) -> Page:
+        return self._page_names(vault, True, maxresults, skiptoken)
+
+    def _page_names(self, vault: str, deleted: bool, maxresults: int | None, skiptoken: str | None) -> Page:
+        limit = maxresults or DEFAULT_PAGE
+        self.store.purge_due(self.clock.now())
+        after = _decode_token(skiptoken) if skiptoken else None
+        rows = self.store.latest_versions(vault, deleted, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, _encode_token(rows[-1].name.lower()) if more else None)
+
+    def list_versions(
+        self, vault: str, name: str, maxresults: int | None, skiptoken: str | None
+    ) -> Page:
+        stored = self._live(vault, name)
+        limit = maxresults or DEFAULT_PAGE
+        after = int(_decode_token(skiptoken)) if skiptoken else 0
+        rows = self.store.versions(vault, stored, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page([r for _, r in rows], _encode_token(str(rows[-1][0])) if more else None)
+
+    def delete_secret(self, vault: str, name: str) -> VersionRow:
+        stored = self._live(vault, name)
+        retention = self.get_vault(vault).retention_days
+        now = self.clock.now()
+        self.store.mark_deleted(vault, stored, now, now + retention * DAY)
+        return self.store.get_version(vault, stored, None)  # type: ignore[return-value]
+
+    def get_deleted(self, vault: str, name: str) -> VersionRow:
+        stored = self._deleted(vault, name)
+        return self.store.get_version(vault, stored, None)  # type: ignore[return-value]
+
+    def recover_deleted(self, vault: str, name: str) -> VersionRow:
+        stored = self._deleted(vault, name)
+        self.store.mark_deleted(vault, stored, None, None)
+        return self.store.get_version(vault, stored, None)  # type: ignore[return-value]
+
+    def purge_deleted(self, vault: str, name: str) -> None:
+        stored = self._deleted(vault, name)
+        self.store.remove_secret(vault, stored)
+
+    # -- backup and restore -------------------------------------------------
+
+    def backup_secret(self, vault: str, name: str) -> str:
+        """An opaque blob: every version, compressed and sealed with the emulator's key."""
+        stored = self._live(vault, name)
+        versions = [
+            {k: v for k, v in row.__dict__.items() if k not in ("vault", "deleted_date", "scheduled_purge")}
+            for row in self.store.all_versions(vault, stored)
+        ]
+        plain = zlib.compress(json.dumps({"name": stored, "versions": versions}).encode())
+        nonce = os.urandom(12)
+        sealed = AESGCM(self._backup_key).encrypt(nonce, plain, _BACKUP_MAGIC)
+        return base64.urlsafe_b64encode(_BACKUP_MAGIC + nonce + sealed).rstrip(b"=").decode()
+
+    def restore_secret(self, vault: str, blob: object) -> VersionRow:
+        if not isinstance(blob, str) or not blob:
+            raise bad_parameter("Property 'value' is required and must be a backup blob.")
+        try:
+            raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+            if not raw.startswith(_BACKUP_MAGIC):
+                raise ValueError("not a backup")
+            head = len(_BACKUP_MAGIC)
+            plain = AESGCM(self._backup_key).decrypt(raw[head : head + 12], raw[head + 12 :], _BACKUP_MAGIC)
+            data = json.loads(zlib.decompress(plain))
+        except (ValueError, InvalidTag, zlib.error):
+            raise bad_parameter("Backup blob contains invalid or corrupt version.") from None
+        rows = [VersionRow(vault=vault, **v) for v in data["versions"]]
+        if not self.store.restore_versions(rows):
+            raise KeyVaultError(
+                409, "Conflict", f"Secret {data['name']} already exists.",
+            )
+        return self.store.get_version(vault, data["name"], None)  # type: ignore[return-value]
+
+
+def _encode_token(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise bad_parameter("The $skiptoken parameter is invalid.") from None
+
+
+def without_value(row: VersionRow) -> VersionRow:
+    return replace(row, value="")
