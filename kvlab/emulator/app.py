@@ -25,16 +25,15 @@ from .store import Store
 from .vaults import KeyVaultError, VaultNotFound, Vaults
 
 MAX_BODY = 1024 * 1024
-SERVICE_VERSION = "1.9.2000.1"  # what x-ms-keyvault-service-version reports
+SERVICE_VERSION = "1.9.3019.1"  # what x-ms-keyvault-service-version reports
 
 
 class Challenge(Exception):
     """Answer 401 with the Bearer challenge (no token, or one we refuse)."""
 
-    def __init__(self, message: str, invalid_token: bool):
+    def __init__(self, message: str):
         super().__init__(message)
         self.message = message
-        self.invalid_token = invalid_token
 
 
 def _json(status: int, body: dict | None, headers: dict[str, str] | None = None) -> Response:
@@ -102,10 +101,19 @@ class EmulatorApp:
         """The request path of every vault operation, in order."""
         resource = f"https://localhost:{port}" if port else "https://localhost"
         headers = {
+            "cache-control": "no-cache",
+            "pragma": "no-cache",
+            "expires": "-1",
+            "x-ms-keyvault-region": "kvlab",
             "x-ms-request-id": str(uuid.uuid4()),
             "x-ms-keyvault-service-version": SERVICE_VERSION,
-            "x-ms-keyvault-region": "kvlab",
+            "x-ms-keyvault-network-info": f"conn_type=Ipv4;addr={request.client.host if request.client else ''};act_addr_fam=InterNetwork;",
+            "x-content-type-options": "nosniff",
+            "strict-transport-security": "max-age=31536000;includeSubDomains",
         }
+        client_request_id = request.headers.get("x-ms-client-request-id")
+        if client_request_id:
+            headers["x-ms-client-request-id"] = client_request_id
         try:
             # 1. authenticate: the challenge comes before anything else is validated
             self.authenticate(request, resource)
@@ -142,19 +150,17 @@ class EmulatorApp:
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Challenge("AKV10000: Request is missing a Bearer or PoP token.", invalid_token=False)
+            raise Challenge("AKV10000: Request is missing a Bearer or PoP token.")
         try:
             return self.identities.verify(token.strip(), resource)
         except TokenError as exc:
-            raise Challenge(f"AKV10022: Invalid token: {exc}.", invalid_token=True) from None
+            raise Challenge(str(exc)) from None
 
     def challenge(self, resource: str, exc: Challenge, headers: dict[str, str]) -> Response:
         value = (
-            f'Bearer authorization="https://login.microsoftonline.com/{self.identities.tenant_id}", '
+            f'Bearer authorization="https://login.windows.net/{self.identities.tenant_id}", '
             f'resource="{resource}"'
         )
-        if exc.invalid_token:
-            value += ', error="invalid_token"'
         headers = {**headers, "WWW-Authenticate": value}
         return _json(401, {"error": {"code": "Unauthorized", "message": exc.message}}, headers)
 

@@ -128,8 +128,30 @@ class Identities:
                 options={"require": ["exp", "iat", "aud", "iss", "oid"]},
             )
         except jwt.PyJWTError as exc:
-            raise TokenError(str(exc)) from None
+            raise TokenError(self._refusal(token, audience, exc)) from None
         return Caller(name=claims.get("kvlab_name", claims["oid"]), oid=claims["oid"], appid=claims.get("appid", ""))
+
+    def _refusal(self, token: str, audience: str, exc: jwt.PyJWTError) -> str:
+        """The message Key Vault gives for a token it refuses."""
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+            header = token.split(".")[0]
+        except jwt.PyJWTError:
+            return "AKV10000: Request is missing a Bearer or PoP token."  # not a JWT at all
+        if isinstance(exc, jwt.ExpiredSignatureError):
+            return "[TokenExpired] Error validating token: 'S2S12086'."
+        if isinstance(exc, jwt.ImmatureSignatureError):
+            return "Token not yet valid."
+        if isinstance(exc, jwt.InvalidAudienceError):
+            return f"AKV10022: Invalid audience. Expected {audience}, found: {claims.get('aud')}."
+        if isinstance(exc, jwt.InvalidIssuerError):
+            return f"AKV10032: Invalid issuer. Expected one of {self.issuer}, found {claims.get('iss')}."
+        if isinstance(exc, (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError)):
+            return (
+                "AKV10046: Unable to resolve the key used for signature validation. "
+                f"EncodedJwtHeader: '{header}'."
+            )
+        return f"Error validating token: {exc}."
 
 
 def _new_signing_key() -> str:

@@ -194,14 +194,14 @@ def list_versions(call: Call) -> tuple[int, dict]:
 
 def delete_secret(call: Call) -> tuple[int, dict]:
     row = call.vaults.delete_secret(call.vault.name, call.name or "")
-    return 200, {**bundle(call, row, with_value=False), **deleted_info(call, row)}
+    return 200, {**deleted_info(call, row), **bundle(call, row, with_value=False)}
 
 
 def list_deleted(call: Call) -> tuple[int, dict]:
     maxresults = call.maxresults()
     page = call.vaults.list_deleted(call.vault.name, maxresults, call.query.get("$skiptoken"))
     items = [
-        {**_common(call, r, _secret_id(call, r, versioned=False)), **deleted_info(call, r)}
+        {**deleted_info(call, r), **_common(call, r, _secret_id(call, r, versioned=False))}
         for r in page.items
     ]
     return 200, _page(call, items, page.skiptoken, maxresults)
@@ -209,7 +209,7 @@ def list_deleted(call: Call) -> tuple[int, dict]:
 
 def get_deleted(call: Call) -> tuple[int, dict]:
     row = call.vaults.get_deleted(call.vault.name, call.name or "")
-    return 200, {**bundle(call, row, with_value=False), **deleted_info(call, row)}
+    return 200, {**deleted_info(call, row), **bundle(call, row, with_value=False)}
 
 
 def recover_deleted(call: Call) -> tuple[int, dict]:
@@ -227,7 +227,7 @@ def backup_secret(call: Call) -> tuple[int, dict]:
 
 
 def restore_secret(call: Call) -> tuple[int, dict]:
-    row = call.vaults.restore_secret(call.vault.name, call.json_body().get("value"))
+    row = call.vaults.restore_secret(call.vault.name, call.json_body().get("value"), call.base)
     return 200, bundle(call, row, with_value=False)
 
 

@@ -14,7 +14,7 @@ import re
 import secrets as _random
 import time
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -29,7 +29,7 @@ VAULT_NAME_RE = re.compile(r"^(?!.*--)[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 
 MAX_VALUE_BYTES = 25 * 1024
 MAX_TAGS = 15
-MAX_TAG_NAME = 512
+MAX_TAG_NAME = 256
 MAX_TAG_VALUE = 256
 DEFAULT_PAGE = 25
 DEFAULT_RETENTION_DAYS = 90
@@ -111,10 +111,7 @@ def recovery_level(vault: VaultRow) -> str:
 
 def validate_name(name: str) -> None:
     if not NAME_RE.match(name or ""):
-        raise bad_parameter(
-            f"The request URI contains an invalid name: {name}. Secret names are 1-127 "
-            "characters of letters, digits and hyphens (0-9, a-z, A-Z, -)."
-        )
+        raise bad_parameter(f"The request URI contains an invalid name: {name}")
 
 
 def validate_vault_name(name: str) -> None:
@@ -159,13 +156,12 @@ def parse_tags(raw: object) -> dict[str, str] | None:
         isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
     ):
         raise bad_parameter("Property 'tags' must be an object of string names to string values.")
-    if len(raw) > MAX_TAGS:
-        raise bad_parameter(f"Too many tags: {len(raw)}. A secret can have at most {MAX_TAGS} tags.")
-    for key, value in raw.items():
-        if not key or len(key) > MAX_TAG_NAME:
-            raise bad_parameter(f"Tag names must be 1-{MAX_TAG_NAME} characters.")
-        if len(value) > MAX_TAG_VALUE:
-            raise bad_parameter(f"Tag values must be at most {MAX_TAG_VALUE} characters.")
+    # The service answers every tag violation (more than 15, a name or value over
+    # 256 characters) with this one generic message, line break included.
+    if len(raw) > MAX_TAGS or any(
+        not key or len(key) > MAX_TAG_NAME or len(value) > MAX_TAG_VALUE for key, value in raw.items()
+    ):
+        raise bad_parameter("Property has invalid value\r\n")
     return dict(raw)
 
 
@@ -242,8 +238,10 @@ class Vaults:
         if not isinstance(value, str):
             raise bad_parameter("Property 'value' is required and must be a string.")
         if len(value.encode("utf-8")) > MAX_VALUE_BYTES:
-            raise bad_parameter(
-                f"The secret value is too large: the maximum is {MAX_VALUE_BYTES} bytes."
+            raise KeyVaultError(
+                400, "BadParameter",
+                f"Secret is beyond the maximum permitted length of {MAX_VALUE_BYTES} characters.",
+                inner="SecretTooLarge",
             )
         now = self.clock.now()
         self.store.purge_due(now)
@@ -324,10 +322,15 @@ class Vaults:
     def list_versions(
         self, vault: str, name: str, maxresults: int | None, skiptoken: str | None
     ) -> Page:
-        stored = self._live(vault, name)
+        validate_name(name)
+        state = self.store.secret_state(vault, name)
+        if state is None or state[1] is not None:
+            return Page([], None)  # the service lists no versions rather than answering 404
         limit = maxresults or DEFAULT_PAGE
-        after = int(_decode_token(skiptoken)) if skiptoken else 0
-        rows = self.store.versions(vault, stored, after, limit + 1)
+        token = _decode_token(skiptoken) if skiptoken else "0"
+        if not token.isdigit():
+            raise bad_parameter("The $skiptoken parameter is invalid.")
+        rows = self.store.versions(vault, state[0], int(token), limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return Page([r for _, r in rows], _encode_token(str(rows[-1][0])) if more else None)
@@ -344,7 +347,10 @@ class Vaults:
         return self.store.get_version(vault, stored, None)  # type: ignore[return-value]
 
     def recover_deleted(self, vault: str, name: str) -> VersionRow:
-        stored = self._deleted(vault, name)
+        try:
+            stored = self._deleted(vault, name)
+        except KeyVaultError as exc:  # recover words its 404 like a live secret's
+            raise secret_not_found(name) if exc.status == 404 else exc
         self.store.mark_deleted(vault, stored, None, None)
         return self.store.get_version(vault, stored, None)  # type: ignore[return-value]
 
@@ -366,7 +372,7 @@ class Vaults:
         sealed = AESGCM(self._backup_key).encrypt(nonce, plain, _BACKUP_MAGIC)
         return base64.urlsafe_b64encode(_BACKUP_MAGIC + nonce + sealed).rstrip(b"=").decode()
 
-    def restore_secret(self, vault: str, blob: object) -> VersionRow:
+    def restore_secret(self, vault: str, blob: object, base_url: str = "") -> VersionRow:
         if not isinstance(blob, str) or not blob:
             raise bad_parameter("Property 'value' is required and must be a backup blob.")
         try:
@@ -377,11 +383,19 @@ class Vaults:
             plain = AESGCM(self._backup_key).decrypt(raw[head : head + 12], raw[head + 12 :], _BACKUP_MAGIC)
             data = json.loads(zlib.decompress(plain))
         except (ValueError, InvalidTag, zlib.error):
-            raise bad_parameter("Backup blob contains invalid or corrupt version.") from None
+            raise KeyVaultError(400, "Malformed backup blob", "Backup blob is corrupt.") from None
         rows = [VersionRow(vault=vault, **v) for v in data["versions"]]
         if not self.store.restore_versions(rows):
             raise KeyVaultError(
-                409, "Conflict", f"Secret {data['name']} already exists.",
+                409, "Conflict",
+                f"There was a conflict restoring the secret '{base_url}/secrets/{data['name']}/"
+                f"{rows[-1].version}'. This can happen if either: a second secret with the same "
+                "name was created after the first secret was deleted; thus trying to restore a "
+                "secret whose name is already in use. To fix this, rename the second secret to "
+                "something else so that the restore works. The second probable cause of this "
+                "exception is when multiple operations are performed in parallel against the "
+                "secret. To avoid this error, perform operations against a secret in a sequential "
+                "manner.",
             )
         return self.store.get_version(vault, data["name"], None)  # type: ignore[return-value]
 
@@ -396,6 +410,3 @@ def _decode_token(token: str) -> str:
     except (ValueError, UnicodeDecodeError):
         raise bad_parameter("The $skiptoken parameter is invalid.") from None
 
-
-def without_value(row: VersionRow) -> VersionRow:
-    return replace(row, value="")
