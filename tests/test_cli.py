@@ -1,0 +1,139 @@
+"""The `kvlab` command, run as a user runs it: a subprocess, JSON on stdout, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port
+
+KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
+
+
+def kvlab(*args: str, state: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KVLAB_STATE_DIR": str(state)}
+    result = subprocess.run([KVLAB, *args], env=env, capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def as_json(result: subprocess.CompletedProcess):
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def state(tmp_path):
+    yield tmp_path
+    kvlab("emulator", "stop", state=tmp_path, check=False)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_start_is_idempotent_and_status_and_stop_report_truthfully(state):
+    port = free_port()
+    started = as_json(kvlab("emulator", "start", "--port", str(port), state=state))
+    assert started["running"] is True
+    assert started["port"] == port
+    assert started["url"] == f"https://localhost:{port}"
+    assert started["stateDir"] == str(state.resolve())
+
+    again = as_json(kvlab("emulator", "start", state=state))
+    assert again["pid"] == started["pid"]
+
+    status = as_json(kvlab("emulator", "status", state=state))
+    assert status["running"] is True and status["pid"] == started["pid"]
+
+    stopped = as_json(kvlab("emulator", "stop", state=state))
+    assert stopped["running"] is False
+    assert as_json(kvlab("emulator", "status", state=state))["running"] is False
+    # stopping twice is fine too
+    assert as_json(kvlab("emulator", "stop", state=state))["running"] is False
+
+
+def test_start_on_a_busy_port_fails_with_one_line(state):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = kvlab("emulator", "start", "--port", str(port), state=state, check=False)
+    assert_one_line_error(result, str(port), "in use")
+
+
+def test_start_with_another_port_while_running_is_refused(state):
+    port = free_port()
+    kvlab("emulator", "start", "--port", str(port), state=state)
+    result = kvlab("emulator", "start", "--port", str(free_port()), state=state, check=False)
+    assert_one_line_error(result, "already runs", str(port))
+
+
+def test_vault_create_list_delete(state):
+    created = as_json(kvlab("vault", "create", "--name", "kv-sales-dev", state=state))
+    assert created["name"] == "kv-sales-dev"
+    assert created["vaultUri"].startswith("https://kv-sales-dev.localhost:")
+    assert created["enableRbacAuthorization"] is True
+    assert created["softDeleteRetentionInDays"] == 90
+    kvlab("vault", "create", "--name", "kv-sales-prod", state=state)
+
+    names = [v["name"] for v in as_json(kvlab("vault", "list", state=state))]
+    assert names == ["kv-sales-dev", "kv-sales-prod"]
+
+    table = kvlab("vault", "list", "-o", "table", state=state).stdout
+    assert "kv-sales-dev" in table and "vaultUri" in table and "{" not in table
+
+    deleted = as_json(kvlab("vault", "delete", "--name", "kv-sales-dev", state=state))
+    assert deleted == {"name": "kv-sales-dev", "deleted": True}
+    assert [v["name"] for v in as_json(kvlab("vault", "list", state=state))] == ["kv-sales-prod"]
+
+
+def test_vault_uri_uses_the_running_emulators_port(state):
+    port = free_port()
+    kvlab("emulator", "start", "--port", str(port), state=state)
+    created = as_json(kvlab("vault", "create", "--name", "kv-portcheck", state=state))
+    assert created["vaultUri"] == f"https://kv-portcheck.localhost:{port}/"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("vault", "create", "--name", "kv_bad"), ("invalid vault name", "kv_bad")),
+        (("vault", "create", "--name", "ab"), ("invalid vault name",)),
+        (("vault", "create", "--name", "a" * 25), ("invalid vault name",)),
+        (("vault", "create", "--name", "kv--double"), ("invalid vault name",)),
+        (("vault", "delete", "--name", "kv-missing"), ("does not exist", "kv-missing")),
+    ],
+)
+def test_bad_input_gets_a_one_line_error(state, args, words):
+    assert_one_line_error(kvlab(*args, state=state, check=False), *words)
+
+
+def test_creating_a_vault_twice_is_an_error(state):
+    kvlab("vault", "create", "--name", "kv-twice", state=state)
+    assert_one_line_error(kvlab("vault", "create", "--name", "kv-twice", state=state, check=False), "already exists")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("emulator",), ("emulator", "start"), ("emulator", "stop"), ("emulator", "status"),
+     ("vault",), ("vault", "create"), ("vault", "list"), ("vault", "delete")],
+)
+def test_every_command_has_help(state, args):
+    result = kvlab(*args, "--help", state=state)
+    assert "Usage:" in result.stdout
+    assert "--help" in result.stdout
