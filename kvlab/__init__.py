@@ -2,9 +2,10 @@
 
 __version__ = "0.1.0"
 
+# Imported eagerly, after __version__ (which the emulator imports): importing the
+# submodule `kvlab.connect` rebinds the package attribute `connect` to that module,
+# so a lazy wrapper function here worked once and then made a second
+# `kvlab.connect()` (a re-run notebook cell) fail with "'module' object is not callable".
+from .connect import connect  # noqa: E402
 
-def connect(*args, **kwargs):
-    """Start or attach to the emulator and prepare this Python process (see `kvlab.connect`)."""
-    from .connect import connect as _connect
-
-    return _connect(*args, **kwargs)
+__all__ = ["__version__", "connect"]

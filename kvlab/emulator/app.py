@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from .. import __version__
 from .identity import Identities, TokenError, TokenRequestError
-from .keyvault import Call, check_api_version, route
+from .keyvault import Call, MethodNotAllowed, check_api_version, route
 from .store import Store
 from .vaults import KeyVaultError, VaultNotFound, Vaults
 
@@ -138,6 +138,8 @@ class EmulatorApp:
         except Challenge as exc:
             return self.challenge(resource, exc, headers)
         except KeyVaultError as exc:
+            if isinstance(exc, MethodNotAllowed):
+                headers["Allow"] = exc.allow
             return _json(exc.status, exc.body(), headers)
         except VaultNotFound:
             return _json(404, {"error": {

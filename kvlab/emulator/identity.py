@@ -24,6 +24,7 @@ from .store import Store
 APP_SERVICE_API_VERSION = "2019-08-01"
 TOKEN_LIFETIME = 24 * 3600  # managed-identity tokens live about a day
 LEEWAY = 60
+VERIFIED_CACHE = 1024  # tokens remembered as verified (a client sends the same token until it expires)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Identities:
             client_id=store.meta_or_create("learner_client_id", lambda: str(uuid.uuid4())),
             principal_id=store.meta_or_create("learner_principal_id", lambda: str(uuid.uuid4())),
         )
+        # (token, audience) -> (not before, expires, caller) of tokens that passed `verify`
+        self._verified: dict[tuple[str, str], tuple[int, int, Caller]] = {}
 
     # -- the token endpoint -------------------------------------------------
 
@@ -117,6 +120,16 @@ class Identities:
     # -- the vault side -----------------------------------------------------
 
     def verify(self, token: str, audience: str) -> Caller:
+        # Signature, issuer and audience of a token never change, so a token verified
+        # before is accepted again after only the time checks PyJWT makes (iat, nbf, exp
+        # with the leeway); anything else takes the full check below. Decoding is most of
+        # a request's work otherwise.
+        known = self._verified.get((token, audience))
+        if known is not None:
+            not_before, expires, caller = known
+            now = time.time()
+            if not_before <= now + LEEWAY and expires > now - LEEWAY:
+                return caller
         try:
             claims = jwt.decode(
                 token,
@@ -129,7 +142,12 @@ class Identities:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(self._refusal(token, audience, exc)) from None
-        return Caller(name=claims.get("kvlab_name", claims["oid"]), oid=claims["oid"], appid=claims.get("appid", ""))
+        caller = Caller(name=claims.get("kvlab_name", claims["oid"]), oid=claims["oid"], appid=claims.get("appid", ""))
+        if len(self._verified) >= VERIFIED_CACHE:
+            self._verified.clear()
+        not_before = max(int(claims["iat"]), int(claims.get("nbf", claims["iat"])))
+        self._verified[(token, audience)] = (not_before, int(claims["exp"]), caller)
+        return caller
 
     def _refusal(self, token: str, audience: str, exc: jwt.PyJWTError) -> str:
         """The message Key Vault gives for a token it refuses."""

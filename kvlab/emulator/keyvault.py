@@ -256,17 +256,26 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
+class MethodNotAllowed(KeyVaultError):
+    """405, with the methods the path does support (RFC 9110 requires an Allow header)."""
+
+    def __init__(self, method: str, path: str, allowed: list[str]):
+        super().__init__(405, "MethodNotAllowed", f"The method {method} is not allowed on {quote(path)}.")
+        self.allow = ", ".join(allowed)
+
+
 def route(method: str, path: str) -> tuple[Operation, dict[str, str | None]]:
     """The operation a request asks for, with its path parameters, or a 404/405 error."""
-    known_path = False
+    allowed: list[str] = []
     for op in OPERATIONS:
         match = op.pattern.match(path)
         if match:
             if op.method == method:
                 return op, match.groupdict()
-            known_path = True
-    if known_path:
-        raise KeyVaultError(405, "MethodNotAllowed", f"The method {method} is not allowed on {quote(path)}.")
+            if op.method not in allowed:
+                allowed.append(op.method)
+    if allowed:
+        raise MethodNotAllowed(method, path, allowed)
     raise KeyVaultError(404, "NotFound", f"The requested path {quote(path)} is not a Key Vault secrets operation.")
 
 

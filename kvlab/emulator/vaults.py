@@ -170,7 +170,18 @@ def parse_content_type(raw: object) -> str | None:
         return None
     if not isinstance(raw, str):
         raise bad_parameter("Property 'contentType' must be a string.")
-    return raw
+    return unicode_text(raw, "contentType")
+
+
+def unicode_text(value: str, prop: str) -> str:
+    """Refuse an unpaired surrogate (JSON ``"\\ud800"``): it is no Unicode text, and
+    measuring or storing it as UTF-8 would fail with a 500. (The service's answer to
+    it is unconfirmed; this is the emulator's own BadParameter.)"""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad_parameter(f"Property '{prop}' is not valid Unicode text.") from None
+    return value
 
 
 class Vaults:
@@ -237,7 +248,7 @@ class Vaults:
         validate_name(name)
         if not isinstance(value, str):
             raise bad_parameter("Property 'value' is required and must be a string.")
-        if len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+        if len(unicode_text(value, "value").encode("utf-8")) > MAX_VALUE_BYTES:
             raise KeyVaultError(
                 400, "BadParameter",
                 f"Secret is beyond the maximum permitted length of {MAX_VALUE_BYTES} characters.",
