@@ -168,7 +168,9 @@ def throughput(root: Path, calls: int, warmup: int, rounds: int, threads: int) -
     try:
         if not ready.wait(30):
             sys.exit("the floor server did not start")
-        urls = {"emulator": lab.create_vault("bench"), "floor": f"https://floor.localhost:{floor_port}/"}
+        lab.create_vault("bench")
+        lab.assign_role("Key Vault Secrets Officer", "learner", "bench")
+        urls = {"emulator": lab.vault_url("bench"), "floor": f"https://floor.localhost:{floor_port}/"}
         pids = {"emulator": int(lab.info["pid"]), "floor": floor.pid}
         clients = [SecretClient(url, credential) for url in urls.values()]
         one = dict(zip(urls, clients))

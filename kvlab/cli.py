@@ -102,53 +102,43 @@ def emulator_status(state_dir, output) -> None:
 # -- vaults -------------------------------------------------------------------
 
 
-def _vaults(state_dir):
-    from .emulator.store import Store
-    from .emulator.vaults import Vaults
+def _admin(state_dir):
+    from .admin import Admin
 
-    return Vaults(Store(paths.state_dir(state_dir) / "kvlab.db"))
-
-
-def _vault_json(vaults, row) -> dict:
-    from .emulator.vaults import recovery_level
-
-    port = _port(vaults)
-    return {
-        "name": row.name,
-        "vaultUri": f"https://{row.name}.localhost:{port}/",
-        "enableRbacAuthorization": True,
-        "enableSoftDelete": True,
-        "softDeleteRetentionInDays": row.retention_days,
-        "recoveryLevel": recovery_level(row),
-        "throttling": row.throttling,
-    }
-
-
-def _port(vaults) -> int:
-    from .emulator import control
-
-    current = control.status(vaults.store.path.parent)
-    if current["running"]:
-        return current["port"]
-    return int(vaults.store.get_meta("last_port") or paths.default_port())
+    return Admin(state_dir)
 
 
 @main.group()
 def vault() -> None:
-    """Create, list and delete vaults in the emulator."""
+    """Create, update, list and delete vaults in the emulator."""
 
 
 @vault.command("create")
 @click.option("--name", "-n", required=True, help="Vault name: 3-24 letters, digits and hyphens.")
 @click.option("--throttling", type=click.Choice(["off", "real"]), default="off", show_default=True,
-              help="'real' applies the service's request limits.")
+              help="'real' applies the service's limits: 300 creates and 4,000 other operations per 10 s.")
 @STATE_DIR
 @OUTPUT
 @one_line_errors
 def vault_create(name, throttling, state_dir, output) -> None:
-    """Create a vault (RBAC permission model, soft delete with 90 days' retention)."""
-    vaults = _vaults(state_dir)
-    emit(_vault_json(vaults, vaults.create_vault(name, throttling=throttling)), output)
+    """Create a vault (RBAC permission model, soft delete with 90 days' retention).
+
+    Like a new Azure vault, it grants no data access to anyone: assign a role
+    first (kvlab role assignment create).
+    """
+    emit(_admin(state_dir).create_vault(name, throttling=throttling), output)
+
+
+@vault.command("update")
+@click.option("--name", "-n", required=True, help="The vault to change.")
+@click.option("--throttling", type=click.Choice(["off", "real"]), required=True,
+              help="'real' applies the service's limits; 'off' lifts them.")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def vault_update(name, throttling, state_dir, output) -> None:
+    """Change a vault's settings."""
+    emit(_admin(state_dir).update_vault(name, throttling), output)
 
 
 @vault.command("list")
@@ -157,8 +147,7 @@ def vault_create(name, throttling, state_dir, output) -> None:
 @one_line_errors
 def vault_list(state_dir, output) -> None:
     """List the emulator's vaults."""
-    vaults = _vaults(state_dir)
-    emit([_vault_json(vaults, row) for row in vaults.list_vaults()], output)
+    emit(_admin(state_dir).list_vaults(), output)
 
 
 @vault.command("delete")
@@ -167,10 +156,179 @@ def vault_list(state_dir, output) -> None:
 @OUTPUT
 @one_line_errors
 def vault_delete(name, state_dir, output) -> None:
-    """Delete a vault and everything in it."""
-    vaults = _vaults(state_dir)
-    vaults.delete_vault(name)
-    emit({"name": name.lower(), "deleted": True}, output)
+    """Delete a vault, its secrets and its role assignments."""
+    emit(_admin(state_dir).delete_vault(name), output)
+
+
+# -- identities ---------------------------------------------------------------
+
+
+@main.group()
+def identity() -> None:
+    """Managed identities: the callers that get tokens from the emulator."""
+
+
+@identity.command("create")
+@click.option("--name", "-n", required=True, help="Identity name, e.g. id-adf-sales.")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def identity_create(name, state_dir, output) -> None:
+    """Create a user-assigned managed identity (prints its clientId and principalId)."""
+    emit(_admin(state_dir).create_identity(name), output)
+
+
+@identity.command("list")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def identity_list(state_dir, output) -> None:
+    """List identities, the built-in 'learner' and 'AzureDatabricks' included."""
+    emit(_admin(state_dir).list_identities(), output)
+
+
+@identity.command("delete")
+@click.option("--name", "-n", required=True, help="The identity to delete (with its role assignments).")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def identity_delete(name, state_dir, output) -> None:
+    """Delete a user-assigned identity and its role assignments."""
+    emit(_admin(state_dir).delete_identity(name), output)
+
+
+# -- roles ----------------------------------------------------------------------
+
+
+@main.group()
+def role() -> None:
+    """Azure RBAC for vault data: the four Key Vault roles and their assignments."""
+
+
+@role.command("definition")
+@OUTPUT
+@one_line_errors
+def role_definition(output) -> None:
+    """List the built-in Key Vault data roles and their data actions."""
+    from .admin import Admin
+
+    emit(Admin.role_definitions(), output)
+
+
+@role.group("assignment")
+def role_assignment() -> None:
+    """Create, list and delete role assignments."""
+
+
+ROLE_HELP = ("Role name or GUID: 'Key Vault Administrator', 'Key Vault Secrets Officer', "
+             "'Key Vault Secrets User', 'Key Vault Reader'.")
+
+
+@role_assignment.command("create")
+@click.option("--role", required=True, help=ROLE_HELP)
+@click.option("--assignee", required=True, help="Identity name, client id or principal id.")
+@click.option("--scope", required=True, help="VAULT, VAULT/secrets/NAME, or a full resource id.")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def role_assignment_create(role, assignee, scope, state_dir, output) -> None:
+    """Grant a role to an identity on a vault or on one secret."""
+    emit(_admin(state_dir).assign_role(role, assignee, scope), output)
+
+
+@role_assignment.command("list")
+@click.option("--assignee", help="Only this identity's assignments.")
+@click.option("--scope", help="Only assignments in this vault.")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def role_assignment_list(assignee, scope, state_dir, output) -> None:
+    """List role assignments."""
+    emit(_admin(state_dir).role_assignments(assignee, scope), output)
+
+
+@role_assignment.command("delete")
+@click.option("--id", "assignment_id", help="The assignment's id (or name).")
+@click.option("--role", help=ROLE_HELP)
+@click.option("--assignee", help="Identity name, client id or principal id.")
+@click.option("--scope", help="VAULT or VAULT/secrets/NAME.")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def role_assignment_delete(assignment_id, role, assignee, scope, state_dir, output) -> None:
+    """Remove a role assignment, by --id or by --role, --assignee and --scope."""
+    emit(_admin(state_dir).delete_role_assignment(assignment_id, role, assignee, scope), output)
+
+
+# -- audit, events, clock ---------------------------------------------------------
+
+
+AUDIT_COLUMNS = ("time", "vault", "operationName", "identity", "secretName", "httpStatusCode", "resultDescription")
+
+
+@main.command()
+@click.option("--vault", help="Only this vault's records.")
+@click.option("--since", help="A duration before now (15m, 2h, 7d) or an ISO time.")
+@click.option("--identity", help="Only this caller's records (identity name or id).")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def audit(vault, since, identity, state_dir, output) -> None:
+    """The vault audit log (Key Vault AuditEvent records; never a secret value)."""
+    records = _admin(state_dir).audit(vault, since, identity)
+    if output == "table":
+        records = [{k: r.get(k) for k in AUDIT_COLUMNS} for r in records]
+    emit(records, output)
+
+
+@main.command()
+@click.option("--vault", help="Only this vault's events.")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def events(vault, state_dir, output) -> None:
+    """Secret events as Event Grid would deliver them (new version, near expiry, expired)."""
+    found = _admin(state_dir).events(vault)
+    if output == "table":
+        found = [{"eventTime": e["eventTime"], "eventType": e["eventType"].rsplit(".", 1)[-1],
+                  "vault": e["data"]["VaultName"], "secret": e["subject"], "version": e["data"]["Version"]}
+                 for e in found]
+    emit(found, output)
+
+
+@main.group()
+def clock() -> None:
+    """The emulator's clock: move it forward to see expiry, purge and events happen."""
+
+
+@clock.command("show")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def clock_show(state_dir, output) -> None:
+    """The emulator's current time and its offset from real time."""
+    emit(_admin(state_dir).clock(), output)
+
+
+@clock.command("advance")
+@click.option("--days", type=click.FloatRange(min=0), default=0, help="Days to move forward.")
+@click.option("--hours", type=click.FloatRange(min=0), default=0, help="Hours to move forward.")
+@click.option("--minutes", type=click.FloatRange(min=0), default=0, help="Minutes to move forward.")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def clock_advance(days, hours, minutes, state_dir, output) -> None:
+    """Move the clock forward."""
+    emit(_admin(state_dir).advance_clock(days, hours, minutes), output)
+
+
+@clock.command("reset")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def clock_reset(state_dir, output) -> None:
+    """Return to real time."""
+    emit(_admin(state_dir).reset_clock(), output)
 
 
 if __name__ == "__main__":

@@ -19,26 +19,28 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import certifi
 
 from . import paths
+from .admin import Admin
 from .emulator import control
 from .emulator.store import Store
-from .emulator.vaults import Vaults
 
 BUNDLE = "trust-bundle.pem"
 
 
-@dataclass
-class Lab:
-    """A connected emulator: vault URLs by name, and vault management for lessons."""
+class Lab(Admin):
+    """A connected emulator: vault URLs by name, plus the management plane (see `kvlab.admin`)."""
 
-    state_dir: Path
-    port: int
-    info: dict = field(repr=False)
+    def __init__(self, state_dir: Path, port: int, info: dict):
+        super().__init__(state_dir)
+        self.port = port
+        self.info = info
+
+    def __repr__(self) -> str:
+        return f"Lab(url={self.url!r}, state_dir={str(self.state_dir)!r})"
 
     @property
     def url(self) -> str:
@@ -48,25 +50,10 @@ class Lab:
         """The URL of vault ``name``, as SecretClient wants it (``https://<name>.localhost:<port>/``)."""
         return f"https://{name.lower()}.localhost:{self.port}/"
 
-    def _vaults(self) -> Vaults:
-        return Vaults(Store(self.state_dir / "kvlab.db"))
-
-    def create_vault(self, name: str, exist_ok: bool = True) -> str:
+    def create_vault(self, name: str, throttling: str = "off", exist_ok: bool = True) -> str:  # type: ignore[override]
         """Create vault ``name`` (idempotent by default) and return its URL."""
-        vaults = self._vaults()
-        try:
-            if not (exist_ok and vaults.store.get_vault(name)):
-                vaults.create_vault(name)
-        finally:
-            vaults.store.close()
+        super().create_vault(name, throttling=throttling, exist_ok=exist_ok)
         return self.vault_url(name)
-
-    def vault_names(self) -> list[str]:
-        vaults = self._vaults()
-        try:
-            return [v.name for v in vaults.list_vaults()]
-        finally:
-            vaults.store.close()
 
 
 def connect(state_dir: str | os.PathLike | None = None, port: int | None = None) -> Lab:
@@ -82,7 +69,7 @@ def connect(state_dir: str | os.PathLike | None = None, port: int | None = None)
         store.close()
     os.environ["IDENTITY_ENDPOINT"] = info["identityEndpoint"]
     os.environ["IDENTITY_HEADER"] = header or ""
-    return Lab(state_dir=state, port=int(info["port"]), info=info)
+    return Lab(state, int(info["port"]), info)
 
 
 def trust_local_ca(ca_file: Path, bundle_file: Path) -> Path:

@@ -32,10 +32,22 @@ def emulator(tmp_path_factory):
     control.stop(state)
 
 
+def officer_vault(lab, prefix: str = "t") -> str:
+    """A new vault in which the learner holds Key Vault Secrets Officer (all secret operations).
+
+    A new vault grants nobody data access, as in Azure, so every test vault gets
+    this assignment explicitly.
+    """
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    url = lab.create_vault(name)
+    lab.assign_role("Key Vault Secrets Officer", "learner", name)
+    return url
+
+
 @pytest.fixture
 def vault_url(emulator) -> str:
-    """A new, empty vault for one test."""
-    return emulator.create_vault(f"t{uuid.uuid4().hex[:12]}")
+    """A new, empty vault for one test, the learner holding Secrets Officer on it."""
+    return officer_vault(emulator)
 
 
 @pytest.fixture

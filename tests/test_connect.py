@@ -71,6 +71,7 @@ def test_a_fresh_process_with_aiohttp_imported_first_still_works(tmp_path):
         lab = kvlab.connect(state_dir={str(tmp_path)!r}, port={free_port()})
         try:
             url = lab.create_vault("kv-aio")
+            lab.assign_role("Key Vault Secrets Officer", "learner", "kv-aio")
             from azure.identity.aio import DefaultAzureCredential
             from azure.keyvault.secrets.aio import SecretClient
 

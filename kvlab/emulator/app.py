@@ -3,29 +3,37 @@
 ``localhost``            the emulator's own endpoints: the managed-identity token
                          endpoint (``/msi/token``) and a health check.
 ``<vault>.localhost``    a Key Vault; `vault_request` below is the whole request
-                         path: challenge, token, api-version, operation, vault,
-                         domain, answer.
+                         path, in order: operation, challenge and token,
+                         api-version, vault, throttling, RBAC, domain, answer,
+                         audit record.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 import uuid
+from http import HTTPStatus
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__
-from .identity import Identities, TokenError, TokenRequestError
-from .keyvault import Call, MethodNotAllowed, check_api_version, route
-from .store import Store
-from .vaults import KeyVaultError, VaultNotFound, Vaults
+from .identity import Caller, TokenError, TokenRequestError
+from .keyvault import Call, MethodNotAllowed, Operation, check_api_version, route
+from .rbac import Forbidden
+from .state import State
+from .throttle import Throttle
+from .vaults import KeyVaultError, VaultNotFound
 
 MAX_BODY = 1024 * 1024
 SERVICE_VERSION = "1.9.3019.1"  # what x-ms-keyvault-service-version reports
+REGION = "kvlab"
+log = logging.getLogger("kvlab.emulator")
 
 
 class Challenge(Exception):
@@ -48,10 +56,9 @@ class EmulatorApp:
     def __init__(self, state_dir: Path, port: int):
         self.state_dir = Path(state_dir)
         self.port = port
-        self.store = Store(self.state_dir / "kvlab.db")
-        self.vaults = Vaults(self.store)
-        self.identities = Identities(self.store)
-        self.store.set_meta("last_port", str(port))
+        self.state = State(self.state_dir)
+        self.state.store.set_meta("last_port", str(port))
+        self.throttle = Throttle()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -60,7 +67,7 @@ class EmulatorApp:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
-                    self.store.close()
+                    self.state.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -82,7 +89,7 @@ class EmulatorApp:
         path = request.url.path
         if path == "/msi/token" and request.method == "GET":
             try:
-                token = self.identities.issue(
+                token = self.state.identities.issue(
                     request.headers.get("x-identity-header"), dict(request.query_params)
                 )
             except TokenRequestError as exc:
@@ -98,73 +105,160 @@ class EmulatorApp:
     # -- Key Vault ----------------------------------------------------------
 
     async def vault_request(self, request: Request, vault_name: str, port: str) -> Response:
-        """The request path of every vault operation, in order."""
+        """The request path of every vault operation, in order, and its audit record."""
+        started = time.perf_counter()
         resource = f"https://localhost:{port}" if port else "https://localhost"
+        client_ip = request.client.host if request.client else ""
+        headers = self._headers(request, client_ip)
+        # The path as sent: a %2F inside a name must not split it into two segments.
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0] or request.url.path
+        record: dict = {
+            "vault": vault_name, "operationName": "Unknown", "callerIpAddress": client_ip,
+            "correlationId": headers.get("x-ms-client-request-id", headers["x-ms-request-id"]),
+            "requestUri": str(request.url), "resourceId": self.state.vaults.resource_id(vault_name),
+        }
+        try:
+            try:  # 1. operation (its routing errors wait until the caller is known)
+                operation, params = route(request.method, raw_path)
+                params = {k: unquote(v) if v is not None else None for k, v in params.items()}
+                record.update(operationName=operation.name, secretName=params.get("name"))
+                record["secretVersion"] = params.get("version") or None
+                routing_error = None
+            except KeyVaultError as exc:
+                operation, params, routing_error = None, {}, exc
+            # 2. the challenge comes before anything else is validated; then the token
+            caller = self.authenticate(request, resource)
+            record.update(identity=caller.name, callerOid=caller.oid, callerAppId=caller.appid)
+            # 3. api-version, then the operation's own errors
+            query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+            api_version = check_api_version(query)
+            record["operationVersion"] = api_version
+            if routing_error is not None:
+                raise routing_error
+            assert operation is not None
+            # 4. vault
+            vault = self.state.vaults.get_vault(vault_name)
+            # 5. the service's limits, when this vault applies them
+            if vault.throttling == "real":
+                wait = self.throttle.retry_after(vault.name, operation.name)
+                if wait is not None:
+                    headers["Retry-After"] = str(wait)
+                    raise KeyVaultError(
+                        429, "Throttled",
+                        "Request was not processed because too many requests were received. "
+                        "Reason: VaultRequestTypeLimitReached",
+                    )
+            # 6. RBAC: the caller needs the operation's data action at this scope
+            assignment = self.state.roles.authorize(caller.oid, vault.name, params.get("name"), operation.data_action)
+            headers["x-ms-keyvault-rbac-assignment-id"] = assignment.id.replace("-", "")
+            # 7. domain
+            body = await request.body()
+            if len(body) > MAX_BODY:
+                raise KeyVaultError(413, "RequestEntityTooLarge", "The request body is too large.")
+            call = Call(
+                self.state.vaults, vault, f"https://{request.headers.get('host', '')}",
+                request.url.path.rstrip("/") or "/", api_version, query, body,
+                params.get("name"), params.get("version"),
+            )
+            status, payload = operation.handler(call)
+            if payload and isinstance(payload.get("id"), str) and "/secrets/" in payload["id"]:
+                record["id"] = payload["id"]
+                parts = payload["id"].split("/secrets/", 1)[1].split("/")
+                record["secretName"] = parts[0]
+                if len(parts) > 1:
+                    record["secretVersion"] = parts[1]
+            response = _json(status, payload, headers)
+        except Challenge as exc:
+            response = self._challenge(resource, exc, headers)
+            record["resultDescription"] = "Unauthorized"
+        except Forbidden as exc:
+            response = self._forbidden(exc, caller, vault_name, params.get("name"), headers)
+            record["resultDescription"] = "ForbiddenByRbac"
+        except KeyVaultError as exc:
+            if isinstance(exc, MethodNotAllowed):
+                headers["Allow"] = exc.allow
+            response = _json(exc.status, exc.body(), headers)
+            record["resultDescription"] = exc.inner or exc.code
+        except VaultNotFound:
+            response = _json(404, {"error": {
+                "code": "VaultNotFound",
+                "message": f"There is no vault named '{vault_name}' in this emulator. "
+                f"Create it with: kvlab vault create --name {vault_name}",
+            }}, headers)
+            record["resultDescription"] = "VaultNotFound"
+        except Exception:  # a bug: answer in the service's shape and keep the evidence
+            log.exception("unexpected error in %s %s", request.method, raw_path)
+            response = _json(500, {"error": {
+                "code": "InternalServerError",
+                "message": "The emulator failed on this request; see emulator.log in its state directory.",
+            }}, headers)
+            record["resultDescription"] = "InternalServerError"
+        self._audit(record, response.status_code, started)
+        return response
+
+    def _headers(self, request: Request, client_ip: str) -> dict[str, str]:
         headers = {
             "cache-control": "no-cache",
             "pragma": "no-cache",
             "expires": "-1",
-            "x-ms-keyvault-region": "kvlab",
+            "x-ms-keyvault-region": REGION,
             "x-ms-request-id": str(uuid.uuid4()),
             "x-ms-keyvault-service-version": SERVICE_VERSION,
-            "x-ms-keyvault-network-info": f"conn_type=Ipv4;addr={request.client.host if request.client else ''};act_addr_fam=InterNetwork;",
+            "x-ms-keyvault-network-info": f"conn_type=Ipv4;addr={client_ip};act_addr_fam=InterNetwork;",
             "x-content-type-options": "nosniff",
             "strict-transport-security": "max-age=31536000;includeSubDomains",
         }
         client_request_id = request.headers.get("x-ms-client-request-id")
         if client_request_id:
             headers["x-ms-client-request-id"] = client_request_id
-        try:
-            # 1. authenticate: the challenge comes before anything else is validated
-            self.authenticate(request, resource)
-            # 2. api-version and 3. operation
-            query = dict(parse_qsl(request.url.query, keep_blank_values=True))
-            api_version = check_api_version(query)
-            operation, params = route(request.method, request.url.path)
-            # 4. vault
-            vault = self.vaults.get_vault(vault_name)
-            # 5. authorize the operation's data action (RBAC: the next issue)
-            # 6. domain
-            body = await request.body()
-            if len(body) > MAX_BODY:
-                raise KeyVaultError(413, "RequestEntityTooLarge", "The request body is too large.")
-            base = f"https://{request.headers.get('host', '')}"
-            call = Call(
-                self.vaults, vault, base, request.url.path.rstrip("/") or "/", api_version,
-                query, body, params.get("name"), params.get("version"),
-            )
-            status, payload = operation.handler(call)
-            return _json(status, payload, headers)
-        except Challenge as exc:
-            return self.challenge(resource, exc, headers)
-        except KeyVaultError as exc:
-            if isinstance(exc, MethodNotAllowed):
-                headers["Allow"] = exc.allow
-            return _json(exc.status, exc.body(), headers)
-        except VaultNotFound:
-            return _json(404, {"error": {
-                "code": "VaultNotFound",
-                "message": f"There is no vault named '{vault_name}' in this emulator. "
-                f"Create it with: kvlab vault create --name {vault_name}",
-            }}, headers)
+        return headers
 
-    def authenticate(self, request: Request, resource: str):
+    def authenticate(self, request: Request, resource: str) -> Caller:
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Challenge("AKV10000: Request is missing a Bearer or PoP token.")
         try:
-            return self.identities.verify(token.strip(), resource)
+            return self.state.identities.verify(token.strip(), resource)
         except TokenError as exc:
             raise Challenge(str(exc)) from None
 
-    def challenge(self, resource: str, exc: Challenge, headers: dict[str, str]) -> Response:
+    def _challenge(self, resource: str, exc: Challenge, headers: dict[str, str]) -> Response:
         value = (
-            f'Bearer authorization="https://login.windows.net/{self.identities.tenant_id}", '
+            f'Bearer authorization="https://login.windows.net/{self.state.identities.tenant_id}", '
             f'resource="{resource}"'
         )
         headers = {**headers, "WWW-Authenticate": value}
         return _json(401, {"error": {"code": "Unauthorized", "message": exc.message}}, headers)
+
+    def _forbidden(
+        self, exc: Forbidden, caller: Caller, vault: str, secret: str | None, headers: dict[str, str]
+    ) -> Response:
+        """Key Vault's RBAC denial, line for line; the caller line also gives the identity's name."""
+        resource = self.state.vaults.resource_id(vault, secret).lower()
+        message = (
+            "Caller is not authorized to perform action on resource.\r\n"
+            "If role assignments, deny assignments or role definitions were changed recently, "
+            "please observe propagation time.\r\n"
+            f"Caller: name={caller.name};appid={caller.appid};oid={caller.oid};"
+            f"iss={self.state.identities.issuer}\r\n"
+            f"Action: '{exc.data_action}'\r\n"
+            f"Resource: '{resource}'\r\n"
+            "Assignment: (not found)\r\n"
+            "DenyAssignmentId: null\r\n"
+            "DecisionReason: 'DeniedWithNoValidRBAC' \r\n"
+            f"Vault: {vault};location={REGION}\r\n"
+        )
+        body = {"error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByRbac"}}}
+        return _json(403, body, headers)
+
+    def _audit(self, record: dict, status: int, started: float) -> None:
+        record["httpStatusCode"] = status
+        record["resultSignature"] = HTTPStatus(status).phrase.replace(" ", "") if status in HTTPStatus._value2member_map_ else str(status)
+        record["resultType"] = "Success" if status < 400 else "Failure"
+        record.setdefault("resultDescription", "")
+        record["durationMs"] = round((time.perf_counter() - started) * 1000, 3)
+        self.state.audit.record(record)
 
 
 def create_app(state_dir: Path, port: int) -> EmulatorApp:

@@ -10,6 +10,7 @@ accepts only tokens it can verify (signature, issuer, audience, expiry).
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
 import uuid
@@ -19,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .store import Store
+from .store import IdentityRow, Store
 
 APP_SERVICE_API_VERSION = "2019-08-01"
 TOKEN_LIFETIME = 24 * 3600  # managed-identity tokens live about a day
@@ -27,11 +28,11 @@ LEEWAY = 60
 VERIFIED_CACHE = 1024  # tokens remembered as verified (a client sends the same token until it expires)
 
 
-@dataclass(frozen=True)
-class Identity:
-    name: str
-    client_id: str
-    principal_id: str  # the object id (oid) in tokens
+LEARNER = "learner"
+DATABRICKS = "AzureDatabricks"
+DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"  # Azure Databricks' first-party app
+BUILT_IN = (LEARNER.lower(), DATABRICKS.lower())
+IDENTITY_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$")
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,51 @@ class Identities:
         pem = store.meta_or_create("signing_key", _new_signing_key)
         self._private_key = serialization.load_pem_private_key(pem.encode(), password=None)
         self._public_key = self._private_key.public_key()
-        self.default = Identity(
-            name="learner",
-            client_id=store.meta_or_create("learner_client_id", lambda: str(uuid.uuid4())),
-            principal_id=store.meta_or_create("learner_principal_id", lambda: str(uuid.uuid4())),
-        )
+        # The learner (standing in for `az login`) and the Databricks service exist from the start.
+        for name, kind, client_id in ((LEARNER, "user", None), (DATABRICKS, "builtin", DATABRICKS_APP_ID)):
+            if store.find_identity(name) is None:
+                store.add_identity(IdentityRow(
+                    name=name, client_id=client_id or str(uuid.uuid4()),
+                    principal_id=str(uuid.uuid4()), kind=kind, created=int(time.time()),
+                ))
         # (token, audience) -> (not before, expires, caller) of tokens that passed `verify`
         self._verified: dict[tuple[str, str], tuple[int, int, Caller]] = {}
+
+    # -- identities -----------------------------------------------------------
+
+    def create(self, name: str) -> IdentityRow:
+        """A user-assigned managed identity, with its own client id and principal id."""
+        if not IDENTITY_NAME_RE.match(name or ""):
+            raise ValueError(
+                f"invalid identity name {name!r}: use 3-128 letters, digits, hyphens and "
+                "underscores, starting with a letter or digit"
+            )
+        row = IdentityRow(
+            name=name, client_id=str(uuid.uuid4()), principal_id=str(uuid.uuid4()),
+            kind="userAssigned", created=int(time.time()),
+        )
+        if not self.store.add_identity(row):
+            raise ValueError(f"identity {name!r} already exists")
+        return row
+
+    def get(self, name_or_id: str) -> IdentityRow:
+        found = self.store.find_identity(name_or_id.strip())
+        if found is None:
+            raise ValueError(f"no identity {name_or_id!r}; see: kvlab identity list")
+        return found
+
+    def list(self) -> list[IdentityRow]:
+        return self.store.list_identities()
+
+    def delete(self, name: str) -> IdentityRow:
+        found = self.get(name)
+        if found.name.lower() in BUILT_IN:
+            raise ValueError(f"identity {found.name!r} is built in and cannot be deleted")
+        self.store.remove_identity(found.name)
+        return found
+
+    def by_principal(self, principal_id: str) -> IdentityRow | None:
+        return self.store.find_identity(principal_id)
 
     # -- the token endpoint -------------------------------------------------
 
@@ -88,7 +127,7 @@ class Identities:
             raise TokenRequestError(400, "The 'resource' query parameter is required.")
         identity = self._select(params)
         now = int(time.time())
-        claims = {
+        claims: dict = {
             "aud": resource,
             "iss": self.issuer,
             "iat": now,
@@ -99,9 +138,11 @@ class Identities:
             "appid": identity.client_id,
             "azp": identity.client_id,
             "tid": self.tenant_id,
-            "idtyp": "app",
+            "idtyp": "user" if identity.kind == "user" else "app",
             "kvlab_name": identity.name,
         }
+        if identity.kind == "user":
+            claims["upn"] = f"{identity.name}@kvlab.local"
         token = jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": "kvlab"})
         return {
             "access_token": token,
@@ -111,11 +152,15 @@ class Identities:
             "client_id": identity.client_id,
         }
 
-    def _select(self, params: dict[str, str]) -> Identity:
+    def _select(self, params: dict[str, str]) -> IdentityRow:
+        """The identity a request names (client_id, object_id or mi_res_id), else the learner."""
         wanted = params.get("client_id") or params.get("object_id") or params.get("mi_res_id")
-        if not wanted or wanted in (self.default.client_id, self.default.principal_id):
-            return self.default
-        raise TokenRequestError(400, f"No managed identity found with id {wanted}.")
+        if wanted and "/" in wanted:  # a resource id: .../userAssignedIdentities/<name>
+            wanted = wanted.rstrip("/").rsplit("/", 1)[-1]
+        found = self.store.find_identity(wanted or LEARNER)
+        if found is None:
+            raise TokenRequestError(400, f"No managed identity found with id {wanted}.")
+        return found
 
     # -- the vault side -----------------------------------------------------
 

@@ -56,6 +56,41 @@ CREATE TABLE IF NOT EXISTS versions (
 CREATE INDEX IF NOT EXISTS versions_by_name ON versions (vault, name, seq);
 CREATE INDEX IF NOT EXISTS secrets_purge ON secrets (scheduled_purge)
     WHERE scheduled_purge IS NOT NULL;
+CREATE TABLE IF NOT EXISTS identities (
+    name          TEXT PRIMARY KEY COLLATE NOCASE,
+    client_id     TEXT NOT NULL UNIQUE,
+    principal_id  TEXT NOT NULL UNIQUE,
+    kind          TEXT NOT NULL,
+    created       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS role_assignments (
+    id            TEXT PRIMARY KEY,
+    role_id       TEXT NOT NULL,
+    principal_id  TEXT NOT NULL,
+    vault         TEXT NOT NULL COLLATE NOCASE,
+    secret        TEXT COLLATE NOCASE,
+    created       INTEGER NOT NULL,
+    UNIQUE (role_id, principal_id, vault, secret)
+);
+CREATE INDEX IF NOT EXISTS assignments_by_principal ON role_assignments (principal_id, vault);
+CREATE TABLE IF NOT EXISTS audit (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    time    INTEGER NOT NULL,
+    vault   TEXT COLLATE NOCASE,
+    caller  TEXT COLLATE NOCASE,
+    record  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_vault ON audit (vault, seq);
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    vault   TEXT NOT NULL COLLATE NOCASE,
+    kind    TEXT NOT NULL,
+    name    TEXT NOT NULL COLLATE NOCASE,
+    version TEXT NOT NULL,
+    time    INTEGER NOT NULL,
+    event   TEXT NOT NULL,
+    UNIQUE (vault, kind, name, version)
+);
 """
 
 
@@ -65,6 +100,25 @@ class VaultRow:
     created: int
     retention_days: int
     throttling: str
+
+
+@dataclass(frozen=True)
+class IdentityRow:
+    name: str
+    client_id: str
+    principal_id: str
+    kind: str  # "user" (the learner), "userAssigned", or "builtin"
+    created: int
+
+
+@dataclass(frozen=True)
+class AssignmentRow:
+    id: str
+    role_id: str
+    principal_id: str
+    vault: str
+    secret: str | None
+    created: int
 
 
 @dataclass(frozen=True)
@@ -192,6 +246,8 @@ class Store:
         with self.write() as db:
             db.execute("DELETE FROM versions WHERE vault = ?", (name,))
             db.execute("DELETE FROM secrets WHERE vault = ?", (name,))
+            db.execute("DELETE FROM role_assignments WHERE vault = ?", (name,))
+            db.execute("DELETE FROM events WHERE vault = ?", (name,))
             return db.execute("DELETE FROM vaults WHERE name = ?", (name,)).rowcount == 1
 
     # -- secrets ------------------------------------------------------------
@@ -335,3 +391,120 @@ class Store:
                 db.execute("DELETE FROM versions WHERE vault = ? AND name = ?", (vault, name))
                 db.execute("DELETE FROM secrets WHERE vault = ? AND name = ?", (vault, name))
         return len(due)
+
+    # -- identities -----------------------------------------------------------
+
+    def add_identity(self, row: IdentityRow) -> bool:
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO identities (name, client_id, principal_id, kind, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (row.name, row.client_id, row.principal_id, row.kind, row.created),
+            )
+            return cur.rowcount == 1
+
+    def find_identity(self, key: str) -> IdentityRow | None:
+        """An identity by name, client id or principal (object) id."""
+        rows = self._read(
+            "SELECT name, client_id, principal_id, kind, created FROM identities "
+            "WHERE name = ? OR lower(client_id) = lower(?) OR lower(principal_id) = lower(?)",
+            (key, key, key),
+        )
+        return IdentityRow(*rows[0]) if rows else None
+
+    def list_identities(self) -> list[IdentityRow]:
+        rows = self._read(
+            "SELECT name, client_id, principal_id, kind, created FROM identities ORDER BY created, name"
+        )
+        return [IdentityRow(*r) for r in rows]
+
+    def remove_identity(self, name: str) -> IdentityRow | None:
+        found = self.find_identity(name)
+        if found is None:
+            return None
+        with self.write() as db:
+            db.execute("DELETE FROM role_assignments WHERE principal_id = ?", (found.principal_id,))
+            db.execute("DELETE FROM identities WHERE name = ?", (found.name,))
+        return found
+
+    # -- role assignments ---------------------------------------------------
+
+    def add_assignment(self, row: AssignmentRow) -> AssignmentRow:
+        """Store an assignment; an identical one already there is returned instead."""
+        with self.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO role_assignments (id, role_id, principal_id, vault, secret, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (row.id, row.role_id, row.principal_id, row.vault, row.secret, row.created),
+            )
+            found = db.execute(
+                "SELECT id, role_id, principal_id, vault, secret, created FROM role_assignments "
+                "WHERE role_id = ? AND principal_id = ? AND vault = ? AND secret IS ?",
+                (row.role_id, row.principal_id, row.vault, row.secret),
+            ).fetchone()
+        return AssignmentRow(*found)
+
+    def assignments(self, principal_id: str | None = None, vault: str | None = None) -> list[AssignmentRow]:
+        sql = "SELECT id, role_id, principal_id, vault, secret, created FROM role_assignments WHERE 1 = 1"
+        args: list = []
+        if principal_id is not None:
+            sql += " AND principal_id = ?"
+            args.append(principal_id)
+        if vault is not None:
+            sql += " AND vault = ?"
+            args.append(vault)
+        return [AssignmentRow(*r) for r in self._read(sql + " ORDER BY created, id", tuple(args))]
+
+    def remove_assignment(self, assignment_id: str) -> bool:
+        with self.write() as db:
+            return db.execute("DELETE FROM role_assignments WHERE id = ?", (assignment_id,)).rowcount == 1
+
+    # -- audit ----------------------------------------------------------------
+
+    def add_audit(self, time: int, vault: str | None, caller: str | None, record: dict) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO audit (time, vault, caller, record) VALUES (?, ?, ?, ?)",
+                (time, vault, caller, json.dumps(record, separators=(",", ":"))),
+            )
+
+    def audit(self, vault: str | None, since: int | None, caller: str | None) -> list[dict]:
+        sql, args = "SELECT record FROM audit WHERE 1 = 1", []
+        if vault is not None:
+            sql += " AND vault = ?"
+            args.append(vault)
+        if since is not None:
+            sql += " AND time >= ?"
+            args.append(since)
+        if caller is not None:
+            sql += " AND caller = ?"
+            args.append(caller)
+        return [json.loads(r[0]) for r in self._read(sql + " ORDER BY seq", tuple(args))]
+
+    # -- events ---------------------------------------------------------------
+
+    def add_event(self, vault: str, kind: str, name: str, version: str, time: int, event: dict) -> None:
+        """Record an event once: the same kind for the same version is never repeated."""
+        with self.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO events (vault, kind, name, version, time, event) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (vault, kind, name, version, time, json.dumps(event, separators=(",", ":"))),
+            )
+
+    def events(self, vault: str | None) -> list[dict]:
+        sql, args = "SELECT event FROM events", ()
+        if vault is not None:
+            sql, args = sql + " WHERE vault = ?", (vault,)
+        return [json.loads(r[0]) for r in self._read(sql + " ORDER BY time, seq", args)]
+
+    def expiring_latest(self, until: int) -> list[VersionRow]:
+        """The latest version of every live secret whose expiry is at or before ``until``."""
+        rows = self._read(
+            f"SELECT {_VERSION_COLUMNS} FROM secrets s JOIN versions v "
+            "ON v.vault = s.vault AND v.name = s.name "
+            "WHERE s.deleted_date IS NULL AND v.exp IS NOT NULL AND v.exp <= ? "
+            "AND v.seq = (SELECT MAX(seq) FROM versions WHERE vault = s.vault AND name = s.name)",
+            (until,),
+        )
+        return [_version(r) for r in rows]

@@ -13,6 +13,7 @@ import os
 import re
 import secrets as _random
 import time
+import uuid
 import zlib
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ MAX_TAG_NAME = 256
 MAX_TAG_VALUE = 256
 DEFAULT_PAGE = 25
 DEFAULT_RETENTION_DAYS = 90
+RESOURCE_GROUP = "kvlab"
 DAY = 86400
 
 _BACKUP_MAGIC = b"KVLAB-BACKUP-1"
@@ -103,6 +105,20 @@ class Clock:
 
     def now(self) -> int:
         return int(time.time()) + self.offset()
+
+    def now_precise(self) -> float:
+        return time.time() + self.offset()
+
+    def advance(self, seconds: int) -> int:
+        """Move the clock forward (never back: times already recorded stay in the past)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward; use reset to return to real time")
+        offset = self.offset() + int(seconds)
+        self._store.set_meta("clock_offset", str(offset))
+        return offset
+
+    def reset(self) -> None:
+        self._store.set_meta("clock_offset", "0")
 
 
 def recovery_level(vault: VaultRow) -> str:
@@ -187,12 +203,29 @@ def unicode_text(value: str, prop: str) -> str:
 class Vaults:
     """All vaults of one emulator and the operations on their secrets."""
 
-    def __init__(self, store: Store, clock: Clock | None = None):
+    def __init__(self, store: Store, clock: Clock | None = None, on_new_version=None):
         self.store = store
         self.clock = clock or Clock(store)
         self._backup_key = base64.b64decode(
             store.meta_or_create("backup_key", lambda: base64.b64encode(os.urandom(32)).decode())
         )
+        self.subscription_id = store.meta_or_create("subscription_id", lambda: str(uuid.uuid4()))
+        self._on_new_version = on_new_version or (lambda row: None)
+
+    def resource_id(self, vault: str, secret: str | None = None) -> str:
+        """The vault's (or a secret's) Azure resource id, as RBAC scopes and logs name it."""
+        rid = (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{RESOURCE_GROUP}"
+            f"/providers/Microsoft.KeyVault/vaults/{vault}"
+        )
+        return f"{rid}/secrets/{secret}" if secret else rid
+
+    def update_vault(self, name: str, throttling: str) -> VaultRow:
+        if throttling not in ("off", "real"):
+            raise ValueError("throttling must be 'off' or 'real'")
+        if not self.store.update_vault(name, throttling):
+            raise ValueError(f"vault {name!r} does not exist")
+        return self.store.get_vault(name)  # type: ignore[return-value]
 
     # -- vaults -------------------------------------------------------------
 
@@ -271,7 +304,9 @@ class Vaults:
             enabled=True if attributes.enabled is None else attributes.enabled,
             nbf=attributes.nbf, exp=attributes.exp, created=now, updated=now,
         )
-        return self.store.add_version(row)
+        stored = self.store.add_version(row)
+        self._on_new_version(stored)
+        return stored
 
     def get_secret(self, vault: str, name: str, version: str | None) -> VersionRow:
         stored = self._live(vault, name)
@@ -324,11 +359,11 @@ class Vaults:
     def _page_names(self, vault: str, deleted: bool, maxresults: int | None, skiptoken: str | None) -> Page:
         limit = maxresults or DEFAULT_PAGE
         self.store.purge_due(self.clock.now())
-        after = _decode_token(skiptoken) if skiptoken else None
+        after = _decode_token(skiptoken, "n") if skiptoken else None
         rows = self.store.latest_versions(vault, deleted, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page(rows, _encode_token(rows[-1].name.lower()) if more else None)
+        return Page(rows, _encode_token("n", rows[-1].name.lower()) if more else None)
 
     def list_versions(
         self, vault: str, name: str, maxresults: int | None, skiptoken: str | None
@@ -338,13 +373,13 @@ class Vaults:
         if state is None or state[1] is not None:
             return Page([], None)  # the service lists no versions rather than answering 404
         limit = maxresults or DEFAULT_PAGE
-        token = _decode_token(skiptoken) if skiptoken else "0"
+        token = _decode_token(skiptoken, "v") if skiptoken else "0"
         if not token.isdigit():
             raise bad_parameter("The $skiptoken parameter is invalid.")
         rows = self.store.versions(vault, state[0], int(token), limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page([r for _, r in rows], _encode_token(str(rows[-1][0])) if more else None)
+        return Page([r for _, r in rows], _encode_token("v", str(rows[-1][0])) if more else None)
 
     def delete_secret(self, vault: str, name: str) -> VersionRow:
         stored = self._live(vault, name)
@@ -411,13 +446,16 @@ class Vaults:
         return self.store.get_version(vault, data["name"], None)  # type: ignore[return-value]
 
 
-def _encode_token(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+def _encode_token(kind: str, text: str) -> str:
+    """An opaque continuation token: which list it continues, and after what."""
+    return base64.urlsafe_b64encode(f"{kind}:{text}".encode()).rstrip(b"=").decode()
 
 
-def _decode_token(token: str) -> str:
+def _decode_token(token: str, kind: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
-        raise bad_parameter("The $skiptoken parameter is invalid.") from None
-
+        text = ""
+    if not text.startswith(f"{kind}:"):
+        raise bad_parameter("The $skiptoken parameter is invalid.")
+    return text[2:]

@@ -85,6 +85,7 @@ def test_state_survives_stop_and_start(tmp_path, restore_connect_env):
         assert lab.port == port
         first_pid = lab.info["pid"]
         url = lab.create_vault("kv-durable")
+        lab.assign_role("Key Vault Secrets Officer", "learner", "kv-durable")
         assert url == f"https://kv-durable.localhost:{port}/"
 
         with DefaultAzureCredential() as credential, SecretClient(url, credential) as client:
@@ -142,7 +143,7 @@ def test_state_survives_stop_and_start(tmp_path, restore_connect_env):
             assert sorted(p.name for p in client.list_properties_of_secrets()) == [
                 "backed-up", "sql-password", "switched-off",
             ]
-        assert lab.vault_names() == ["kv-durable"]
+        assert [v["name"] for v in lab.list_vaults()] == ["kv-durable"]
     finally:
         control.stop(state)
     assert control.status(state)["running"] is False

@@ -22,6 +22,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from conftest import officer_vault
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -100,7 +102,7 @@ validator = SpecValidator(load_spec(SPEC_FILE))
 @pytest.fixture(scope="module")
 def vault(emulator) -> dict:
     """A dedicated vault; the call arguments that reach it (TLS verified, bearer token)."""
-    url = emulator.create_vault(f"fuzz{uuid.uuid4().hex[:12]}")
+    url = officer_vault(emulator, "fuzz")
     return {
         "base_url": url.rstrip("/"),
         "headers": {"Authorization": f"Bearer {identity_token(emulator.port)}"},

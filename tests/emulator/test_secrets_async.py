@@ -13,6 +13,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+
+from conftest import officer_vault
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
@@ -160,7 +162,7 @@ async def test_backup_and_restore(aclient, emulator, vault_url):
         again = await aclient.get_secret("backed-up", secret.properties.version)
         assert (again.value, again.properties.tags) == (secret.value, secret.properties.tags)
 
-    other_url = emulator.create_vault(f"a{uuid.uuid4().hex[:12]}")
+    other_url = officer_vault(emulator, "a")
     async with DefaultAzureCredential() as credential, SecretClient(other_url, credential) as other:
         moved = await other.restore_secret_backup(blob)
         assert moved.id == f"{other_url}secrets/backed-up/{created[-1].properties.version}"

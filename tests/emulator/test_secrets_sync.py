@@ -17,6 +17,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from conftest import officer_vault
 import requests
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
@@ -582,7 +584,7 @@ def test_restore_after_purge_restores_all_versions(client, vault_url):
 def test_restore_into_another_vault(client, emulator, vault_url):
     created = client.set_secret("portable", FAKE_VALUE, tags={"from": "first"})
     blob = client.backup_secret("portable")
-    other_url = emulator.create_vault(f"r{uuid.uuid4().hex[:12]}")
+    other_url = officer_vault(emulator, "r")
 
     with DefaultAzureCredential() as credential, SecretClient(other_url, credential) as other:
         restored = other.restore_secret_backup(blob)
@@ -702,7 +704,7 @@ def test_more_than_15_tags_is_bad_parameter(client):
 def test_vaults_are_isolated(client, emulator, vault_url):
     client.set_secret("shared-name", "not-a-real-password-a")  # pragma: allowlist secret
     client.set_secret("only-in-a", FAKE_VALUE)
-    other_url = emulator.create_vault(f"i{uuid.uuid4().hex[:12]}")
+    other_url = officer_vault(emulator, "i")
     assert other_url != vault_url
 
     with DefaultAzureCredential() as credential, SecretClient(other_url, credential) as other:

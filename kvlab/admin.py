@@ -1,0 +1,202 @@
+"""The emulator's management plane: vaults, identities, role assignments, audit, events, clock.
+
+What ``az`` and the portal do in Azure, the emulator does here, for both the
+``kvlab`` CLI and notebooks (`kvlab.connect()` returns a `Lab`, which is an
+`Admin`). Every method returns plain JSON-ready data shaped like ``az`` output.
+Errors are ``ValueError`` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import paths
+from .emulator.audit import iso
+from .emulator.rbac import ROLES, find_role
+from .emulator.state import State
+from .emulator.store import AssignmentRow, IdentityRow, VaultRow
+from .emulator.vaults import DAY, recovery_level
+
+
+def parse_scope(scope: str) -> tuple[str, str | None]:
+    """``VAULT``, ``VAULT/secrets/NAME`` or a full resource id -> (vault, secret or None)."""
+    parts = [p for p in scope.strip().split("/") if p]
+    lowered = [p.lower() for p in parts]
+    if "vaults" in lowered:
+        parts = parts[lowered.index("vaults") + 1 :]
+    if len(parts) == 1:
+        return parts[0].lower(), None
+    if len(parts) == 3 and parts[1].lower() == "secrets":
+        return parts[0].lower(), parts[2]
+    raise ValueError(f"invalid scope {scope!r}: use VAULT or VAULT/secrets/NAME")
+
+
+class Admin:
+    """Management operations on one state directory (the emulator need not be running)."""
+
+    def __init__(self, state_dir: str | os.PathLike | None = None):
+        self.state_dir = paths.state_dir(state_dir)
+
+    def _state(self) -> State:
+        return State(self.state_dir)
+
+    # -- vaults ---------------------------------------------------------------
+
+    def _vault_json(self, state: State, row: VaultRow) -> dict:
+        return {
+            "name": row.name,
+            "id": state.vaults.resource_id(row.name),
+            "vaultUri": state.vault_url(row.name),
+            "enableRbacAuthorization": True,
+            "enableSoftDelete": True,
+            "softDeleteRetentionInDays": row.retention_days,
+            "recoveryLevel": recovery_level(row),
+            "throttling": row.throttling,
+        }
+
+    def create_vault(self, name: str, throttling: str = "off", exist_ok: bool = False) -> dict:
+        """Create a vault: RBAC permission model, soft delete, and no data access for anyone yet."""
+        with self._state() as state:
+            existing = state.store.get_vault(name)
+            row = existing if (exist_ok and existing) else state.vaults.create_vault(name, throttling=throttling)
+            return self._vault_json(state, row)
+
+    def list_vaults(self) -> list[dict]:
+        with self._state() as state:
+            return [self._vault_json(state, row) for row in state.vaults.list_vaults()]
+
+    def update_vault(self, name: str, throttling: str) -> dict:
+        with self._state() as state:
+            return self._vault_json(state, state.vaults.update_vault(name, throttling))
+
+    def delete_vault(self, name: str) -> dict:
+        with self._state() as state:
+            state.vaults.delete_vault(name)
+        return {"name": name.lower(), "deleted": True}
+
+    # -- identities -----------------------------------------------------------
+
+    def _identity_json(self, state: State, row: IdentityRow) -> dict:
+        return {
+            "name": row.name,
+            "type": {"user": "User", "userAssigned": "UserAssignedManagedIdentity"}.get(row.kind, "ServicePrincipal"),
+            "clientId": row.client_id,
+            "principalId": row.principal_id,
+            "tenantId": state.identities.tenant_id,
+        }
+
+    def create_identity(self, name: str) -> dict:
+        """A user-assigned managed identity (as ``az identity create``)."""
+        with self._state() as state:
+            return self._identity_json(state, state.identities.create(name))
+
+    def list_identities(self) -> list[dict]:
+        with self._state() as state:
+            return [self._identity_json(state, row) for row in state.identities.list()]
+
+    def identity(self, name_or_id: str) -> dict:
+        with self._state() as state:
+            return self._identity_json(state, state.identities.get(name_or_id))
+
+    def delete_identity(self, name: str) -> dict:
+        with self._state() as state:
+            row = state.identities.delete(name)
+        return {"name": row.name, "deleted": True}
+
+    # -- role assignments -----------------------------------------------------
+
+    def _assignment_json(self, state: State, row: AssignmentRow) -> dict:
+        scope = state.vaults.resource_id(row.vault, row.secret)
+        principal = state.identities.by_principal(row.principal_id)
+        role = find_role(row.role_id)
+        return {
+            "id": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{row.id}",
+            "name": row.id,
+            "principalId": row.principal_id,
+            "principalName": principal.name if principal else None,
+            "principalType": "User" if principal and principal.kind == "user" else "ServicePrincipal",
+            "roleDefinitionId": f"/subscriptions/{state.vaults.subscription_id}/providers/"
+            f"Microsoft.Authorization/roleDefinitions/{role.id}",
+            "roleDefinitionName": role.name,
+            "scope": scope,
+        }
+
+    def assign_role(self, role: str, assignee: str, scope: str) -> dict:
+        """Grant ``role`` to ``assignee`` (name, client id or principal id) at a vault or secret."""
+        vault, secret = parse_scope(scope)
+        with self._state() as state:
+            principal = state.identities.get(assignee)
+            row = state.roles.create(role, principal.principal_id, vault, secret)
+            return self._assignment_json(state, row)
+
+    def role_assignments(self, assignee: str | None = None, scope: str | None = None) -> list[dict]:
+        """Assignments, optionally of one assignee and/or at one vault (and everything in it)."""
+        with self._state() as state:
+            principal = state.identities.get(assignee).principal_id if assignee else None
+            vault = parse_scope(scope)[0] if scope else None
+            return [self._assignment_json(state, r) for r in state.roles.list(principal, vault)]
+
+    def delete_role_assignment(
+        self, assignment_id: str | None = None, role: str | None = None,
+        assignee: str | None = None, scope: str | None = None,
+    ) -> dict:
+        """Remove one assignment, by its id or by role + assignee + scope (as ``az``)."""
+        with self._state() as state:
+            if assignment_id is None:
+                if not (role and assignee and scope):
+                    raise ValueError("give --id, or all of --role, --assignee and --scope")
+                vault, secret = parse_scope(scope)
+                principal = state.identities.get(assignee).principal_id
+                role_id = find_role(role).id
+                matches = [
+                    r for r in state.roles.list(principal, vault)
+                    if r.role_id == role_id and (r.secret or "").lower() == (secret or "").lower()
+                ]
+                if not matches:
+                    raise ValueError(f"no {find_role(role).name!r} assignment for {assignee!r} at {scope!r}")
+                assignment_id = matches[0].id
+            state.roles.delete(assignment_id)
+        return {"name": assignment_id.rsplit("/", 1)[-1], "deleted": True}
+
+    @staticmethod
+    def role_definitions() -> list[dict]:
+        return [
+            {"name": r.id, "roleName": r.name, "description": r.description, "dataActions": list(r.data_actions)}
+            for r in ROLES
+        ]
+
+    # -- audit, events, clock ---------------------------------------------------
+
+    def audit(self, vault: str | None = None, since: str | None = None, identity: str | None = None) -> list[dict]:
+        """Audit records (oldest first), filtered by vault, by time, by caller name."""
+        with self._state() as state:
+            if identity is not None:
+                identity = state.identities.get(identity).name
+            return state.audit.query(vault, since, identity)
+
+    def events(self, vault: str | None = None) -> list[dict]:
+        """Event Grid-style secret events (oldest first), optionally of one vault."""
+        with self._state() as state:
+            return state.events.list(vault)
+
+    def clock(self) -> dict:
+        with self._state() as state:
+            return self._clock_json(state)
+
+    def advance_clock(self, days: float = 0, hours: float = 0, minutes: float = 0) -> dict:
+        """Move the emulator's clock forward; expiry, purge dates and events follow it."""
+        with self._state() as state:
+            state.clock.advance(int(days * DAY + hours * 3600 + minutes * 60))
+            state.events.sweep()
+            return self._clock_json(state)
+
+    def reset_clock(self) -> dict:
+        with self._state() as state:
+            state.clock.reset()
+            return self._clock_json(state)
+
+    @staticmethod
+    def _clock_json(state: State) -> dict:
+        offset = state.clock.offset()
+        return {"now": iso(state.clock.now()), "offsetSeconds": offset, "offsetDays": round(offset / DAY, 3)}

@@ -1,0 +1,53 @@
+"""Everything one state directory holds, opened together.
+
+The server (`app.py`) and the management side (`kvlab.admin`, used by the CLI
+and by notebooks) open the same objects over the same SQLite file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import paths
+from .audit import Audit
+from .events import Events
+from .identity import Identities
+from .rbac import RoleAssignments
+from .store import Store, VersionRow
+from .vaults import Clock, Vaults
+
+DATABASE = "kvlab.db"
+
+
+class State:
+    def __init__(self, state_dir: Path):
+        self.dir = Path(state_dir)
+        self.store = Store(self.dir / DATABASE)
+        self.clock = Clock(self.store)
+        self.events = Events(self.store, self.clock, self._topic, self.secret_url)
+        self.vaults = Vaults(self.store, self.clock, on_new_version=self.events.new_version)
+        self.identities = Identities(self.store)
+        self.roles = RoleAssignments(self.store, self.clock)
+        self.audit = Audit(self.store, self.clock)
+
+    def port(self) -> int:
+        """The port vault URLs carry: the one the emulator last listened on."""
+        return int(self.store.get_meta("last_port") or paths.default_port())
+
+    def vault_url(self, vault: str) -> str:
+        return f"https://{vault.lower()}.localhost:{self.port()}/"
+
+    def secret_url(self, row: VersionRow) -> str:
+        return f"{self.vault_url(row.vault)}secrets/{row.name}/{row.version}"
+
+    def _topic(self, vault: str) -> str:
+        return self.vaults.resource_id(vault)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "State":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
