@@ -170,6 +170,9 @@ class Admin:
 
     def audit(self, vault: str | None = None, since: str | None = None, identity: str | None = None) -> list[dict]:
         """Audit records (oldest first), filtered by vault, by time, by caller name."""
+        from .emulator import control
+
+        control.status(self.state_dir)  # a running emulator answers once its records are written
         with self._state() as state:
             if identity is not None:
                 identity = state.identities.get(identity).name

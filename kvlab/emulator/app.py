@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -18,9 +19,6 @@ import uuid
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote
-
-from starlette.requests import Request
-from starlette.responses import Response
 
 from .. import __version__
 from .identity import Caller, TokenError, TokenRequestError
@@ -44,10 +42,55 @@ class Challenge(Exception):
         self.message = message
 
 
+class Request:
+    """What the app reads of an ASGI HTTP request (kept minimal: it is on every call's path)."""
+
+    __slots__ = ("scope", "_receive", "method", "path", "raw_path", "query_string", "headers", "client_ip")
+
+    def __init__(self, scope, receive):
+        self.scope = scope
+        self._receive = receive
+        self.method = scope["method"]
+        self.path = scope["path"]
+        self.raw_path = (scope.get("raw_path") or b"").decode("latin-1").split("?", 1)[0] or self.path
+        self.query_string = scope.get("query_string", b"").decode("latin-1")
+        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self.client_ip = scope["client"][0] if scope.get("client") else ""
+
+    async def body(self, limit: int) -> bytes:
+        chunks, size = [], 0
+        while True:
+            message = await self._receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise KeyVaultError(413, "RequestEntityTooLarge", "The request body is too large.")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+
+class Response:
+    __slots__ = ("status_code", "content", "headers")
+
+    def __init__(self, status_code: int, content: bytes, headers: dict[str, str]):
+        self.status_code = status_code
+        self.content = content
+        self.headers = headers
+
+    async def __call__(self, send) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        headers.append((b"content-length", str(len(self.content)).encode()))
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": self.content})
+
+
 def _json(status: int, body: dict | None, headers: dict[str, str] | None = None) -> Response:
-    content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-    media = None if body is None else "application/json; charset=utf-8"
-    return Response(content, status_code=status, headers=headers, media_type=media)
+    headers = dict(headers or {})
+    if body is None:
+        return Response(status, b"", headers)
+    headers["content-type"] = "application/json; charset=utf-8"
+    return Response(status, json.dumps(body, separators=(",", ":")).encode(), headers)
 
 
 class EmulatorApp:
@@ -58,7 +101,12 @@ class EmulatorApp:
         self.port = port
         self.state = State(self.state_dir)
         self.state.store.set_meta("last_port", str(port))
+        self.state.store.per_request = True
         self.throttle = Throttle()
+        # Vault requests whose audit record is not written yet (it is written right
+        # after the answer is sent, off the caller's critical path; see `health`).
+        self._unaudited: set[int] = set()
+        self._next_request = 0
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -73,29 +121,39 @@ class EmulatorApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
+        self.state.store.refresh()  # see other processes' changes (CLI, notebooks) once per request
         host, _, port = request.headers.get("host", "localhost").partition(":")
         host = host.lower().rstrip(".")
         if host in ("localhost", "127.0.0.1"):
-            response = await self.service_request(request)
+            await (await self.service_request(request))(send)
         elif host.endswith(".localhost") and host.count(".") == 1:
-            response = await self.vault_request(request, host[: -len(".localhost")], port)
+            self._next_request += 1
+            number = self._next_request
+            self._unaudited.add(number)
+            response, audit = await self.vault_request(request, host[: -len(".localhost")], port)
+            try:
+                await response(send)
+            finally:  # a request counts even if its caller hung up before the answer
+                audit()
+                self._unaudited.discard(number)
         else:
-            response = _json(404, {"error": {"code": "NotFound", "message": f"Unknown host {host}."}})
-        await response(scope, receive, send)
+            await _json(404, {"error": {"code": "NotFound", "message": f"Unknown host {host}."}})(send)
 
     # -- the emulator's own endpoints ---------------------------------------
 
     async def service_request(self, request: Request) -> Response:
-        path = request.url.path
+        path = request.path
         if path == "/msi/token" and request.method == "GET":
             try:
                 token = self.state.identities.issue(
-                    request.headers.get("x-identity-header"), dict(request.query_params)
+                    request.headers.get("x-identity-header"),
+                    dict(parse_qsl(request.query_string, keep_blank_values=True)),
                 )
             except TokenRequestError as exc:
                 return _json(exc.status, {"statusCode": exc.status, "message": exc.message})
             return _json(200, token)
         if path == "/kvlab/health":
+            await self._audited()
             return _json(200, {
                 "status": "ok", "version": __version__, "pid": os.getpid(),
                 "port": self.port, "stateDir": str(self.state_dir),
@@ -104,18 +162,20 @@ class EmulatorApp:
 
     # -- Key Vault ----------------------------------------------------------
 
-    async def vault_request(self, request: Request, vault_name: str, port: str) -> Response:
-        """The request path of every vault operation, in order, and its audit record."""
+    async def vault_request(self, request: Request, vault_name: str, port: str):
+        """The request path of every vault operation, in order. Returns the answer and
+        the function that writes its audit record (called once the answer is sent)."""
         started = time.perf_counter()
         resource = f"https://localhost:{port}" if port else "https://localhost"
-        client_ip = request.client.host if request.client else ""
+        client_ip = request.client_ip
         headers = self._headers(request, client_ip)
         # The path as sent: a %2F inside a name must not split it into two segments.
-        raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0] or request.url.path
+        path, raw_path, query_string = request.path, request.raw_path, request.query_string
         record: dict = {
             "vault": vault_name, "operationName": "Unknown", "callerIpAddress": client_ip,
             "correlationId": headers.get("x-ms-client-request-id", headers["x-ms-request-id"]),
-            "requestUri": str(request.url), "resourceId": self.state.vaults.resource_id(vault_name),
+            "requestUri": f"https://{request.headers.get('host', '')}{raw_path}" + (f"?{query_string}" if query_string else ""),
+            "resourceId": self.state.vaults.resource_id(vault_name),
         }
         try:
             try:  # 1. operation (its routing errors wait until the caller is known)
@@ -130,7 +190,7 @@ class EmulatorApp:
             caller = self.authenticate(request, resource)
             record.update(identity=caller.name, callerOid=caller.oid, callerAppId=caller.appid)
             # 3. api-version, then the operation's own errors
-            query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+            query = dict(parse_qsl(query_string, keep_blank_values=True))
             api_version = check_api_version(query)
             record["operationVersion"] = api_version
             if routing_error is not None:
@@ -152,12 +212,10 @@ class EmulatorApp:
             assignment = self.state.roles.authorize(caller.oid, vault.name, params.get("name"), operation.data_action)
             headers["x-ms-keyvault-rbac-assignment-id"] = assignment.id.replace("-", "")
             # 7. domain
-            body = await request.body()
-            if len(body) > MAX_BODY:
-                raise KeyVaultError(413, "RequestEntityTooLarge", "The request body is too large.")
+            body = await request.body(MAX_BODY)
             call = Call(
                 self.state.vaults, vault, f"https://{request.headers.get('host', '')}",
-                request.url.path.rstrip("/") or "/", api_version, query, body,
+                path.rstrip("/") or "/", api_version, query, body,
                 params.get("name"), params.get("version"),
             )
             status, payload = operation.handler(call)
@@ -193,8 +251,8 @@ class EmulatorApp:
                 "message": "The emulator failed on this request; see emulator.log in its state directory.",
             }}, headers)
             record["resultDescription"] = "InternalServerError"
-        self._audit(record, response.status_code, started)
-        return response
+        duration = time.perf_counter() - started
+        return response, lambda: self._audit(record, response.status_code, duration)
 
     def _headers(self, request: Request, client_ip: str) -> dict[str, str]:
         headers = {
@@ -252,12 +310,23 @@ class EmulatorApp:
         body = {"error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByRbac"}}}
         return _json(403, body, headers)
 
-    def _audit(self, record: dict, status: int, started: float) -> None:
+    async def _audited(self, timeout: float = 5.0) -> None:
+        """Wait until every vault request that arrived before now has its audit record.
+
+        Readers of the audit log (`kvlab audit`, checks) ask for the health answer
+        first, so they never miss a request whose answer they already have.
+        """
+        pending = set(self._unaudited)
+        deadline = time.monotonic() + timeout
+        while pending & self._unaudited and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+
+    def _audit(self, record: dict, status: int, duration: float) -> None:
         record["httpStatusCode"] = status
         record["resultSignature"] = HTTPStatus(status).phrase.replace(" ", "") if status in HTTPStatus._value2member_map_ else str(status)
         record["resultType"] = "Success" if status < 400 else "Failure"
         record.setdefault("resultDescription", "")
-        record["durationMs"] = round((time.perf_counter() - started) * 1000, 3)
+        record["durationMs"] = round(duration * 1000, 3)
         self.state.audit.record(record)
 
 

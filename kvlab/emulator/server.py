@@ -30,6 +30,7 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
     config = uvicorn.Config(
         app, host=host, port=port, loop=LOOP, http="httptools", lifespan="on",
         log_level="warning", access_log=False, server_header=False, date_header=True,
+        proxy_headers=False,  # nothing sits in front of the emulator
         # An idle keep-alive TLS connection (every connected kernel has one) never answers
         # the server's close_notify, so without a bound a graceful stop waits until
         # `kvlab emulator stop` gives up and kills the process.

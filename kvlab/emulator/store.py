@@ -160,6 +160,12 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        # Small, hot reads (meta, vaults, role assignments, the next purge date) are
+        # cached until any connection - this one or another process's - commits.
+        self._cache: dict = {}
+        self._data_version = -1
+        self._fresh = False  # True between refresh() and the next request: no re-check needed
+        self.per_request = False  # the server sets this and calls refresh() once per request
         self._db = sqlite3.connect(
             str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
         )
@@ -188,6 +194,26 @@ class Store:
                 raise
             else:
                 self._db.execute("COMMIT")
+            finally:
+                self._cache.clear()
+
+    def refresh(self) -> None:
+        """Forget cached reads if any connection has committed since they were made."""
+        with self._lock:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._cache.clear()
+                self._data_version = version
+            self._fresh = True
+
+    def _cached(self, key, load):
+        """``load()``, remembered until the database changes (PRAGMA data_version sees other writers)."""
+        with self._lock:
+            if not (self.per_request and self._fresh):
+                self.refresh()
+            if key not in self._cache:
+                self._cache[key] = load()
+            return self._cache[key]
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -196,7 +222,7 @@ class Store:
     # -- meta ---------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        rows = self._cached(("meta", key), lambda: self._read("SELECT value FROM meta WHERE key = ?", (key,)))
         return rows[0][0] if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
@@ -228,9 +254,9 @@ class Store:
             return cur.rowcount == 1
 
     def get_vault(self, name: str) -> VaultRow | None:
-        rows = self._read(
+        rows = self._cached(("vault", name.lower()), lambda: self._read(
             "SELECT name, created, retention_days, throttling FROM vaults WHERE name = ?", (name,)
-        )
+        ))
         return VaultRow(*rows[0]) if rows else None
 
     def list_vaults(self) -> list[VaultRow]:
@@ -380,6 +406,11 @@ class Store:
 
     def purge_due(self, now: int) -> int:
         """Permanently remove deleted secrets whose scheduled purge date has passed."""
+        first = self._cached("next_purge", lambda: self._read(
+            "SELECT MIN(scheduled_purge) FROM secrets WHERE scheduled_purge IS NOT NULL"
+        )[0][0])
+        if first is None or first > now:
+            return 0
         due = self._read(
             "SELECT vault, name FROM secrets WHERE scheduled_purge IS NOT NULL AND scheduled_purge <= ?",
             (now,),
@@ -453,7 +484,9 @@ class Store:
         if vault is not None:
             sql += " AND vault = ?"
             args.append(vault)
-        return [AssignmentRow(*r) for r in self._read(sql + " ORDER BY created, id", tuple(args))]
+        rows = self._cached(("assignments", principal_id, vault and vault.lower()),
+                            lambda: self._read(sql + " ORDER BY created, id", tuple(args)))
+        return [AssignmentRow(*r) for r in rows]
 
     def remove_assignment(self, assignment_id: str) -> bool:
         with self.write() as db:
@@ -462,8 +495,9 @@ class Store:
     # -- audit ----------------------------------------------------------------
 
     def add_audit(self, time: int, vault: str | None, caller: str | None, record: dict) -> None:
-        with self.write() as db:
-            db.execute(
+        # One INSERT is its own transaction; nothing cached depends on the audit table.
+        with self._lock:
+            self._db.execute(
                 "INSERT INTO audit (time, vault, caller, record) VALUES (?, ?, ?, ?)",
                 (time, vault, caller, json.dumps(record, separators=(",", ":"))),
             )
