@@ -1,0 +1,52 @@
+"""Edges of the request path that the SDK never produces: raw HTTPS with a valid token."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import requests
+
+
+@pytest.fixture
+def auth(emulator) -> dict:
+    answer = requests.get(
+        os.environ["IDENTITY_ENDPOINT"],
+        params={"api-version": "2019-08-01", "resource": f"https://localhost:{emulator.port}"},
+        headers={"X-IDENTITY-HEADER": os.environ["IDENTITY_HEADER"]},
+        timeout=10,
+    )
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def test_an_encoded_slash_stays_inside_the_name(vault_url, auth):
+    # /secrets/a%2Fversions names one (invalid) secret, not the versions of "a"
+    answer = requests.get(f"{vault_url}secrets/a%2Fversions", params={"api-version": "7.6"}, headers=auth, timeout=10)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == {"code": "BadParameter", "message": "The request URI contains an invalid name: a/versions"}
+
+
+@pytest.mark.parametrize("path", ["secrets", "deletedsecrets", "secrets/some-name/versions"])
+@pytest.mark.parametrize("token", ["not-base64-!!", "bjp4", "djox"])  # garbage, and tokens of another list
+def test_a_skiptoken_the_emulator_did_not_issue_is_refused(vault_url, auth, path, token):
+    answer = requests.get(
+        f"{vault_url}{path}", params={"api-version": "7.6", "$skiptoken": token}, headers=auth, timeout=10
+    )
+    if path.endswith("versions"):  # versions of a secret that does not exist: an empty list, as the service
+        assert answer.status_code == 200 and answer.json() == {"value": [], "nextLink": None}
+        return
+    if (path, token) in (("secrets", "bjp4"), ("deletedsecrets", "bjp4")):  # "n:x", a valid name token
+        assert answer.status_code == 200
+        return
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == "The $skiptoken parameter is invalid."
+
+
+def test_a_versions_token_is_checked_when_the_secret_exists(vault_url, auth):
+    put = requests.put(f"{vault_url}secrets/paged", params={"api-version": "7.6"}, headers=auth,
+                       json={"value": "not-a-real-value"}, timeout=10)  # pragma: allowlist secret
+    assert put.status_code == 200
+    for token, status in (("bjp4", 400), ("djox", 200), ("garbage", 400)):
+        answer = requests.get(f"{vault_url}secrets/paged/versions", params={"api-version": "7.6", "$skiptoken": token},
+                              headers=auth, timeout=10)
+        assert answer.status_code == status, (token, answer.text)
