@@ -57,6 +57,8 @@ class Audit:
         full["category"] = "AuditEvent"
         self.store.add_audit(int(now), record.get("vault"), record.get("identity"), full)
 
-    def query(self, vault: str | None = None, since: str | None = None, identity: str | None = None) -> list[dict]:
+    def query(
+        self, vault: str | None = None, since: str | None = None, identity: str | None = None, after: int = 0
+    ) -> list[dict]:
         start = parse_since(since, self.clock.now()) if since else None
-        return self.store.audit(vault.lower() if vault else None, start, identity)
+        return self.store.audit(vault.lower() if vault else None, start, identity, after)

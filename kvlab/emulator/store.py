@@ -502,8 +502,12 @@ class Store:
                 (time, vault, caller, json.dumps(record, separators=(",", ":"))),
             )
 
-    def audit(self, vault: str | None, since: int | None, caller: str | None) -> list[dict]:
-        sql, args = "SELECT record FROM audit WHERE 1 = 1", []
+    def audit_position(self) -> int:
+        """The number of the latest audit record (0 when there is none)."""
+        return self._read("SELECT COALESCE(MAX(seq), 0) FROM audit")[0][0]
+
+    def audit(self, vault: str | None, since: int | None, caller: str | None, after: int = 0) -> list[dict]:
+        sql, args = "SELECT record FROM audit WHERE seq > ?", [after]
         if vault is not None:
             sql += " AND vault = ?"
             args.append(vault)

@@ -308,6 +308,16 @@ class Vaults:
         self._on_new_version(stored)
         return stored
 
+    def inspect(self, vault: str, name: str) -> VersionRow | None:
+        """The latest version of a live secret, disabled or not; None if there is none."""
+        if not NAME_RE.match(name or ""):
+            return None
+        self.store.purge_due(self.clock.now())
+        state = self.store.secret_state(vault, name)
+        if state is None or state[1] is not None:
+            return None
+        return self.store.get_version(vault, state[0], None)
+
     def get_secret(self, vault: str, name: str, version: str | None) -> VersionRow:
         stored = self._live(vault, name)
         if version:

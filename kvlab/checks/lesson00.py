@@ -1,0 +1,92 @@
+"""Lesson 00 - Start here: your first secret, end to end.
+
+A small lesson that walks the whole path (guided notebook, lab, solution,
+checks) so a learner meets the workbook's habits before the real lessons.
+"""
+
+from __future__ import annotations
+
+from . import Context, Exercise, Incorrect, LessonSpec
+
+VAULT = "kv-start"
+SECRET = "first-secret"
+
+
+def _vault(ctx: Context) -> str:
+    return ctx.lesson.vault_url(VAULT)
+
+
+def check_client(ctx: Context) -> list[str]:
+    from azure.keyvault.secrets import SecretClient
+
+    client = ctx.require("client", SecretClient, "SecretClient")
+    if client.vault_url.rstrip("/").lower() != _vault(ctx).rstrip("/").lower():
+        raise Incorrect(
+            f"`client` talks to {client.vault_url}, but this lesson's vault is {_vault(ctx)}. "
+            "Pass vault_url=lesson.vault_url() when you create it."
+        )
+    code = "\n".join(ctx.sources())
+    if "DefaultAzureCredential(" not in code or any(
+        word in code for word in ("ClientSecretCredential", "client_secret", "UsernamePasswordCredential")
+    ):
+        raise Incorrect(
+            "Create the client with credential=DefaultAzureCredential(): it finds the right identity by "
+            "itself, here and in Azure, so no password or client secret goes into your code."
+        )
+    return [f"`client` is a SecretClient for {_vault(ctx)}", "it authenticates with DefaultAzureCredential"]
+
+
+def check_set(ctx: Context) -> list[str]:
+    secret = ctx.secret(SECRET)
+    if secret is None:
+        raise Incorrect(f"The vault has no secret named `{SECRET}` yet. Check the name: it must be exactly {SECRET}.")
+    checked = [f"the vault holds `{SECRET}`"]
+    if ctx.lesson.lab is not None:
+        sets = ctx.audit(vault=VAULT, operationName="SecretSet", secretName=SECRET, httpStatusCode=200)
+        if not sets:
+            raise Incorrect(f"`{SECRET}` exists, but it was not set during this run of the lesson. Run your set_secret cell.")
+        checked.append(f"this run set it (audit: {len(sets)} SecretSet by {sets[-1]['identity']})")
+    if secret["contentType"] != "text/plain":
+        raise Incorrect("Give the secret content_type='text/plain', so whoever reads it knows what it holds.")
+    checked.append("its content type is text/plain")
+    return checked
+
+
+def check_read(ctx: Context) -> list[str]:
+    value = ctx.require("value", str, "str (the secret's value)")
+    secret = ctx.secret(SECRET)
+    if secret is None or value != secret["value"]:
+        raise Incorrect(f"`value` is not the value stored in `{SECRET}`. Read it with client.get_secret(...).value.")
+    checked = [f"`value` holds the current value of `{SECRET}`"]
+    if ctx.lesson.lab is not None:
+        reads = ctx.audit(vault=VAULT, operationName="SecretGet", secretName=SECRET, httpStatusCode=200)
+        if not reads:
+            raise Incorrect("`value` was not read from the vault in this run: the audit log shows no SecretGet.")
+        checked.append(f"the audit log shows your read (as {reads[-1]['identity']})")
+    if any(value in source for source in ctx.sources()):
+        raise Incorrect("The secret's value appears in your code. Read it from the vault instead of typing it.")
+    checked.append("the value appears nowhere in your code")
+    return checked
+
+
+LESSON = LessonSpec(
+    number="00",
+    title="Start here: your first secret",
+    vaults=(VAULT,),
+    grants=(("Key Vault Secrets Officer", "learner", VAULT),),
+    exercises=(
+        Exercise("ex1", "Create a SecretClient", check_client, (
+            "Import SecretClient from azure.keyvault.secrets and DefaultAzureCredential from azure.identity.",
+            "client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential())",
+        )),
+        Exercise("ex2", "Store your first secret", check_set, (
+            "client.set_secret(name, value, content_type=...) stores a new version. Generate the value "
+            "with Python's secrets module instead of typing one.",
+            f"client.set_secret('{SECRET}', secrets.token_urlsafe(24), content_type='text/plain')",
+        )),
+        Exercise("ex3", "Read it back without printing it", check_read, (
+            "client.get_secret(name) returns a KeyVaultSecret; its .value is the secret.",
+            f"value = client.get_secret('{SECRET}').value  (and do not print it)",
+        )),
+    ),
+)

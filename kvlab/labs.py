@@ -1,0 +1,133 @@
+"""Build ``labs/`` from ``solutions/``: one source for every exercise.
+
+In a solution notebook, a region of a code cell between ``# BEGIN SOLUTION``
+and ``# END SOLUTION`` is the answer. In the lab it becomes a stub that says
+what to write and raises ``NotImplementedError`` (as nbgrader does), so a lab
+run as shipped fails only where the learner has work to do::
+
+    # BEGIN SOLUTION: Exercise 2 - read sql-db-password from the vault
+    password = client.get_secret("sql-db-password").value
+    # END SOLUTION
+
+becomes::
+
+    # Exercise 2 - read sql-db-password from the vault
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise 2 - read sql-db-password from the vault")
+
+Markdown cells carry answers between ``<!-- BEGIN SOLUTION -->`` and
+``<!-- END SOLUTION -->``. Labs are written without outputs, with clean
+metadata and the solution's cell ids, so a rebuild of an unchanged solution
+changes nothing and ``--check`` can tell when labs/ is stale.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+CODE_BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\b[:\s-]*(?P<task>.*?)\s*$")
+CODE_END = re.compile(r"^[ \t]*#\s*END SOLUTION\b")
+MD_BEGIN = re.compile(r"^\s*<!--\s*BEGIN SOLUTION\s*-->\s*$")
+MD_END = re.compile(r"^\s*<!--\s*END SOLUTION\s*-->\s*$")
+MD_STUB = "_Your answer here._"
+KEPT_CELL_METADATA = ("tags", "editable", "deletable")
+KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
+
+
+class LabError(ValueError):
+    """A solution notebook the builder cannot turn into a lab (says which file and cell)."""
+
+
+@dataclass(frozen=True)
+class Built:
+    lab: Path
+    changed: bool
+
+
+def _strip(lines: list[str], begin: re.Pattern, end: re.Pattern, stub, where: str) -> tuple[list[str], int]:
+    out: list[str] = []
+    regions = 0
+    inside = None
+    for number, line in enumerate(lines, 1):
+        if inside is None:
+            match = begin.match(line)
+            if match:
+                inside = match
+                regions += 1
+                continue
+            if end.match(line):
+                raise LabError(f"{where}, line {number}: END SOLUTION without BEGIN SOLUTION")
+            out.append(line)
+        elif end.match(line):
+            out.extend(stub(inside))
+            inside = None
+        elif begin.match(line):
+            raise LabError(f"{where}, line {number}: BEGIN SOLUTION inside another solution region")
+    if inside is not None:
+        raise LabError(f"{where}: BEGIN SOLUTION without END SOLUTION")
+    return out, regions
+
+
+def _code_stub(match: re.Match) -> list[str]:
+    indent = match.group("indent")
+    task = match.group("task") or "write the code for this exercise"
+    return [f"{indent}# {task}", f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError({task!r})"]
+
+
+def strip_solutions(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
+    """The lab for one solution notebook (a new notebook; the solution is not changed)."""
+    lab = nbformat.v4.new_notebook()
+    lab.metadata = {k: solution.metadata[k] for k in KEPT_NOTEBOOK_METADATA if k in solution.metadata}
+    for index, cell in enumerate(solution.cells):
+        where = f"{name}, cell {index + 1}"
+        lines = cell.source.split("\n")
+        if cell.cell_type == "code":
+            lines, _ = _strip(lines, CODE_BEGIN, CODE_END, _code_stub, where)
+            new = nbformat.v4.new_code_cell("\n".join(lines))
+        elif cell.cell_type == "markdown":
+            lines, _ = _strip(lines, MD_BEGIN, MD_END, lambda m: [MD_STUB], where)
+            new = nbformat.v4.new_markdown_cell("\n".join(lines))
+        else:
+            new = nbformat.v4.new_raw_cell(cell.source)
+        new.metadata = {k: cell.metadata[k] for k in KEPT_CELL_METADATA if k in cell.metadata}
+        new.id = cell.get("id") or f"cell-{index + 1}"
+        lab.cells.append(new)
+    return lab
+
+
+def render(notebook: nbformat.NotebookNode) -> str:
+    nbformat.validate(notebook)
+    return nbformat.writes(notebook, version=4) + "\n"
+
+
+def build(root: Path, check: bool = False) -> list[Built]:
+    """Write (or with ``check``, only compare) ``root/labs`` from ``root/solutions``."""
+    solutions = Path(root) / "solutions"
+    labs = Path(root) / "labs"
+    if not solutions.is_dir():
+        raise LabError(f"no solutions/ folder in {root}")
+    results = []
+    expected = set()
+    for source in sorted(solutions.glob("*.ipynb")):
+        expected.add(source.name)
+        try:
+            solution = nbformat.read(source, as_version=4)
+        except Exception as exc:  # nbformat raises several kinds for a broken file
+            raise LabError(f"{source}: not a readable notebook ({exc})") from None
+        text = render(strip_solutions(solution, source.name))
+        target = labs / source.name
+        changed = not target.exists() or target.read_text(encoding="utf-8") != text
+        if changed and not check:
+            labs.mkdir(exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        results.append(Built(target, changed))
+    for stray in sorted(labs.glob("*.ipynb")) if labs.is_dir() else []:
+        if stray.name not in expected:  # a lab whose solution is gone
+            if not check:
+                stray.unlink()
+            results.append(Built(stray, True))
+    return results

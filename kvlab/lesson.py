@@ -1,0 +1,87 @@
+"""A lesson run: its mode, its fresh resources, its checks.
+
+Every lesson notebook (guided, lab or solution) starts with::
+
+    lesson = kvlab.start_lesson("03", vault_url=vault_url)
+
+Against the emulator (``vault_url`` empty or ``"emulator"``) this connects,
+then resets the lesson's own vaults, identities and role assignments, so each
+run starts from the same state and a check can only see what *this* run did
+(audit records are read from this point on). Against a real vault
+(``vault_url="https://<name>.vault.azure.net/"``) nothing is created or reset:
+checks that need the emulator's records say they are unavailable.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import tracker
+from .checks import LessonSpec, caller_namespace, lesson_spec, make_hint, run_check
+from .feedback import Hint, Result
+
+EMULATOR = "emulator"
+
+
+class Lesson:
+    def __init__(self, spec: LessonSpec, vault_url: str | None = None, state_dir: str | os.PathLike | None = None):
+        self.spec = spec
+        self._hints_shown: dict[str, int] = {}
+        if not vault_url or vault_url.strip().lower() == EMULATOR:
+            from .connect import connect
+
+            self.mode = EMULATOR
+            self.lab = connect(state_dir)
+            self._reset()
+            self.audit_position = self.lab.audit_position()
+        else:
+            self.mode = "azure"
+            self.lab = None
+            self.audit_position = 0
+            self._azure_url = vault_url if vault_url.endswith("/") else vault_url + "/"
+        self.history_position = 0
+
+    def _reset(self) -> None:
+        """Recreate the lesson's vaults and identities, empty, with only its starting grants."""
+        lab = self.lab
+        existing_vaults = {v["name"] for v in lab.list_vaults()}
+        for name in self.spec.vaults:
+            if name in existing_vaults:
+                lab.delete_vault(name)
+            lab.create_vault(name)
+        existing_ids = {i["name"].lower() for i in lab.list_identities()}
+        for name in self.spec.identities:
+            if name.lower() in existing_ids:
+                lab.delete_identity(name)
+            lab.create_identity(name)
+        for role, assignee, scope in self.spec.grants:
+            lab.assign_role(role, assignee, scope)
+
+    def vault_url(self, name: str | None = None) -> str:
+        """The URL of one of the lesson's vaults (the first by default)."""
+        name = name or self.spec.vaults[0]
+        if self.lab is None:
+            return self._azure_url
+        return self.lab.vault_url(name)
+
+    def check(self, exercise: str) -> Result:
+        """Check one exercise of this lesson, looking at what this run did."""
+        result = run_check(self, exercise, caller_namespace())
+        tracker.record(result)
+        return result
+
+    def hint(self, exercise: str) -> Hint:
+        """The next hint for an exercise (each call shows one more)."""
+        return make_hint(self.spec, exercise, self._hints_shown)
+
+    def __repr__(self) -> str:
+        where = "the emulator" if self.lab is not None else self._azure_url
+        return f"Lesson {self.spec.number} - {self.spec.title} (against {where})"
+
+
+def start_lesson(number: str, vault_url: str | None = None, state_dir: str | os.PathLike | None = None) -> Lesson:
+    """Set up lesson ``number`` and return it (see the module docstring)."""
+    lesson = Lesson(lesson_spec(number), vault_url, state_dir)
+    namespace = caller_namespace()
+    lesson.history_position = len(namespace.get("In") or [])
+    return lesson

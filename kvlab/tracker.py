@@ -1,0 +1,131 @@
+"""The learner's progress: the latest result of every exercise, in a local file.
+
+Each check records its outcome in ``progress.json`` in the kvlab state
+directory. `show()` (``kvlab.progress()``) draws an ipywidgets dashboard of
+all lessons, with plain text and HTML forms for front ends without widgets;
+``kvlab progress`` prints the same table in a terminal.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import paths
+from .feedback import CORRECT, STATUSES
+
+FILE = "progress.json"
+_MARK = {"correct": "ok", "incorrect": "x", "not-attempted": "-", "unavailable": "n/a", None: "."}
+
+
+def _path(state_dir=None) -> Path:
+    return paths.state_dir(state_dir) / FILE
+
+
+def load(state_dir=None) -> dict:
+    try:
+        data = json.loads(_path(state_dir).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record(result, state_dir=None) -> None:
+    """Remember a result (the latest per exercise wins). Never fails a check."""
+    try:
+        path = _path(state_dir)
+        data = load(state_dir)
+        data.setdefault(result.lesson, {})[result.exercise] = {
+            "status": result.status,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".progress-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def rows(state_dir=None) -> list[dict]:
+    """One row per exercise of every lesson, with its latest status (None if never checked)."""
+    from .checks import all_lessons, lesson_spec
+
+    data = load(state_dir)
+    out = []
+    for number in all_lessons():
+        spec = lesson_spec(number)
+        for exercise in spec.exercises:
+            status = data.get(spec.number, {}).get(exercise.id, {}).get("status")
+            out.append({
+                "lesson": spec.number, "lessonTitle": spec.title, "exercise": exercise.id,
+                "title": exercise.title, "status": status if status in STATUSES else None,
+            })
+    return out
+
+
+def summary(state_dir=None) -> list[dict]:
+    """Per lesson: how many exercises are correct out of how many."""
+    lessons: dict[str, dict] = {}
+    for row in rows(state_dir):
+        entry = lessons.setdefault(row["lesson"], {"lesson": row["lesson"], "title": row["lessonTitle"], "correct": 0, "total": 0})
+        entry["total"] += 1
+        entry["correct"] += row["status"] == CORRECT
+    return list(lessons.values())
+
+
+def text(state_dir=None) -> str:
+    lines = []
+    for lesson in summary(state_dir):
+        lines.append(f"Lesson {lesson['lesson']} {lesson['title']}: {lesson['correct']}/{lesson['total']} correct")
+        for row in rows(state_dir):
+            if row["lesson"] == lesson["lesson"]:
+                lines.append(f"  [{_MARK[row['status']]:>3}] {row['exercise']} {row['title']}")
+    return "\n".join(lines) or "No lessons."
+
+
+class Dashboard:
+    """An ipywidgets dashboard where widgets render; a table everywhere else."""
+
+    def __init__(self, state_dir=None):
+        self.state_dir = state_dir
+
+    def widget(self):
+        import ipywidgets as widgets
+
+        boxes = []
+        for lesson in summary(self.state_dir):
+            bar = widgets.IntProgress(value=lesson["correct"], min=0, max=max(lesson["total"], 1),
+                                      bar_style="success" if lesson["correct"] == lesson["total"] else "info")
+            label = widgets.Label(f"Lesson {lesson['lesson']} {lesson['title']}: {lesson['correct']}/{lesson['total']}")
+            boxes.append(widgets.HBox([bar, label]))
+        return widgets.VBox(boxes)
+
+    def html(self) -> str:
+        body = "".join(
+            f"<tr><td>{html.escape(r['lesson'])}</td><td>{html.escape(r['exercise'])}</td>"
+            f"<td>{html.escape(r['title'])}</td><td>{html.escape(r['status'] or 'not checked')}</td></tr>"
+            for r in rows(self.state_dir)
+        )
+        return f"<table><tr><th>Lesson</th><th>Exercise</th><th>Title</th><th>Status</th></tr>{body}</table>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = {"text/plain": text(self.state_dir), "text/html": self.html()}
+        try:
+            view = self.widget()._repr_mimebundle_()
+            if view:
+                bundle.update({k: v for k, v in view.items() if k != "text/plain"})
+        except Exception:  # no widget support here: the table is the dashboard
+            pass
+        return bundle
+
+    def __repr__(self) -> str:
+        return text(self.state_dir)
+
+
+def show(state_dir=None) -> Dashboard:
+    return Dashboard(state_dir)
