@@ -44,7 +44,7 @@ def one_line_errors(func):
 
         try:
             return func(*args, **kwargs)
-        except (EmulatorError, ValueError, OSError) as exc:
+        except (EmulatorError, ValueError, OSError, KeyError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 
@@ -329,6 +329,63 @@ def clock_advance(days, hours, minutes, state_dir, output) -> None:
 def clock_reset(state_dir, output) -> None:
     """Return to real time."""
     emit(_admin(state_dir).reset_clock(), output)
+
+
+# -- the workbook ---------------------------------------------------------------
+
+
+@main.group()
+def labs() -> None:
+    """The lab notebooks, generated from the solutions."""
+
+
+@labs.command("build")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+              help="The workbook folder (the one holding solutions/ and labs/).")
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if labs/ is stale.")
+@OUTPUT
+@one_line_errors
+def labs_build(root, check, output) -> None:
+    """Write labs/ from solutions/: answers become stubs, outputs and metadata go."""
+    from .labs import build
+
+    results = build(root, check=check)
+    stale = [str(r.lab) for r in results if r.changed]
+    emit([{"lab": str(r.lab), "changed": r.changed} for r in results], output)
+    if check and stale:
+        click.echo(f"error: labs/ is stale ({', '.join(stale)}); run: kvlab labs build", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def notebooks() -> None:
+    """The guided notebooks (for instructors and maintainers)."""
+
+
+@notebooks.command("refresh")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+              help="The workbook folder (the one holding notebooks/).")
+@OUTPUT
+@one_line_errors
+def notebooks_refresh(root, output) -> None:
+    """Re-run notebooks/ in place against a fresh emulator, so their committed outputs are current."""
+    from .labs import refresh_outputs
+
+    emit([{"notebook": str(p), "executed": True} for p in refresh_outputs(root)], output)
+
+
+@main.command()
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def progress(state_dir, output) -> None:
+    """Your progress: the latest check result of every exercise."""
+    from . import tracker
+
+    if output == "table":
+        click.echo(tracker.text(state_dir))
+    else:
+        emit(tracker.rows(state_dir), output)
 
 
 if __name__ == "__main__":

@@ -131,3 +131,45 @@ def build(root: Path, check: bool = False) -> list[Built]:
                 stray.unlink()
             results.append(Built(stray, True))
     return results
+
+
+def refresh_outputs(root: Path, timeout: int = 600) -> list[Path]:
+    """Execute the guided notebooks in ``root/notebooks`` in place, with a fresh emulator.
+
+    Their outputs are committed and re-verified by nbval, so they are made in a
+    clean state: a temporary state directory on a free port, stopped afterwards.
+    """
+    import os
+    import shutil
+    import socket
+    import tempfile
+
+    from nbclient import NotebookClient
+
+    from .emulator import control
+
+    state = Path(tempfile.mkdtemp(prefix="kvlab-outputs-"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    saved = {k: os.environ.get(k) for k in ("KVLAB_STATE_DIR", "KVLAB_PORT")}
+    os.environ.update(KVLAB_STATE_DIR=str(state), KVLAB_PORT=str(port))
+    done = []
+    try:
+        for path in sorted((Path(root) / "notebooks").glob("*.ipynb")):
+            notebook = nbformat.read(path, as_version=4)
+            NotebookClient(notebook, kernel_name="python3", timeout=timeout, record_timing=False,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            for cell in notebook.cells:
+                cell.metadata.pop("execution", None)
+            path.write_text(render(notebook), encoding="utf-8")
+            done.append(path)
+    finally:
+        control.stop(state)
+        shutil.rmtree(state, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return done

@@ -19,6 +19,7 @@ from . import paths
 from .feedback import CORRECT, STATUSES
 
 FILE = "progress.json"
+_RANK = {"unavailable": 0, "not-attempted": 1, "incorrect": 2, "correct": 3}
 _MARK = {"correct": "ok", "incorrect": "x", "not-attempted": "-", "unavailable": "n/a", None: "."}
 
 
@@ -35,12 +36,21 @@ def load(state_dir=None) -> dict:
 
 
 def record(result, state_dir=None) -> None:
-    """Remember a result (the latest per exercise wins). Never fails a check."""
+    """Remember a result: the latest, and the best so far. Never fails a check.
+
+    The best is what progress shows: an exercise once solved stays solved when a
+    later run (a guided notebook's demonstration, a fresh start) checks it again.
+    """
     try:
         path = _path(state_dir)
         data = load(state_dir)
-        data.setdefault(result.lesson, {})[result.exercise] = {
+        entry = data.setdefault(result.lesson, {}).get(result.exercise, {})
+        best = entry.get("best")
+        if best not in STATUSES or _RANK[result.status] >= _RANK[best]:
+            best = result.status
+        data[result.lesson][result.exercise] = {
             "status": result.status,
+            "best": best,
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".progress-")
@@ -60,7 +70,8 @@ def rows(state_dir=None) -> list[dict]:
     for number in all_lessons():
         spec = lesson_spec(number)
         for exercise in spec.exercises:
-            status = data.get(spec.number, {}).get(exercise.id, {}).get("status")
+            entry = data.get(spec.number, {}).get(exercise.id, {})
+            status = entry.get("best", entry.get("status"))
             out.append({
                 "lesson": spec.number, "lessonTitle": spec.title, "exercise": exercise.id,
                 "title": exercise.title, "status": status if status in STATUSES else None,

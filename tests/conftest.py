@@ -7,7 +7,10 @@ must send what the SDK never would.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -23,13 +26,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def pytest_configure(config):
+    """Give this process (each xdist worker) its own emulator state directory and port.
+
+    They go into the environment, so every notebook kernel this process starts
+    (nbval, papermill) attaches to the same emulator as the tests' own clients.
+    """
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    state = Path(tempfile.mkdtemp(prefix=f"kvlab-test-{worker}-"))
+    os.environ["KVLAB_STATE_DIR"] = str(state)
+    os.environ["KVLAB_PORT"] = str(free_port())
+    config.kvlab_state = state
+
+
+def pytest_unconfigure(config):
+    state = getattr(config, "kvlab_state", None)
+    if state is not None:
+        control.stop(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    spent = sum(r.duration for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
+                if r.when == "call" and (".ipynb" in r.nodeid or "tests/notebooks/" in r.nodeid))
+    if spent:
+        terminalreporter.write_line(f"notebooks: {spent:.1f} s of test time (executed copies in build/notebooks/)")
+
+
 @pytest.fixture(scope="session")
-def emulator(tmp_path_factory):
-    """A running emulator with its own state directory, and this process connected to it."""
-    state = tmp_path_factory.mktemp("kvlab-state")
-    lab = kvlab.connect(state_dir=state, port=free_port())
-    yield lab
-    control.stop(state)
+def emulator():
+    """The running emulator of this process's state directory, and this process connected to it."""
+    return kvlab.connect()
 
 
 def officer_vault(lab, prefix: str = "t") -> str:

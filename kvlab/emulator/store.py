@@ -462,18 +462,22 @@ class Store:
 
     def add_assignment(self, row: AssignmentRow) -> AssignmentRow:
         """Store an assignment; an identical one already there is returned instead."""
+        # Looked up first: the UNIQUE constraint cannot catch a vault-scope duplicate,
+        # since SQLite treats the NULL secret of each row as distinct.
         with self.write() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO role_assignments (id, role_id, principal_id, vault, secret, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (row.id, row.role_id, row.principal_id, row.vault, row.secret, row.created),
-            )
             found = db.execute(
                 "SELECT id, role_id, principal_id, vault, secret, created FROM role_assignments "
                 "WHERE role_id = ? AND principal_id = ? AND vault = ? AND secret IS ?",
                 (row.role_id, row.principal_id, row.vault, row.secret),
             ).fetchone()
-        return AssignmentRow(*found)
+            if found is not None:
+                return AssignmentRow(*found)
+            db.execute(
+                "INSERT INTO role_assignments (id, role_id, principal_id, vault, secret, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (row.id, row.role_id, row.principal_id, row.vault, row.secret, row.created),
+            )
+        return row
 
     def assignments(self, principal_id: str | None = None, vault: str | None = None) -> list[AssignmentRow]:
         sql = "SELECT id, role_id, principal_id, vault, secret, created FROM role_assignments WHERE 1 = 1"
