@@ -186,13 +186,13 @@ class EmulatorApp:
                 routing_error = None
             except KeyVaultError as exc:
                 operation, params, routing_error = None, {}, exc
+            query = dict(parse_qsl(query_string, keep_blank_values=True))
+            record["operationVersion"] = query.get("api-version")
             # 2. the challenge comes before anything else is validated; then the token
             caller = self.authenticate(request, resource)
             record.update(identity=caller.name, callerOid=caller.oid, callerAppId=caller.appid)
             # 3. api-version, then the operation's own errors
-            query = dict(parse_qsl(query_string, keep_blank_values=True))
             api_version = check_api_version(query)
-            record["operationVersion"] = api_version
             if routing_error is not None:
                 raise routing_error
             assert operation is not None
