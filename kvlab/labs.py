@@ -94,6 +94,8 @@ def strip_solutions(solution: nbformat.NotebookNode, name: str = "notebook") -> 
         else:
             new = nbformat.v4.new_raw_cell(cell.source)
         new.metadata = {k: cell.metadata[k] for k in KEPT_CELL_METADATA if k in cell.metadata}
+        if cell.cell_type != "code" and cell.get("attachments"):  # images pasted into markdown
+            new.attachments = cell.attachments
         new.id = cell.get("id") or f"cell-{index + 1}"
         lab.cells.append(new)
     return lab

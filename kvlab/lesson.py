@@ -26,6 +26,7 @@ EMULATOR = "emulator"
 class Lesson:
     def __init__(self, spec: LessonSpec, vault_url: str | None = None, state_dir: str | os.PathLike | None = None):
         self.spec = spec
+        self.state_dir = state_dir  # where progress is recorded, like the emulator's state
         self._hints_shown: dict[str, int] = {}
         if not vault_url or vault_url.strip().lower() == EMULATOR:
             from .connect import connect
@@ -67,7 +68,7 @@ class Lesson:
     def check(self, exercise: str) -> Result:
         """Check one exercise of this lesson, looking at what this run did."""
         result = run_check(self, exercise, caller_namespace())
-        tracker.record(result)
+        tracker.record(result, self.state_dir)
         return result
 
     def hint(self, exercise: str) -> Hint:

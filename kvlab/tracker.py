@@ -32,7 +32,11 @@ def load(state_dir=None) -> dict:
         data = json.loads(_path(state_dir).read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    # keep only {lesson: {exercise: {...}}}: a damaged entry must not break a check or the table
+    return {lesson: {ex: e for ex, e in exercises.items() if isinstance(e, dict)}
+            for lesson, exercises in data.items() if isinstance(exercises, dict)}
 
 
 def record(result, state_dir=None) -> None:
@@ -54,9 +58,13 @@ def record(result, state_dir=None) -> None:
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".progress-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)  # no half-written temporary file left in the state directory
+            raise
     except OSError:
         pass
 

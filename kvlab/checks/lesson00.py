@@ -16,6 +16,12 @@ def _vault(ctx: Context) -> str:
     return ctx.lesson.vault_url(VAULT)
 
 
+def _audit(ctx: Context, operation: str) -> list[dict]:
+    """This run's successful ``operation`` records on SECRET (names are case-insensitive, as in Azure)."""
+    return [r for r in ctx.audit(vault=VAULT, operationName=operation, httpStatusCode=200)
+            if (r.get("secretName") or "").lower() == SECRET]
+
+
 def check_client(ctx: Context) -> list[str]:
     from azure.keyvault.secrets import SecretClient
 
@@ -42,7 +48,7 @@ def check_set(ctx: Context) -> list[str]:
         raise Incorrect(f"The vault has no secret named `{SECRET}` yet. Check the name: it must be exactly {SECRET}.")
     checked = [f"the vault holds `{SECRET}`"]
     if ctx.lesson.lab is not None:
-        sets = ctx.audit(vault=VAULT, operationName="SecretSet", secretName=SECRET, httpStatusCode=200)
+        sets = _audit(ctx, "SecretSet")
         if not sets:
             raise Incorrect(f"`{SECRET}` exists, but it was not set during this run of the lesson. Run your set_secret cell.")
         checked.append(f"this run set it (audit: {len(sets)} SecretSet by {sets[-1]['identity']})")
@@ -59,7 +65,7 @@ def check_read(ctx: Context) -> list[str]:
         raise Incorrect(f"`value` is not the value stored in `{SECRET}`. Read it with client.get_secret(...).value.")
     checked = [f"`value` holds the current value of `{SECRET}`"]
     if ctx.lesson.lab is not None:
-        reads = ctx.audit(vault=VAULT, operationName="SecretGet", secretName=SECRET, httpStatusCode=200)
+        reads = _audit(ctx, "SecretGet")
         if not reads:
             raise Incorrect("`value` was not read from the vault in this run: the audit log shows no SecretGet.")
         checked.append(f"the audit log shows your read (as {reads[-1]['identity']})")
