@@ -61,6 +61,8 @@ def lab(args: list[str]) -> None:
     say("opening the workbook: notebooks/00-start-here.ipynb")
     start = "notebooks/00-start-here.ipynb" if (ROOT / "notebooks/00-start-here.ipynb").exists() else ""
     command = [str(BIN / "jupyter"), "lab", *([start] if start else []), *args]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
+        command.append("--allow-root")  # containers (Codespaces, Docker) often run as root
     os.chdir(ROOT)
     if os.name == "nt":
         sys.exit(subprocess.call(command))

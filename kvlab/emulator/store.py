@@ -144,6 +144,18 @@ _VERSION_COLUMNS = (
 )
 
 
+_INSERT_VERSION = (
+    "INSERT INTO versions (vault, name, version, value, content_type, tags, enabled, nbf, exp, "
+    "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _version_params(row: VersionRow) -> tuple:
+    tags = json.dumps(row.tags) if row.tags is not None else None
+    return (row.vault, row.name, row.version, row.value, row.content_type, tags, int(row.enabled),
+            row.nbf, row.exp, row.created, row.updated)
+
+
 def _version(row: tuple) -> VersionRow:
     tags = json.loads(row[5]) if row[5] is not None else None
     return VersionRow(
@@ -291,15 +303,7 @@ class Store:
             db.execute(
                 "INSERT OR IGNORE INTO secrets (vault, name) VALUES (?, ?)", (row.vault, row.name)
             )
-            db.execute(
-                "INSERT INTO versions (vault, name, version, value, content_type, tags, enabled, "
-                "nbf, exp, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.vault, row.name, row.version, row.value, row.content_type,
-                    json.dumps(row.tags) if row.tags is not None else None, int(row.enabled),
-                    row.nbf, row.exp, row.created, row.updated,
-                ),
-            )
+            db.execute(_INSERT_VERSION, _version_params(row))
             stored = db.execute(
                 "SELECT name FROM secrets WHERE vault = ? AND name = ?", (row.vault, row.name)
             ).fetchone()[0]
@@ -390,18 +394,7 @@ class Store:
             if exists:
                 return False
             db.execute("INSERT INTO secrets (vault, name) VALUES (?, ?)", (first.vault, first.name))
-            db.executemany(
-                "INSERT INTO versions (vault, name, version, value, content_type, tags, enabled, "
-                "nbf, exp, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.vault, r.name, r.version, r.value, r.content_type,
-                        json.dumps(r.tags) if r.tags is not None else None, int(r.enabled),
-                        r.nbf, r.exp, r.created, r.updated,
-                    )
-                    for r in rows
-                ],
-            )
+            db.executemany(_INSERT_VERSION, [_version_params(r) for r in rows])
             return True
 
     def purge_due(self, now: int) -> int:

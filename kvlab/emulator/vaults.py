@@ -318,13 +318,18 @@ class Vaults:
             return None
         return self.store.get_version(vault, state[0], None)
 
-    def get_secret(self, vault: str, name: str, version: str | None) -> VersionRow:
+    def _version(self, vault: str, name: str, version: str | None) -> VersionRow:
+        """One version of a live secret (the latest when ``version`` is empty), or 404."""
         stored = self._live(vault, name)
         if version:
             _validate_version(version)
         row = self.store.get_version(vault, stored, version or None)
         if row is None:
             raise secret_not_found(f"{name}/{version}" if version else name)
+        return row
+
+    def get_secret(self, vault: str, name: str, version: str | None) -> VersionRow:
+        row = self._version(vault, name, version)
         if not row.enabled:
             raise KeyVaultError(
                 403, "Forbidden", "Operation get is not allowed on a disabled secret.",
@@ -341,12 +346,8 @@ class Vaults:
         tags: object = ...,
         attributes: Attributes | None = None,
     ) -> VersionRow:
-        stored = self._live(vault, name)
-        if version:
-            _validate_version(version)
-        row = self.store.get_version(vault, stored, version or None)
-        if row is None:
-            raise secret_not_found(f"{name}/{version}" if version else name)
+        row = self._version(vault, name, version)
+        stored = row.name
         changes: dict[str, object] = {}
         if content_type is not ...:
             changes["content_type"] = parse_content_type(content_type)
