@@ -363,15 +363,20 @@ def notebooks() -> None:
 
 
 @notebooks.command("refresh")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
               help="The workbook folder (the one holding notebooks/).")
 @OUTPUT
 @one_line_errors
-def notebooks_refresh(root, output) -> None:
-    """Re-run notebooks/ in place against a fresh emulator, so their committed outputs are current."""
+def notebooks_refresh(paths, root, output) -> None:
+    """Re-run guided notebooks in place against a fresh emulator (all of notebooks/, or PATHS).
+
+    Their outputs are committed and nbval re-verifies them, so run this after editing one.
+    """
     from .labs import refresh_outputs
 
-    emit([{"notebook": str(p), "executed": True} for p in refresh_outputs(root)], output)
+    done = refresh_outputs(root, only=list(paths) or None)
+    emit([{"notebook": str(p), "executed": True} for p in done], output)
 
 
 @main.command()

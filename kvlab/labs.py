@@ -135,8 +135,8 @@ def build(root: Path, check: bool = False) -> list[Built]:
     return results
 
 
-def refresh_outputs(root: Path, timeout: int = 600) -> list[Path]:
-    """Execute the guided notebooks in ``root/notebooks`` in place, with a fresh emulator.
+def refresh_outputs(root: Path, timeout: int = 600, only: list[Path] | None = None) -> list[Path]:
+    """Execute the guided notebooks in ``root/notebooks`` (or ``only`` these) in place, with a fresh emulator.
 
     Their outputs are committed and re-verified by nbval, so they are made in a
     clean state: a temporary state directory on a free port, stopped afterwards.
@@ -158,7 +158,7 @@ def refresh_outputs(root: Path, timeout: int = 600) -> list[Path]:
     os.environ.update(KVLAB_STATE_DIR=str(state), KVLAB_PORT=str(port))
     done = []
     try:
-        for path in sorted((Path(root) / "notebooks").glob("*.ipynb")):
+        for path in [Path(p) for p in only] if only else sorted((Path(root) / "notebooks").glob("*.ipynb")):
             notebook = nbformat.read(path, as_version=4)
             NotebookClient(notebook, kernel_name="python3", timeout=timeout, record_timing=False,
                            resources={"metadata": {"path": str(path.parent)}}).execute()
