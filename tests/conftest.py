@@ -7,50 +7,15 @@ must send what the SDK never would.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
 import kvlab
-from kvlab.emulator import control
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pytest_configure(config):
-    """Give this process (each xdist worker) its own emulator state directory and port.
-
-    They go into the environment, so every notebook kernel this process starts
-    (nbval, papermill) attaches to the same emulator as the tests' own clients.
-    """
-    worker = getattr(config, "workerinput", {}).get("workerid", "main")
-    state = Path(tempfile.mkdtemp(prefix=f"kvlab-test-{worker}-"))
-    os.environ["KVLAB_STATE_DIR"] = str(state)
-    os.environ["KVLAB_PORT"] = str(free_port())
-    config.kvlab_state = state
-
-
-def pytest_unconfigure(config):
-    state = getattr(config, "kvlab_state", None)
-    if state is not None:
-        control.stop(state)
-        shutil.rmtree(state, ignore_errors=True)
-
-
-def pytest_terminal_summary(terminalreporter):
-    spent = sum(r.duration for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
-                if r.when == "call" and (".ipynb" in r.nodeid or "tests/notebooks/" in r.nodeid))
-    if spent:
-        terminalreporter.write_line(f"notebooks: {spent:.1f} s of test time (executed copies in build/notebooks/)")
+from kvlab_pytest import free_port  # noqa: F401  (tests import it from here)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,46 @@
+"""A pytest plugin loaded for every run (``-p kvlab_pytest`` in pyproject), whatever paths are collected.
+
+It gives each test process (each xdist worker) its own emulator state
+directory and port, through the environment, so the tests' own clients and
+every notebook kernel the process starts (nbval, papermill) share one
+emulator that is never the user's own. It lives here rather than in
+tests/conftest.py because `pytest notebooks/` does not load that conftest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pytest_configure(config):
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    state = Path(tempfile.mkdtemp(prefix=f"kvlab-test-{worker}-"))
+    os.environ["KVLAB_STATE_DIR"] = str(state)
+    os.environ["KVLAB_PORT"] = str(free_port())
+    config.kvlab_state = state
+
+
+def pytest_unconfigure(config):
+    from kvlab.emulator import control
+
+    state = getattr(config, "kvlab_state", None)
+    if state is not None:
+        control.stop(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    spent = sum(r.duration for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
+                if r.when == "call" and (".ipynb" in r.nodeid or "tests/notebooks/" in r.nodeid))
+    if spent:
+        terminalreporter.write_line(f"notebooks: {spent:.1f} s of test time (executed copies in build/notebooks/)")
