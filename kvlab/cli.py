@@ -393,5 +393,41 @@ def progress(state_dir, output) -> None:
         emit(tracker.rows(state_dir), output)
 
 
+# -- leaked secrets ---------------------------------------------------------------
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--history", is_flag=True,
+              help="PATHS are Git repositories: scan every revision of every file (all branches and tags) "
+                   "and report the commit that introduced each finding.")
+@OUTPUT
+def scan(paths, history, output) -> None:
+    """Find leaked secrets in files and folders, notebooks cell by cell (or in Git history with --history).
+
+    detect-secrets with kvlab's plugins for Azure formats (connection string
+    passwords, SAS signatures, Databricks tokens). A secret is never printed:
+    only its first characters. A line marked `# pragma: allowlist secret` is
+    skipped. Exit status: 0 clean, 1 secrets found, 2 bad input. As a
+    pre-commit hook: id `kvlab-scan` (see .pre-commit-hooks.yaml).
+    """
+    from . import leaks
+
+    try:
+        found = leaks.scan_history(*paths) if history else leaks.scan(*paths)
+    except leaks.ScanError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if output == "table":
+        click.echo(leaks.table(found))
+    else:
+        emit([f.as_dict() for f in found], output)
+    if found:
+        one = len(found) == 1
+        click.echo(f"error: {len(found)} possible secret{'' if one else 's'} found (shown redacted): remove "
+                   f"{'it' if one else 'them'} from the code, and rotate any secret that was ever pushed", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

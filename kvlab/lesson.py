@@ -43,7 +43,7 @@ class Lesson:
         self.history_position = 0
 
     def _reset(self) -> None:
-        """Recreate the lesson's vaults and identities, empty, with only its starting grants."""
+        """Recreate the lesson's vaults and identities, empty, with only its starting grants (and its seed)."""
         lab = self.lab
         existing_vaults = {v["name"] for v in lab.list_vaults()}
         for name in self.spec.vaults:
@@ -57,6 +57,8 @@ class Lesson:
             lab.create_identity(name)
         for role, assignee, scope in self.spec.grants:
             lab.assign_role(role, assignee, scope)
+        if self.spec.seed is not None:
+            self.spec.seed(self)
 
     def vault_url(self, name: str | None = None) -> str:
         """The URL of one of the lesson's vaults (the first by default)."""

@@ -56,6 +56,8 @@ class LessonSpec:
     # (role, assignee, scope) the lesson starts with, e.g. the learner's own role
     grants: tuple[tuple[str, str, str], ...] = ()
     exercises: tuple[Exercise, ...] = ()
+    # on the emulator, after the reset: seed(lesson) puts in what the lesson starts with (e.g. a secret)
+    seed: Callable[[Any], None] | None = None
 
     def exercise(self, exercise_id: str) -> Exercise:
         for exercise in self.exercises:
@@ -115,9 +117,10 @@ class Context:
                 found = client.get_secret(name)
             except ResourceNotFoundError:
                 return None
+        expires = found.properties.expires_on  # epoch seconds, as the emulator's records hold it
         return {"name": found.name, "version": found.properties.version, "value": found.value,
                 "contentType": found.properties.content_type, "tags": found.properties.tags,
-                "enabled": found.properties.enabled}
+                "enabled": found.properties.enabled, "exp": int(expires.timestamp()) if expires else None}
 
     def require_stub_replaced(self, exercise: Exercise) -> None:
         """NotAttempted while the newest run of this exercise's cell is still the lab's stub."""

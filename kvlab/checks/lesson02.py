@@ -1,0 +1,361 @@
+"""Lesson 02 - Creating a vault: one vault per environment, RBAC, least privilege.
+
+The lesson starts from three empty RBAC vaults (dev, staging, prod) in which
+nobody holds a data role, not even the learner, and six workload identities.
+The checks read the role assignments from the emulator and then *try* each
+identity's access through the real SDK (``DefaultAzureCredential`` with the
+identity's client id), so an answer counts when it works, not when it looks
+right. A probe never changes a secret: reads, listing, and an update of a name
+that does not exist (authorization comes first, so 404 means "allowed", 403
+"refused").
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from . import Context, Exercise, Incorrect, LessonSpec
+
+DEV, STAGING, PROD = "kv-sales-dev", "kv-sales-staging", "kv-sales-prod"
+SECRETS = ("adls-storage-key", "sql-db-password", "resend-api-key")
+ADMIN, OFFICER, USER, READER = (
+    "Key Vault Administrator", "Key Vault Secrets Officer", "Key Vault Secrets User", "Key Vault Reader",
+)
+_RANK = {READER: 0, USER: 1, OFFICER: 2, ADMIN: 3}
+_LETS = {
+    READER: "see secret names and dates, not values",
+    USER: "read secret values",
+    OFFICER: "read, write and delete secrets",
+    ADMIN: "do everything in the vault, keys and certificates included",
+}
+PROBE = "kvlab-access-probe"  # a name no exercise creates: updating it answers 404 when allowed
+DAY = 86400
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Workload:
+    identity: str
+    what: str  # who the identity stands for
+    needs: str  # what it needs to do, as "it only needs to ..."
+    role: str  # the least role that does it
+    reads: tuple[str, ...] = ()  # secrets it must be able to read
+    only: str | None = None  # the one secret its role must be scoped to
+
+
+WORKLOADS = (
+    Workload("id-databricks-sales", "the Databricks cluster", "read secrets", USER,
+             ("adls-storage-key", "sql-db-password")),
+    Workload("id-adf-sales", "the Data Factory", "read secrets", USER, ("sql-db-password",)),
+    Workload("id-func-sales", "the Function app", "read one secret, resend-api-key", USER,
+             ("resend-api-key",), only="resend-api-key"),
+    Workload("id-devops-sales", "the DevOps pipeline", "write, update and delete secrets as it deploys them", OFFICER),
+    Workload("id-security-team", "the security team", "administer the whole vault", ADMIN),
+    Workload("id-auditor", "the auditor", "see which secrets exist and when they expire, never their values", READER),
+)
+DEV_WORKLOADS = WORKLOADS[:3]  # the dev pipelines' own identities: they never reach staging or prod
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _held(ctx: Context, assignee: str, vault: str) -> list[tuple[str, str | None]]:
+    """(role, secret or None) that ``assignee`` holds on ``vault``, from the emulator's assignments."""
+    held = []
+    for a in ctx.emulator.role_assignments(assignee, vault):
+        marker = "/secrets/"
+        secret = a["scope"].split(marker, 1)[1] if marker in a["scope"] else None
+        held.append((a["roleDefinitionName"], secret))
+    return held
+
+
+def _where(vault: str, secret: str | None) -> str:
+    return f"{vault}/secrets/{secret}" if secret else f"the whole vault {vault}"
+
+
+@contextmanager
+def _as(ctx: Context, identity: str, vault: str) -> Iterator:
+    """A SecretClient for ``vault`` that signs in as the managed identity ``identity``."""
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+
+    client_id = ctx.emulator.identity(identity)["clientId"]
+    with DefaultAzureCredential(managed_identity_client_id=client_id) as credential, \
+            SecretClient(ctx.lesson.vault_url(vault), credential) as client:
+        yield client
+
+
+def _allowed(call: Callable[[], object]) -> bool:
+    """Whether the vault lets the request through: 403 is no; 404 (got past authorization) is yes."""
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    try:
+        call()
+    except ResourceNotFoundError:
+        return True
+    except HttpResponseError as exc:
+        if exc.status_code == 403:
+            return False
+        raise
+    return True
+
+
+def _read(client, name: str) -> Callable[[], object]:
+    return lambda: client.get_secret(name)
+
+
+def _list(client) -> Callable[[], object]:
+    return lambda: list(client.list_properties_of_secrets())
+
+
+def _write(client) -> Callable[[], object]:
+    return lambda: client.update_secret_properties(PROBE, enabled=True)
+
+
+def _judge_secret(ctx: Context, name: str, vault: str, env: str) -> dict:
+    """The secret, after checking it exists with a content type, env/owner tags and a sensible expiry."""
+    secret = ctx.secret(name, vault)
+    if secret is None:
+        raise Incorrect(f"{vault} has no secret named `{name}` yet. The name must be exactly {name}.")
+    if not secret.get("contentType"):
+        raise Incorrect(
+            f"`{name}` in {vault} has no content type: set content_type (e.g. 'text/plain') so whoever "
+            "reads it knows what it holds."
+        )
+    tags = {k.lower(): v for k, v in (secret.get("tags") or {}).items()}
+    if (tags.get("env") or "").lower() != env:
+        found = f"env={tags['env']}" if "env" in tags else "no env tag"
+        raise Incorrect(f"`{name}` in {vault} has {found}: tag it env={env}, the environment of its vault.")
+    if not tags.get("owner"):
+        raise Incorrect(f"`{name}` in {vault} has no owner tag: tag it owner=<team> so people know whom to ask "
+                        "before they rotate or delete it.")
+    exp = secret.get("exp")
+    if exp is None:
+        raise Incorrect(
+            f"`{name}` in {vault} has no expiry date: set expires_on (e.g. 90 days from now) so Key Vault can "
+            "warn you before it expires and you rotate it in time."
+        )
+    days = (exp - time.time()) / DAY
+    if days < 1:
+        raise Incorrect(f"`{name}` in {vault} expires {'today' if days > 0 else 'in the past'}: set expires_on "
+                        "to a date weeks ahead (e.g. 90 days from now).")
+    if days > MAX_DAYS:
+        raise Incorrect(f"`{name}` in {vault} expires in {int(days)} days: a secret that lives more than a year is "
+                        "rarely rotated. Set expires_on to 90 days from now, when you plan to rotate it.")
+    return secret
+
+
+def _set_by(ctx: Context, vault: str, name: str) -> list[str]:
+    """Who stored ``name`` in ``vault`` during this run (from the audit log)."""
+    return [r["identity"] for r in ctx.audit(vault=vault, operationName="SecretSet", httpStatusCode=200)
+            if (r.get("secretName") or "").lower() == name]
+
+
+def _judge_roles(ctx: Context, w: Workload, vault: str) -> str:
+    """Raise Incorrect unless ``w.identity`` holds exactly the least role, at the right scope."""
+    held = _held(ctx, w.identity, vault)
+    if not held:
+        raise Incorrect(f"`{w.identity}` has no role on {vault} yet: {w.what} needs to {w.needs}, "
+                        f"so it needs {w.role}.")
+    for role, secret in held:
+        if role == w.role:
+            continue
+        if _RANK[role] > _RANK[w.role]:
+            raise Incorrect(
+                f"`{w.identity}` holds {role}, which lets it {_LETS[role]}: {w.what} only needs to {w.needs} "
+                f"- least privilege means {w.role}."
+            )
+        raise Incorrect(
+            f"`{w.identity}` holds {role}, which only lets it {_LETS[role]}: {w.what} needs to {w.needs}, "
+            f"so it needs {w.role}."
+        )
+    for role, secret in held:
+        if w.only:
+            if secret is None:
+                raise Incorrect(
+                    f"`{w.identity}` holds {role} on the whole vault {vault}: {w.what} only needs {w.only}, so "
+                    f"scope the role to that one secret: {vault}/secrets/{w.only}."
+                )
+            if secret.lower() != w.only:
+                raise Incorrect(f"`{w.identity}` holds {role} on {_where(vault, secret)}: {w.what} needs "
+                                f"{w.only}, and nothing else.")
+        elif secret is not None and not w.reads:
+            raise Incorrect(
+                f"`{w.identity}` holds {role} only on {_where(vault, secret)}: {w.what} works with every secret in "
+                f"the vault, so assign the role at the vault's scope ({vault})."
+            )
+    scopes = sorted({_where(vault, s) for _, s in held})
+    return f"`{w.identity}` holds {w.role} on {' and '.join(scopes)}"
+
+
+def _refused(identity: str, what: str, vault: str) -> Incorrect:
+    return Incorrect(f"As `{identity}`, {what} in {vault} was refused (403 ForbiddenByRbac), though its job needs it.")
+
+
+def _let_through(identity: str, what: str, vault: str, why: str) -> Incorrect:
+    return Incorrect(f"As `{identity}`, {what} in {vault} was allowed: {why}.")
+
+
+def _try_workload(ctx: Context, w: Workload, vault: str) -> str:
+    """Access attempts as the workload's identity that prove it can do its job and no more."""
+    with _as(ctx, w.identity, vault) as client:
+        for name in w.reads:
+            if not _allowed(_read(client, name)):
+                raise _refused(w.identity, f"reading {name}", vault)
+        if w.role in (USER, READER) and _allowed(_write(client)):
+            raise _let_through(w.identity, "changing a secret", vault, "it should only read")
+        if w.only:
+            other = next(s for s in SECRETS if s != w.only)
+            if _allowed(_read(client, other)):
+                raise _let_through(w.identity, f"reading {other}", vault, f"it should reach {w.only} only")
+            return f"as `{w.identity}`: reads {w.only}, refused {other} and writes (403)"
+        if w.role == READER:
+            if not _allowed(_list(client)):
+                raise _refused(w.identity, "listing the secrets", vault)
+            if _allowed(_read(client, SECRETS[0])):
+                raise _let_through(w.identity, f"reading the value of {SECRETS[0]}", vault,
+                                   "an auditor must not see values")
+            return f"as `{w.identity}`: lists the secrets, but reading a value is refused (403)"
+        if w.role in (OFFICER, ADMIN):
+            if not (_allowed(_list(client)) and _allowed(_read(client, SECRETS[0]))):
+                raise _refused(w.identity, "reading the secrets", vault)
+            if not _allowed(_write(client)):
+                raise _refused(w.identity, "changing a secret", vault)
+            return f"as `{w.identity}`: lists, reads and may change secrets"
+        return f"as `{w.identity}`: reads {', '.join(w.reads)}; writes are refused (403)"
+
+
+# -- the checks ----------------------------------------------------------------------------
+
+
+def check_dev_secrets(ctx: Context) -> list[str]:
+    checked = []
+    if ctx.lesson.lab is not None:
+        held = _held(ctx, "learner", DEV)
+        roles = {role for role, _ in held}
+        if not held:
+            raise Incorrect(
+                f"You hold no role on {DEV} yet, so the vault refuses you (403 ForbiddenByRbac): assign yourself "
+                f"{OFFICER} on {DEV}."
+            )
+        if ADMIN in roles:
+            raise Incorrect(
+                f"You hold {ADMIN} on {DEV}, which lets you {_LETS[ADMIN]}: storing secrets only needs "
+                f"{OFFICER} - least privilege applies to you too."
+            )
+        if OFFICER not in roles:
+            role = sorted(roles, key=_RANK.get)[-1]
+            raise Incorrect(f"You hold {role} on {DEV}, which only lets you {_LETS[role]}: storing secrets "
+                            f"needs {OFFICER}.")
+        if (OFFICER, None) not in held:
+            raise Incorrect(
+                f"You hold {OFFICER} only on single secrets: hold it on the vault ({DEV}). A role can be scoped "
+                "to a secret only once the secret exists, and you are creating them."
+            )
+        checked.append(f"you hold {OFFICER} on {DEV}")
+    values = []
+    for name in SECRETS:
+        values.append(_judge_secret(ctx, name, DEV, "dev")["value"])
+        if ctx.lesson.lab is not None and "learner" not in _set_by(ctx, DEV, name):
+            raise Incorrect(f"`{name}` exists, but you did not store it during this run of the lesson "
+                            "(the audit log shows no SecretSet by you). Run your cell again.")
+    checked.append(f"{DEV} holds {', '.join(SECRETS)}, each with a content type, env=dev and owner tags, "
+                   "and an expiry within a year")
+    if ctx.lesson.lab is not None:
+        checked.append("the audit log shows you stored all three in this run")
+    code = "\n".join(ctx.sources())
+    if any(value and value in code for value in values):
+        raise Incorrect("A secret's value appears in your code. Generate values in code (e.g. with the secrets "
+                        "module) instead of typing them.")
+    checked.append("no value appears in your code")
+    return checked
+
+
+def check_least_privilege(ctx: Context) -> list[str]:
+    ctx.emulator  # role assignments and managed identities exist only on the emulator here
+    checked = [_judge_roles(ctx, w, DEV) for w in WORKLOADS]
+    checked += [_try_workload(ctx, w, DEV) for w in WORKLOADS]
+    return checked
+
+
+def check_environments(ctx: Context) -> list[str]:
+    ctx.emulator
+    for vault in (PROD, STAGING):
+        for role, secret in _held(ctx, "learner", vault):
+            raise Incorrect(
+                f"You hold {role} on {_where(vault, secret)}: in production no person holds a data role. "
+                f"The DevOps pipeline's identity deploys the secrets; remove your assignment."
+            )
+    for w in DEV_WORKLOADS:
+        for vault in (STAGING, PROD):
+            for role, secret in _held(ctx, w.identity, vault):
+                raise Incorrect(
+                    f"`{w.identity}` holds {role} on {_where(vault, secret)}: it is the identity of the dev "
+                    f"{w.what.removeprefix('the ')}, and dev workloads must never reach {vault.rsplit('-', 1)[1]} "
+                    "secrets. "
+                    f"That environment's workloads get identities of their own."
+                )
+    deployer = Workload("id-devops-sales", "the DevOps pipeline", "deploy production's secrets", OFFICER)
+    checked = [_judge_roles(ctx, deployer, PROD)]
+    for name in SECRETS:
+        secret = _judge_secret(ctx, name, PROD, "prod")
+        writers = _set_by(ctx, PROD, name)
+        if not writers:
+            raise Incorrect(f"`{name}` exists in {PROD}, but it was not stored during this run of the lesson "
+                            "(the audit log shows no SecretSet). Run your cell again.")
+        if any(who != deployer.identity for who in writers):
+            other = next(who for who in writers if who != deployer.identity)
+            raise Incorrect(f"`{name}` in {PROD} was written by {other}: write production's secrets as "
+                            f"`{deployer.identity}` (DefaultAzureCredential(managed_identity_client_id=...)).")
+        dev = ctx.secret(name, DEV)
+        if dev is not None and dev["value"] == secret["value"]:
+            raise Incorrect(f"`{name}` has the same value in {PROD} as in {DEV}: generate a new value for each "
+                            "environment, so a leak in dev never opens production.")
+    checked.append(f"{PROD} holds {', '.join(SECRETS)} with env=prod tags and an expiry, values of its own, "
+                   f"written by `{deployer.identity}` in this run")
+    func = WORKLOADS[2]
+    with _as(ctx, func.identity, DEV) as dev_client:
+        if not _allowed(_read(dev_client, func.only)):
+            raise Incorrect(f"As `{func.identity}`, reading {func.only} in {DEV} was refused: give it its role "
+                            "on dev first (exercise 2).")
+    for w in DEV_WORKLOADS:
+        with _as(ctx, w.identity, PROD) as prod_client:
+            for name in w.reads:
+                if _allowed(_read(prod_client, name)):
+                    raise _let_through(w.identity, f"reading {name}", PROD, "dev workloads must never reach prod")
+    checked.append(f"as `{func.identity}`: reads {func.only} in {DEV}, refused (403) in {PROD}")
+    checked.append(f"as the other dev identities: every read in {PROD} refused (403)")
+    return checked
+
+
+LESSON = LessonSpec(
+    number="02",
+    title="Creating a vault",
+    vaults=(DEV, STAGING, PROD),
+    identities=tuple(w.identity for w in WORKLOADS),
+    grants=(),  # a new RBAC vault grants nobody data access, not even its creator
+    exercises=(
+        Exercise("ex1", "Give yourself a role and store the three secrets", check_dev_secrets, (
+            f"First grant yourself {OFFICER} on {DEV} (grant(...) does it here and prints the az command), "
+            "then set_secret each secret with content_type, tags and expires_on.",
+            "client.set_secret(name, secrets.token_urlsafe(32), content_type='text/plain', "
+            "tags={'env': 'dev', 'owner': 'data-platform'}, "
+            "expires_on=datetime.now(timezone.utc) + timedelta(days=90))",
+        )),
+        Exercise("ex2", "Least privilege for six identities", check_least_privilege, (
+            "Follow the RBAC table: pipelines that only read get Secrets User, the deploying pipeline Secrets "
+            "Officer, the security team Administrator, the auditor Reader.",
+            f"The Function app only needs resend-api-key: use the scope '{DEV}/secrets/resend-api-key'; "
+            f"everyone else gets their role on '{DEV}'.",
+        )),
+        Exercise("ex3", "Keep production separate", check_environments, (
+            f"Grant {OFFICER} on {PROD} to id-devops-sales (not to yourself), then store the three secrets "
+            "as that identity, with new values and env=prod tags.",
+            "SecretClient(lesson.vault_url('kv-sales-prod'), DefaultAzureCredential("
+            "managed_identity_client_id=lesson.lab.identity('id-devops-sales')['clientId']))",
+        )),
+    ),
+)

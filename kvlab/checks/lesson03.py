@@ -1,0 +1,341 @@
+"""Lesson 03 - SecretClient and Managed Identity.
+
+The lesson's story: an Azure Function app (`func-orders`) reads its secrets
+from `kv-orders-dev` with its user-assigned managed identity `id-func-orders`,
+which holds Key Vault Secrets User. The learner holds Secrets Officer and
+plays the admin who seeds, rotates and recovers secrets.
+
+The checks judge what the vault saw (its audit log: who read what, which
+version, with which outcome), not only the learner's variables. The cache
+exercise is also exercised directly with a stand-in client and clock, so a
+cache that never expires is caught without waiting for its TTL.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from . import Context, Exercise, Incorrect, LessonSpec, Unavailable
+
+VAULT = "kv-orders-dev"
+FUNC_IDENTITY = "id-func-orders"
+DB_SECRET = "sql-db-password"
+API_SECRET = "resend-api-key"
+STORAGE_SECRET = "adls-storage-key"
+PROBE_READS = 5
+
+
+# -- what the vault saw ------------------------------------------------------------------
+
+
+def _records(ctx: Context, operation: str, secret: str, status: int | None = 200) -> list[dict]:
+    """This run's ``operation`` records on ``secret`` (names compare case-insensitively, as in Azure)."""
+    return [
+        r for r in ctx.audit(vault=VAULT, operationName=operation)
+        if (r.get("secretName") or "").lower() == secret and (status is None or r.get("httpStatusCode") == status)
+    ]
+
+
+def _version_in_url(record: dict) -> str | None:
+    """The version a request named in its URL (``/secrets/<name>/<version>``), or None for "the latest"."""
+    parts = [p for p in urlsplit(record.get("requestUri") or "").path.split("/") if p]
+    return parts[2].lower() if len(parts) >= 3 and parts[0] == "secrets" else None
+
+
+def _version_values(ctx: Context, name: str) -> dict[str, str]:
+    """Every version's value of ``name``, read behind the vault's back (leaves no audit record)."""
+    from ..emulator.state import State
+
+    with State(ctx.emulator.state_dir) as state:
+        found = state.store.secret_state(VAULT, name)
+        if found is None:
+            return {}
+        return {row.version.lower(): row.value for row in state.store.all_versions(VAULT, found[0])}
+
+
+def _require_vault_client(ctx: Context, name: str):
+    from azure.keyvault.secrets import SecretClient
+
+    client = ctx.require(name, SecretClient, "SecretClient")
+    expected = ctx.lesson.vault_url(VAULT)
+    if client.vault_url.rstrip("/").lower() != expected.rstrip("/").lower():
+        raise Incorrect(f"`{name}` talks to {client.vault_url}, but this lesson's vault is {expected}. "
+                        "Pass vault_url=lesson.vault_url() when you create it.")
+    return client
+
+
+def _no_value_in_code(ctx: Context, value: str, what: str) -> None:
+    if value and any(value in source for source in ctx.sources()):
+        raise Incorrect(f"The value of {what} appears in your code. Read it from the vault instead of typing it.")
+
+
+# -- exercise 1: read as the Function app's user-assigned identity ------------------------------
+
+
+def check_read_as_function(ctx: Context) -> list[str]:
+    _require_vault_client(ctx, "func_client")
+    password = ctx.require("db_password", str, "str (the secret's value, `.value`)")
+    reads = _records(ctx, "SecretGet", DB_SECRET)
+    denied = _records(ctx, "SecretGet", DB_SECRET, status=403)
+    if not reads:
+        if any(r.get("identity") == FUNC_IDENTITY for r in denied):
+            raise Incorrect(f"{FUNC_IDENTITY} was refused (403) reading `{DB_SECRET}`. "
+                            "Its role comes with the lesson: run the set-up cell again.")
+        raise Incorrect(f"The audit log shows no successful read of `{DB_SECRET}` in this run. "
+                        f"Read it with func_client.get_secret('{DB_SECRET}').")
+    by_function = [r for r in reads if r.get("identity") == FUNC_IDENTITY]
+    if not by_function:
+        callers = sorted({str(r.get("identity")) for r in reads})
+        raise Incorrect(
+            f"The vault saw `{DB_SECRET}` read as {', '.join(callers)}, not as the Function app's identity "
+            f"{FUNC_IDENTITY}. Create func_client's credential with "
+            "DefaultAzureCredential(managed_identity_client_id=func_client_id)."
+        )
+    values = _version_values(ctx, DB_SECRET)
+    read_values = {values.get((r.get("secretVersion") or "").lower()) for r in by_function}
+    if password not in read_values:
+        if password in values.values():
+            raise Incorrect(f"`db_password` holds a version of `{DB_SECRET}` that {FUNC_IDENTITY} never read. "
+                            "Assign it from func_client.get_secret(...).value.")
+        raise Incorrect(f"`db_password` is not the value stored in `{DB_SECRET}`. "
+                        "Assign it from func_client.get_secret(...).value.")
+    _no_value_in_code(ctx, password, f"`{DB_SECRET}`")
+    return [
+        f"`func_client` is a SecretClient for {ctx.lesson.vault_url(VAULT)}",
+        f"the audit log shows `{DB_SECRET}` read as {FUNC_IDENTITY} ({len(by_function)} SecretGet)",
+        "`db_password` holds the value it read, and the value appears nowhere in your code",
+    ]
+
+
+# -- exercise 2: rotate, follow the latest, pin the previous version ------------------------------
+
+
+def check_rotation(ctx: Context) -> list[str]:
+    from azure.keyvault.secrets import KeyVaultSecret
+
+    previous = ctx.require("previous_version", str, "str (a version id)").strip().lower()
+    latest = ctx.require("latest", KeyVaultSecret, "KeyVaultSecret (what get_secret returns)")
+    pinned = ctx.require("pinned", KeyVaultSecret, "KeyVaultSecret (what get_secret returns)")
+    _ = ctx.emulator  # the rest reads the audit log: on a real vault, say so before reading anything
+    current = ctx.secret(DB_SECRET, VAULT)
+    if current is None:
+        raise Incorrect(f"The vault has no live `{DB_SECRET}`. Run the set-up cell again, then this exercise.")
+    current_version = current["version"].lower()
+    values = _version_values(ctx, DB_SECRET)
+    if current_version == previous:
+        if len(values) > 1:
+            raise Incorrect(f"`previous_version` is the version your rotation created, the latest. Note the "
+                            "current version *before* set_secret: that is the one to pin.")
+        raise Incorrect(f"`{DB_SECRET}` still has a single version: nothing was rotated. "
+                        "set_secret with a new value adds a new version.")
+    if previous not in values:
+        raise Incorrect(f"`previous_version` ({previous}) is not a version of `{DB_SECRET}`. "
+                        "Take it from get_secret(...).properties.version before you rotate.")
+    sets = [r for r in _records(ctx, "SecretSet", DB_SECRET) if (r.get("secretVersion") or "").lower() == current_version]
+    if not sets:
+        raise Incorrect(f"The latest version of `{DB_SECRET}` was not set in this run: rotate it with set_secret.")
+    if (latest.name or "").lower() != DB_SECRET or (latest.properties.version or "").lower() != current_version:
+        raise Incorrect(f"`latest` is version {latest.properties.version} of `{latest.name}`, but the vault's "
+                        f"latest `{DB_SECRET}` is {current_version}. Read it again after the rotation, "
+                        "with get_secret(name) and no version.")
+    reads = [r for r in _records(ctx, "SecretGet", DB_SECRET)
+             if (r.get("secretVersion") or "").lower() == current_version]
+    if not reads:
+        raise Incorrect(f"Nobody read the new version of `{DB_SECRET}` from the vault. Read `latest` after the "
+                        f"rotation the way the Function's code does: func_client.get_secret('{DB_SECRET}').")
+    if all(_version_in_url(r) for r in reads):
+        raise Incorrect(
+            "`latest` was read by naming the new version. A consumer that should follow rotation calls "
+            f"get_secret('{DB_SECRET}') without a version: the next rotation then reaches it with no code change."
+        )
+    if (pinned.name or "").lower() != DB_SECRET or (pinned.properties.version or "").lower() != previous:
+        raise Incorrect(f"`pinned` is version {pinned.properties.version} of `{pinned.name}`; it should be "
+                        f"`previous_version` of `{DB_SECRET}`: get_secret(name, version=previous_version).")
+    pinned_reads = [r for r in _records(ctx, "SecretGet", DB_SECRET) if _version_in_url(r) == previous]
+    if not pinned_reads:
+        raise Incorrect("The audit log shows no read that names `previous_version` in its URL. "
+                        "Read it with get_secret(name, version=previous_version).")
+    if pinned.value != values[previous] or latest.value != values[current_version]:
+        raise Incorrect("`latest` or `pinned` does not hold the value of its version. Keep what get_secret returns.")
+    follower = reads[-1].get("identity")
+    return [
+        f"set_secret added a new version of `{DB_SECRET}` in this run; `previous_version` is an older one",
+        f"`latest` is the new version, read without naming a version (as {follower})",
+        "`pinned` is the previous version, read by naming it",
+    ]
+
+
+# -- exercise 3: soft delete, the 409, recover -------------------------------------------------
+
+
+def check_soft_delete(ctx: Context) -> list[str]:
+    _ = ctx.emulator  # this check reads the audit log
+    deletes = _records(ctx, "SecretDelete", API_SECRET)
+    if not deletes:
+        raise Incorrect(f"The audit log shows no delete of `{API_SECRET}` in this run. "
+                        f"Start with client.begin_delete_secret('{API_SECRET}').wait().")
+    mine = [r for r in ctx.audit(vault=VAULT) if (r.get("secretName") or "").lower() == API_SECRET]
+    last_delete = max(i for i, r in enumerate(mine) if r["operationName"] == "SecretDelete" and r["httpStatusCode"] == 200)
+    after = mine[last_delete + 1:]
+    if any(r["operationName"] == "SecretPurge" and r["httpStatusCode"] == 204 for r in after):
+        raise Incorrect(
+            f"`{API_SECRET}` was purged: a purge cannot be undone, so there is nothing left to recover. "
+            "Run the set-up cell again, then recover instead of purging."
+        )
+    conflicts = [r for r in after if r["operationName"] == "SecretSet" and r["httpStatusCode"] == 409]
+    if not conflicts:
+        raise Incorrect(
+            f"While `{API_SECRET}` is deleted, try set_secret on the same name and handle the 409 "
+            "(ResourceExistsError): print e.status_code, e.error.code and e.error.innererror['code']."
+        )
+    code = "\n".join(ctx.sources())
+    if "except" not in code or not any(word in code for word in ("ResourceExistsError", "HttpResponseError")):
+        raise Incorrect("Catch the 409 with `except ResourceExistsError as e:` (from azure.core.exceptions) "
+                        "and print its codes, so the cell reports the conflict instead of a traceback.")
+    recovers = [r for r in after if r["operationName"] == "SecretRecover" and r["httpStatusCode"] == 200]
+    if not recovers:
+        raise Incorrect(f"`{API_SECRET}` is still deleted. Bring it back with "
+                        f"client.begin_recover_deleted_secret('{API_SECRET}').wait().")
+    if ctx.secret(API_SECRET, VAULT) is None:
+        raise Incorrect(f"`{API_SECRET}` was recovered, then deleted again: the vault has no live `{API_SECRET}` now.")
+    return [
+        f"`{API_SECRET}` was soft-deleted in this run",
+        "setting the deleted name answered 409 and your code catches it",
+        f"`{API_SECRET}` was recovered and is live again",
+    ]
+
+
+# -- exercise 4: a small cache with a TTL --------------------------------------------------------
+
+
+class _ProbeClock:
+    """A clock the check moves by hand, so the cache's TTL can be tested without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _ProbeClient:
+    """Stands in for a SecretClient: counts reads, and every read returns a new value (as after a rotation)."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    def get_secret(self, name: str, version: str | None = None, **kwargs):
+        from azure.keyvault.secrets import KeyVaultSecret, SecretProperties
+
+        self.reads.append(name)
+        number = len(self.reads)
+        return KeyVaultSecret(SecretProperties(vault_id=f"https://probe.vault.azure.net/secrets/{name}/{number:032x}"),
+                              f"probe-{name}-{number}")
+
+
+def _probe_cache(cache_class) -> list[str]:
+    clock, client = _ProbeClock(), _ProbeClient()
+    try:
+        probe = cache_class(client, ttl_seconds=60, clock=clock)
+    except TypeError as exc:
+        raise Incorrect("SecretCache(client, ttl_seconds=60, clock=time.monotonic) should work: "
+                        f"{str(exc).splitlines()[0]}") from None
+    first = probe.get("a")
+    if not isinstance(first, str):
+        raise Incorrect(f"cache.get(name) returned a {type(first).__name__}; it should return the secret's value, "
+                        "the str in client.get_secret(name).value.")
+    if first != "probe-a-1":
+        raise Incorrect("cache.get(name) should return the value client.get_secret(name).value holds.")
+    for _ in range(PROBE_READS):
+        probe.get("a")
+    if len(client.reads) > 1:
+        raise Incorrect(f"{PROBE_READS + 1} calls of get('a') within the TTL read the vault {len(client.reads)} "
+                        "times. Keep each value with the time you read it and return it while the TTL lasts.")
+    if probe.get("b") != "probe-b-2":
+        raise Incorrect("get('b') after get('a') returned a's value: keep one entry per secret name.")
+    clock.now += 59
+    if probe.get("a") != "probe-a-1" or len(client.reads) != 2:
+        raise Incorrect("59 s after the first read (the TTL is 60 s), get('a') read the vault again: "
+                        "an entry is fresh while clock() - read_at < ttl_seconds.")
+    clock.now += 2
+    again = probe.get("a")
+    if len(client.reads) != 3 or again != "probe-a-3":
+        raise Incorrect(
+            "61 s after the first read (the TTL is 60 s), get('a') still answered from the cache. An entry must "
+            "expire after ttl_seconds, measured with the `clock` you were given, so a rotated secret reaches "
+            "the app within one TTL."
+        )
+    return ["with a stand-in client and clock: one vault read per name within the TTL, a fresh read after it"]
+
+
+def check_cache(ctx: Context) -> list[str]:
+    cache_class = ctx.require("SecretCache", type, "class")
+    cache = ctx.require("cache")
+    if type(cache).__name__ != cache_class.__name__:
+        raise Incorrect(f"`cache` should be a SecretCache instance (cache = SecretCache(func_client, "
+                        f"ttl_seconds=...)), but it is a {type(cache).__name__}.")
+    checked = _probe_cache(cache_class)
+    if ctx.lesson.lab is None:
+        raise Unavailable(checked[0] + " (passed). Counting your cache's real reads needs the emulator's "
+                          "audit log; on a real vault, look at its diagnostic logs instead.")
+    stored = ctx.secret(STORAGE_SECRET, VAULT)
+    if stored is None:
+        raise Incorrect(f"The vault has no live `{STORAGE_SECRET}`. Run the set-up cell again.")
+    earlier = _records(ctx, "SecretGet", STORAGE_SECRET)
+    if not earlier:
+        raise Incorrect(f"The audit log shows no read of `{STORAGE_SECRET}` in this run: "
+                        f"call cache.get('{STORAGE_SECRET}') several times.")
+    position = ctx.emulator.audit_position()
+    answers = [cache.get(STORAGE_SECRET) for _ in range(PROBE_READS)]
+    if any(answer != stored["value"] for answer in answers):
+        raise Incorrect(f"cache.get('{STORAGE_SECRET}') does not return the value stored in the vault.")
+    fresh = [r for r in ctx.emulator.audit(vault=VAULT, after=position)
+             if r.get("operationName") == "SecretGet" and (r.get("secretName") or "").lower() == STORAGE_SECRET]
+    if len(fresh) > 1:
+        raise Incorrect(f"{PROBE_READS} calls of cache.get('{STORAGE_SECRET}') in a row reached the vault "
+                        f"{len(fresh)} times (audit: {len(fresh)} SecretGet). Within the TTL it should be at most once.")
+    return checked + [
+        f"your `cache`: {PROBE_READS} more calls of get('{STORAGE_SECRET}') reached the vault "
+        f"{len(fresh)} time{'' if len(fresh) == 1 else 's'} (audit log)",
+        f"in this run the vault served `{STORAGE_SECRET}` {len(earlier)} time{'' if len(earlier) == 1 else 's'} "
+        f"(as {earlier[-1].get('identity')})",
+    ]
+
+
+LESSON = LessonSpec(
+    number="03",
+    title="SecretClient and Managed Identity",
+    vaults=(VAULT,),
+    identities=(FUNC_IDENTITY,),
+    grants=(
+        ("Key Vault Secrets Officer", "learner", VAULT),
+        ("Key Vault Secrets User", FUNC_IDENTITY, VAULT),
+    ),
+    exercises=(
+        Exercise("ex1", "Read a secret as the Function app's identity", check_read_as_function, (
+            "DefaultAzureCredential(managed_identity_client_id=func_client_id) signs in as the user-assigned "
+            "identity whose client id you pass.",
+            "func_client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential("
+            "managed_identity_client_id=func_client_id)); db_password = func_client.get_secret("
+            f"'{DB_SECRET}').value",
+        )),
+        Exercise("ex2", "Rotate, follow the latest, pin the previous version", check_rotation, (
+            "Before rotating, note the current version: client.get_secret(name).properties.version. "
+            "set_secret(name, new_value) then adds a version.",
+            "latest = func_client.get_secret(name) (no version: it follows rotation); "
+            "pinned = func_client.get_secret(name, version=previous_version).",
+        )),
+        Exercise("ex3", "Soft delete, the 409, recover", check_soft_delete, (
+            "client.begin_delete_secret(name).wait(); then set_secret on the same name raises "
+            "ResourceExistsError (409): catch it and print e.error.code.",
+            "client.begin_recover_deleted_secret(name).wait() brings the secret back with all its versions. "
+            "Do not purge: that cannot be undone.",
+        )),
+        Exercise("ex4", "A small cache with a TTL", check_cache, (
+            "Keep a dict name -> (value, read_at). In get(name), return the value while "
+            "self.clock() - read_at < self.ttl_seconds; otherwise read the vault and store the new pair.",
+            "Use the `clock` argument (default time.monotonic) for every time you take, never time.time() "
+            "or datetime directly: then a test can move the clock.",
+        )),
+    ),
+)

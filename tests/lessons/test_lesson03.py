@@ -1,0 +1,358 @@
+"""Lesson 03 (SecretClient and Managed Identity): the solution is right, the lab's stubs are not attempted,
+and for every exercise a plausible wrong answer is "incorrect" with a reason that points at the mistake.
+
+Cells run in a plain dict namespace with an ``In`` list, as an IPython kernel would (see tests/test_checks.py).
+The right answers are the solution notebook's own cells, so these tests and the notebook cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import notebook_kernel
+from notebook_kernel import code_cells, exercise_cell
+
+from kvlab.checks import lesson_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "03-secretclient-and-managed-identity.ipynb"
+VAULT = "kv-orders-dev"
+AZURE_URL = "https://example.vault.azure.net/"
+
+
+def cells(folder: str) -> list[str]:
+    return code_cells(NAME, folder)
+
+
+SOLUTION = cells("solutions")
+PARAMETERS, SETUP, IDENTITY = SOLUTION[0], SOLUTION[1], SOLUTION[2]
+EX1, EX2, EX3, EX4 = (exercise_cell(SOLUTION, n) for n in (1, 2, 3, 4))
+
+
+class Kernel(notebook_kernel.Kernel):
+    def start(self, vault_url: str | None = None) -> None:
+        self.run(PARAMETERS if vault_url is None else f"vault_url = {vault_url!r}")
+        self.run(SETUP)
+        self.run(IDENTITY)
+
+    def close(self) -> None:
+        super().close("func_client")
+
+
+@pytest.fixture
+def kernel(emulator):
+    k = Kernel()
+    k.start()
+    yield k
+    k.close()
+
+
+def incorrect(kernel: Kernel, exercise: str) -> str:
+    result = kernel.check(exercise)
+    assert result.status == "incorrect", (result.status, result.message)
+    return result.message
+
+
+# -- the solution and the lab ----------------------------------------------------------------
+
+
+def answer(source: str) -> str:
+    """An exercise cell up to its END SOLUTION line: the answer without the lines that show it."""
+    return source.split("# END SOLUTION")[0]
+
+
+def test_the_solution_is_correct_and_prints_no_secret_value(kernel, emulator):
+    results = []
+    for number, source in enumerate((EX1, EX2, EX3, EX4), 1):  # in the notebook's order, each then its check
+        kernel.run(source)
+        results.append(kernel.check(f"ex{number}"))
+    assert [r.status for r in results] == ["correct"] * 4, [r.message for r in results]
+    assert results[0].passed[1] == "the audit log shows `sql-db-password` read as id-func-orders (1 SecretGet)"
+    assert results[1].passed[1] == "`latest` is the new version, read without naming a version (as id-func-orders)"
+    assert results[3].passed[1:] == [
+        "your `cache`: 5 more calls of get('adls-storage-key') reached the vault 0 times (audit log)",
+        "in this run the vault served `adls-storage-key` 1 time (as id-func-orders)",
+    ]
+    printed = kernel.output.getvalue()
+    assert "409 Conflict ObjectIsDeletedButRecoverable" in printed
+    values = [v for name in ("sql-db-password", "resend-api-key", "adls-storage-key") for v in _values(emulator, name)]
+    assert len(values) == 4  # three seeded, one rotation
+    assert not any(value in printed for value in values)
+    assert not any(value in source for value in values for source in kernel.ns["In"])
+
+
+def _values(emulator, name: str) -> list[str]:
+    from kvlab.emulator.state import State
+
+    with State(emulator.state_dir) as state:
+        stored = state.store.secret_state(VAULT, name)
+        return [row.value for row in state.store.all_versions(VAULT, stored[0])]
+
+
+def test_the_labs_stubs_are_not_attempted(kernel):
+    stubs = [s for s in cells("labs") if "raise NotImplementedError(" in s]
+    assert len(stubs) == len(lesson_spec("03").exercises) == 4
+    for number, stub in enumerate(stubs, 1):
+        with pytest.raises(NotImplementedError):
+            kernel.run(stub)
+        result = kernel.check(f"ex{number}")
+        assert result.status == "not-attempted", (number, result.message)
+        assert result.message.startswith(f"Exercise {number} still has its stub")
+
+
+def test_the_lesson_starts_from_its_seeded_vault_and_the_functions_grant(kernel, emulator):
+    assert sorted(s for s in ("sql-db-password", "resend-api-key", "adls-storage-key")
+                  if emulator.inspect_secret(VAULT, s)) == ["adls-storage-key", "resend-api-key", "sql-db-password"]
+    roles = {(a["principalName"], a["roleDefinitionName"]) for a in emulator.role_assignments(scope=VAULT)}
+    assert roles == {("learner", "Key Vault Secrets Officer"), ("id-func-orders", "Key Vault Secrets User")}
+    assert kernel.ns["func_client_id"] == emulator.identity("id-func-orders")["clientId"]
+
+
+# -- exercise 1: read as the Function app's identity ------------------------------------------------
+
+
+def test_ex1_before_any_code_is_not_attempted(kernel):
+    result = kernel.check("ex1")
+    assert result.status == "not-attempted"
+    assert result.message == "`func_client` does not exist yet: run your code for this exercise first."
+
+
+def test_ex1_reading_as_the_learner_instead_of_the_functions_identity_is_incorrect(kernel):
+    kernel.run(EX1.replace("DefaultAzureCredential(managed_identity_client_id=func_client_id)",
+                           "DefaultAzureCredential()"))
+    assert incorrect(kernel, "ex1") == (
+        "The vault saw `sql-db-password` read as learner, not as the Function app's identity id-func-orders. "
+        "Create func_client's credential with DefaultAzureCredential(managed_identity_client_id=func_client_id)."
+    )
+
+
+def test_ex1_the_secret_object_instead_of_its_value_is_incorrect(kernel):
+    kernel.run(answer(EX1).replace('.get_secret("sql-db-password").value', '.get_secret("sql-db-password")'))
+    assert incorrect(kernel, "ex1") == (
+        "`db_password` should be a str (the secret's value, `.value`), but it is a KeyVaultSecret."
+    )
+
+
+def test_ex1_a_value_read_as_the_learner_then_assigned_is_incorrect(kernel):
+    """The Function's client exists, but the value came from the administrator's read."""
+    kernel.run(EX1.replace('func_client.get_secret("sql-db-password")', 'client.get_secret("sql-db-password")'))
+    assert incorrect(kernel, "ex1").startswith("The vault saw `sql-db-password` read as learner, not as")
+
+
+def test_ex1_a_client_for_another_vault_is_incorrect(kernel, emulator):
+    other = emulator.create_vault("kv-orders-other")
+    kernel.run(EX1.replace("vault_url=lesson.vault_url()", f"vault_url={other!r}").replace(
+        'db_password = func_client.get_secret("sql-db-password").value', 'db_password = "x"'))
+    assert incorrect(kernel, "ex1") == (
+        f"`func_client` talks to {other.rstrip('/')}, but this lesson's vault is {emulator.vault_url(VAULT)}. "
+        "Pass vault_url=lesson.vault_url() when you create it."
+    )
+
+
+# -- exercise 2: rotation and pinning -------------------------------------------------------------
+
+
+def test_ex2_a_consumer_that_pins_the_new_version_is_incorrect(kernel):
+    kernel.run(EX1)
+    kernel.run(EX2.replace(
+        'client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")',
+        'new = client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")',
+    ).replace('latest = func_client.get_secret("sql-db-password")',
+              'latest = func_client.get_secret("sql-db-password", version=new.properties.version)'))
+    message = incorrect(kernel, "ex2")
+    assert message.startswith("`latest` was read by naming the new version. A consumer that should follow rotation")
+    assert "the next rotation then reaches it with no code change" in message
+
+
+def test_ex2_the_value_set_secret_returned_is_not_a_consumer_reading_the_latest(kernel):
+    kernel.run(EX1)
+    kernel.run(EX2.replace(
+        'client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")\n\n'
+        'latest = func_client.get_secret("sql-db-password")',
+        'latest = client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")',
+    ))
+    assert incorrect(kernel, "ex2") == (
+        "Nobody read the new version of `sql-db-password` from the vault. Read `latest` after the rotation "
+        "the way the Function's code does: func_client.get_secret('sql-db-password')."
+    )
+
+
+def test_ex2_without_a_rotation_is_incorrect(kernel):
+    kernel.run(EX1)
+    kernel.run(EX2.replace(
+        'client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")', ""))
+    assert incorrect(kernel, "ex2") == (
+        "`sql-db-password` still has a single version: nothing was rotated. "
+        "set_secret with a new value adds a new version."
+    )
+
+
+def test_ex2_noting_the_version_after_the_rotation_is_incorrect(kernel):
+    """Then `pinned` is the new version, not the previous one: the mistake is when the version was noted."""
+    kernel.run(EX1)
+    rotate = 'client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")\n'
+    note = 'previous_version = client.get_secret("sql-db-password").properties.version\n'
+    kernel.run(EX2.replace(note + rotate, rotate + note))
+    assert incorrect(kernel, "ex2") == (
+        "`previous_version` is the version your rotation created, the latest. "
+        "Note the current version *before* set_secret: that is the one to pin."
+    )
+
+
+def test_ex2_pinning_the_latest_instead_of_the_previous_version_is_incorrect(kernel):
+    kernel.run(EX1)
+    kernel.run(EX2.replace('version=previous_version)', 'version=latest.properties.version)'))
+    message = incorrect(kernel, "ex2")
+    assert message.startswith("`pinned` is version ")
+    assert message.endswith("it should be `previous_version` of `sql-db-password`: "
+                            "get_secret(name, version=previous_version).")
+
+
+# -- exercise 3: soft delete, 409, recover ----------------------------------------------------------
+
+
+def test_ex3_purging_instead_of_recovering_is_incorrect(kernel):
+    kernel.run(answer(EX3).replace('client.begin_recover_deleted_secret("resend-api-key").wait()',
+                                   'client.purge_deleted_secret("resend-api-key")'))
+    assert incorrect(kernel, "ex3") == (
+        "`resend-api-key` was purged: a purge cannot be undone, so there is nothing left to recover. "
+        "Run the set-up cell again, then recover instead of purging."
+    )
+
+
+def test_ex3_without_meeting_the_409_is_incorrect(kernel):
+    body = EX3.split("try:")[0] + 'client.begin_recover_deleted_secret("resend-api-key").wait()\n'
+    kernel.run(body)
+    assert incorrect(kernel, "ex3").startswith(
+        "While `resend-api-key` is deleted, try set_secret on the same name and handle the 409 (ResourceExistsError)")
+
+
+def test_ex3_a_409_left_unhandled_is_incorrect(kernel):
+    from azure.core.exceptions import ResourceExistsError
+
+    kernel.run('client.begin_delete_secret("resend-api-key").wait()')
+    with pytest.raises(ResourceExistsError):
+        kernel.run('client.set_secret("resend-api-key", "a new value")')
+    kernel.run('client.begin_recover_deleted_secret("resend-api-key").wait()')
+    assert incorrect(kernel, "ex3").startswith("Catch the 409 with `except ResourceExistsError as e:`")
+
+
+def test_ex3_deleted_but_not_recovered_is_incorrect(kernel):
+    kernel.run(EX3.split("client.begin_recover_deleted_secret")[0])
+    assert incorrect(kernel, "ex3") == (
+        "`resend-api-key` is still deleted. Bring it back with "
+        "client.begin_recover_deleted_secret('resend-api-key').wait()."
+    )
+
+
+def test_ex3_nothing_deleted_is_incorrect(kernel):
+    kernel.run('client.begin_delete_secret("sql-db-password").wait()')  # the wrong secret
+    assert incorrect(kernel, "ex3").startswith("The audit log shows no delete of `resend-api-key` in this run.")
+
+
+# -- exercise 4: the TTL cache ---------------------------------------------------------------------
+
+
+GET = '''    def get(self, name):
+        now = self.clock()
+        entry = self._entries.get(name)
+        if entry is not None and now - entry[1] < self.ttl_seconds:
+            return entry[0]
+        value = self.client.get_secret(name).value
+        self._entries[name] = (value, now)
+        return value
+'''
+
+
+def ex4_with_get(body: str) -> str:
+    assert GET in EX4
+    return EX4.replace(GET, body)
+
+
+def test_ex4_a_cache_that_calls_the_vault_every_time_is_incorrect(kernel, emulator):
+    kernel.run(EX1)
+    kernel.run(ex4_with_get('''    def get(self, name):
+        value = self.client.get_secret(name).value  # stored, but never used
+        self._entries[name] = (value, self.clock())
+        return value
+'''))
+    assert incorrect(kernel, "ex4") == (
+        "6 calls of get('a') within the TTL read the vault 6 times. "
+        "Keep each value with the time you read it and return it while the TTL lasts."
+    )
+    reads = [r for r in emulator.audit(vault=VAULT, after=kernel.ns["lesson"].audit_position)
+             if r["operationName"] == "SecretGet" and r["secretName"] == "adls-storage-key"]
+    assert len(reads) == 20  # what the check saw through the stand-in, the vault saw for real
+
+
+def test_ex4_a_cache_that_never_expires_is_incorrect(kernel):
+    kernel.run(EX1)
+    kernel.run(EX4.replace("if entry is not None and now - entry[1] < self.ttl_seconds:", "if entry is not None:"))
+    message = incorrect(kernel, "ex4")
+    assert message.startswith("61 s after the first read (the TTL is 60 s), get('a') still answered from the cache.")
+
+
+def test_ex4_a_cache_with_one_slot_for_every_name_is_incorrect(kernel):
+    kernel.run(EX1)
+    kernel.run(EX4.replace("self._entries.get(name)", "self._entries.get('the-secret')")
+               .replace("self._entries[name] = (value, now)", "self._entries['the-secret'] = (value, now)"))
+    assert incorrect(kernel, "ex4") == "get('b') after get('a') returned a's value: keep one entry per secret name."
+
+
+def test_ex4_a_cache_of_secret_objects_is_incorrect(kernel):
+    kernel.run(EX1)
+    kernel.run(EX4.replace("self.client.get_secret(name).value", "self.client.get_secret(name)")
+               .replace('print(f"20 reads of a {len(storage_key)}-character key")', ""))
+    assert incorrect(kernel, "ex4") == (
+        "cache.get(name) returned a KeyVaultSecret; it should return the secret's value, "
+        "the str in client.get_secret(name).value."
+    )
+
+
+def test_ex4_a_cache_without_a_clock_argument_is_incorrect(kernel):
+    kernel.run(EX1)
+    kernel.run(EX4.replace("ttl_seconds=300, clock=time.monotonic):", "ttl_seconds=300):")
+               .replace("self.clock = clock", "self.clock = time.monotonic"))
+    message = incorrect(kernel, "ex4")
+    assert message.startswith("SecretCache(client, ttl_seconds=60, clock=time.monotonic) should work: ")
+    assert "clock" in message
+
+
+def test_ex4_a_cache_that_never_read_the_vault_in_this_run_is_incorrect(kernel):
+    kernel.run(EX1)
+    kernel.run(EX4.split("for _ in range(20)")[0])
+    assert incorrect(kernel, "ex4") == (
+        "The audit log shows no read of `adls-storage-key` in this run: call cache.get('adls-storage-key') several times."
+    )
+
+
+# -- against a real vault: never a crash, "can't be checked here" where the audit log is needed -----------
+
+
+def test_against_a_real_vault_the_checks_are_unavailable_and_never_crash(tmp_path):
+    kernel = Kernel()
+    kernel.run(f"import kvlab\nlesson = kvlab.start_lesson('03', vault_url={AZURE_URL!r}, state_dir={str(tmp_path)!r})\n"
+               "check, hint = lesson.check, lesson.hint")
+    kernel.run(IDENTITY)  # prints the az commands instead of asking the emulator
+    assert kernel.ns["func_client_id"] is None
+    assert "az identity create -g <rg> -n id-func-orders" in kernel.output.getvalue()
+    kernel.run(
+        "# Exercise 1 - offline stand-ins for what the learner's code would hold\n"
+        "from azure.identity import DefaultAzureCredential\n"
+        "from azure.keyvault.secrets import KeyVaultSecret, SecretClient, SecretProperties\n"
+        "func_client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential())\n"
+        "db_password = 'stand-in'\n"
+        "# Exercise 2 - \n"
+        "previous_version = '0' * 32\n"
+        "latest = pinned = KeyVaultSecret(SecretProperties(vault_id=lesson.vault_url() + 'secrets/sql-db-password/' + '0' * 32), 'v')\n"
+    )
+    kernel.run(EX4.split("cache = SecretCache")[0] + "cache = SecretCache(func_client)")
+    results = {e: kernel.check(e) for e in ("ex1", "ex2", "ex3", "ex4")}
+    assert {e: r.status for e, r in results.items()} == dict.fromkeys(results, "unavailable")
+    assert results["ex4"].message.startswith(
+        "with a stand-in client and clock: one vault read per name within the TTL, a fresh read after it (passed).")
+    assert re.search(r"look at (the vault's|its) diagnostic logs", results["ex1"].message)
+    kernel.ns["func_client"].close()

@@ -1,0 +1,70 @@
+"""Run a lesson's cells the way an IPython kernel would, without a kernel.
+
+The right answers in the lesson tests are the solution notebook's own cells,
+so tests and notebooks cannot drift apart; wrong answers are those cells with
+one mistake put in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import nbformat
+
+from kvlab.feedback import Result
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_cells(name: str, folder: str = "solutions") -> list[str]:
+    """The sources of the code cells of ``folder/name``."""
+    notebook = nbformat.read(ROOT / folder / name, as_version=4)
+    return [c.source for c in notebook.cells if c.cell_type == "code"]
+
+
+def cell_with(cells: list[str], marker: str) -> str:
+    """The one cell containing ``marker``."""
+    found = [source for source in cells if marker in source]
+    assert len(found) == 1, f"{len(found)} cells contain {marker!r}"
+    return found[0]
+
+
+def exercise_cell(cells: list[str], number: int) -> str:
+    return cell_with(cells, f"Exercise {number} ")
+
+
+def variant(source: str, old: str, new: str) -> str:
+    """The answer with one mistake in it (the mistake must really replace something)."""
+    assert old in source, old
+    return source.replace(old, new)
+
+
+class Kernel:
+    """One user namespace; ``In`` grows before a cell runs, as in IPython; printed output is kept."""
+
+    def __init__(self) -> None:
+        self.ns: dict = {"In": [""], "__name__": "__main__"}
+        self.output = io.StringIO()
+
+    def run(self, source: str) -> None:
+        self.ns["In"].append(source)
+        with contextlib.redirect_stdout(self.output):
+            exec(compile(source, f"<cell {len(self.ns['In']) - 1}>", "exec"), self.ns)
+
+    def take_output(self) -> str:
+        """What the cells printed since the last call."""
+        text = self.output.getvalue()
+        self.output = io.StringIO()
+        return text
+
+    def check(self, exercise: str) -> Result:
+        self.run(f"_result = check({exercise!r})")
+        return self.ns.pop("_result")
+
+    def close(self, *names: str) -> None:
+        """Close the clients the cells created (``client`` and any other names given)."""
+        for name in ("client", *names):
+            if hasattr(self.ns.get(name), "close"):
+                self.ns[name].close()
