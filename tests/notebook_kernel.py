@@ -68,3 +68,10 @@ class Kernel:
         for name in ("client", *names):
             if hasattr(self.ns.get(name), "close"):
                 self.ns[name].close()
+
+
+def incorrect(kernel: Kernel, exercise: str) -> str:
+    """The reason a check gives, asserting it says "incorrect"."""
+    result = kernel.check(exercise)
+    assert result.status == "incorrect", (result.status, result.message)
+    return result.message

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 import notebook_kernel
-from notebook_kernel import code_cells, exercise_cell
+from notebook_kernel import code_cells, exercise_cell, incorrect
 
 from kvlab import leaks
 from kvlab.checks import Context, lesson01
@@ -53,12 +53,6 @@ def kernel(emulator):
     k.start()
     yield k
     k.close()
-
-
-def incorrect(kernel: Kernel, exercise: str) -> str:
-    result = kernel.check(exercise)
-    assert result.status == "incorrect", (result.status, result.message)
-    return result.message
 
 
 # -- the solution, the lab, the set-up ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import notebook_kernel
-from notebook_kernel import code_cells, exercise_cell
+from notebook_kernel import code_cells, exercise_cell, incorrect
 
 from kvlab.checks import lesson_spec
 
@@ -48,12 +48,6 @@ def kernel(emulator):
     k.start()
     yield k
     k.close()
-
-
-def incorrect(kernel: Kernel, exercise: str) -> str:
-    result = kernel.check(exercise)
-    assert result.status == "incorrect", (result.status, result.message)
-    return result.message
 
 
 # -- the solution and the lab ----------------------------------------------------------------
