@@ -50,7 +50,10 @@ def health(state_dir: Path, port: int, timeout: float = 1.0) -> dict | None:
     ca = state_dir / "ca.pem"
     if not ca.exists():
         return None
-    ctx = ssl.create_default_context(cafile=str(ca))
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError):  # not readable (yet)
+        return None
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
             with ctx.wrap_socket(raw, server_hostname="localhost") as tls:

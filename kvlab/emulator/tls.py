@@ -21,6 +21,14 @@ CA_KEY = "ca-key.pem"
 ORGANIZATION = "kvlab emulator"
 
 
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def _is_local_name(name: str) -> bool:
     """``localhost`` or one DNS label under it (RFC 6761), which is all the emulator serves."""
     name = name.lower().rstrip(".")
@@ -40,10 +48,10 @@ class LocalCA:
             self._ca = trustme.CA.from_pem(self.cert_path.read_bytes(), key_path.read_bytes())
         else:
             self._ca = trustme.CA(organization_name=ORGANIZATION, organization_unit_name="local CA")
-            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(self._ca.private_key_pem.bytes())
-            self.cert_path.write_bytes(self._ca.cert_pem.bytes())
+            # Each file appears whole or not at all: a client polling for ca.pem (kvlab
+            # emulator start, connect) must never read a half-written certificate.
+            _write_atomically(key_path, self._ca.private_key_pem.bytes(), 0o600)
+            _write_atomically(self.cert_path, self._ca.cert_pem.bytes(), 0o644)
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._lock = threading.Lock()
 
