@@ -112,6 +112,15 @@ def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -
         options["start_new_session"] = True
     process = subprocess.Popen(command, **options)
     log.close()
+    try:
+        return _wait_until_it_answers(state, port, process)
+    except BaseException:  # never leave a half-started emulator behind (Ctrl-C included)
+        if process.poll() is None:
+            process.kill()
+        raise
+
+
+def _wait_until_it_answers(state: Path, port: int, process: subprocess.Popen) -> dict:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         answer = health(state, port, timeout=0.5)
@@ -122,7 +131,6 @@ def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -
         if process.poll() is not None:
             raise EmulatorError(f"the emulator exited at start: {_last_log_line(state)}")
         time.sleep(0.02)
-    process.kill()
     raise EmulatorError(f"the emulator did not answer within {START_TIMEOUT:.0f} s; see {state / LOG}")
 
 
