@@ -75,3 +75,24 @@ def incorrect(kernel: Kernel, exercise: str) -> str:
     result = kernel.check(exercise)
     assert result.status == "incorrect", (result.status, result.message)
     return result.message
+
+
+def stubs(cells: list[str]) -> list[str]:
+    """A lab's exercise cells as shipped (each still raising NotImplementedError)."""
+    return [source for source in cells if "raise NotImplementedError(" in source]
+
+
+def assert_stubs_not_attempted(kernel: Kernel, lab_cells: list[str], exercises: int) -> None:
+    """Every stub of the lab raises, and its check then says "not attempted", naming the stub."""
+    found = stubs(lab_cells)
+    assert len(found) == exercises
+    for number, stub in enumerate(found, 1):
+        try:
+            kernel.run(stub)
+        except NotImplementedError:
+            pass
+        else:
+            raise AssertionError(f"the stub of exercise {number} did not raise NotImplementedError")
+        result = kernel.check(f"ex{number}")
+        assert result.status == "not-attempted", (number, result.message)
+        assert result.message.startswith(f"Exercise {number} still has its stub")

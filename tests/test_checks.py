@@ -11,8 +11,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
 import pytest
+
+import notebook_kernel
 
 import kvlab
 from kvlab.checks import (
@@ -362,31 +363,13 @@ def test_lesson_hints_are_per_lesson_run():
 # -- lesson 00 against the emulator ----------------------------------------------------------
 
 
-class Kernel:
-    """A stand-in for an IPython kernel: one user namespace, ``In`` updated before each cell runs."""
-
-    def __init__(self):
-        self.ns: dict = {"__name__": "__main__", "In": [""]}
-
-    def run(self, source: str) -> None:
-        self.ns["In"].append(source)
-        exec(compile(source, f"<cell {len(self.ns['In']) - 1}>", "exec"), self.ns)
-
+class Kernel(notebook_kernel.Kernel):
     def run_failing(self, source: str, error: type[BaseException]) -> None:
         with pytest.raises(error):
             self.run(source)
 
-    def check(self, exercise: str) -> Result:
-        self.run(f"_result = check({exercise!r})")
-        return self.ns.pop("_result")
-
     def start(self) -> None:
-        self.run("import kvlab\nlesson = kvlab.start_lesson('00')\ncheck, hint = lesson.check, lesson.hint")
-
-    def close(self) -> None:
-        client = self.ns.get("client")
-        if hasattr(client, "close"):
-            client.close()
+        self.run(SETUP)
 
 
 SETUP = "import kvlab\nlesson = kvlab.start_lesson('00')\ncheck, hint = lesson.check, lesson.hint"
@@ -433,14 +416,7 @@ def test_the_correct_answers_are_correct(kernel, emulator):
 
 
 def test_the_labs_stubs_are_not_attempted(kernel):
-    lab = nbformat.read(ROOT / "labs" / "00-start-here.ipynb", as_version=4)
-    stubs = [c.source for c in lab.cells if "raise NotImplementedError(" in c.source]
-    assert len(stubs) == 3
-    for number, stub in enumerate(stubs, 1):
-        kernel.run_failing(stub, NotImplementedError)
-        result = kernel.check(f"ex{number}")
-        assert result.status == "not-attempted", (number, result.message)
-        assert result.message.startswith(f"Exercise {number} still has its stub")
+    notebook_kernel.assert_stubs_not_attempted(kernel, notebook_kernel.code_cells("00-start-here.ipynb", "labs"), 3)
 
 
 def test_a_stub_run_again_after_the_answer_is_not_attempted(kernel):

@@ -156,6 +156,16 @@ def _version_params(row: VersionRow) -> tuple:
             row.nbf, row.exp, row.created, row.updated)
 
 
+def _where(sql: str, args: list | None = None, **equal) -> tuple[str, list]:
+    """``sql`` with ``AND column = ?`` for every filter that is not None."""
+    args = list(args or [])
+    for column, value in equal.items():
+        if value is not None:
+            sql += f" AND {column} = ?"
+            args.append(value)
+    return sql, args
+
+
 def _version(row: tuple) -> VersionRow:
     tags = json.loads(row[5]) if row[5] is not None else None
     return VersionRow(
@@ -473,14 +483,10 @@ class Store:
         return row
 
     def assignments(self, principal_id: str | None = None, vault: str | None = None) -> list[AssignmentRow]:
-        sql = "SELECT id, role_id, principal_id, vault, secret, created FROM role_assignments WHERE 1 = 1"
-        args: list = []
-        if principal_id is not None:
-            sql += " AND principal_id = ?"
-            args.append(principal_id)
-        if vault is not None:
-            sql += " AND vault = ?"
-            args.append(vault)
+        sql, args = _where(
+            "SELECT id, role_id, principal_id, vault, secret, created FROM role_assignments WHERE 1 = 1",
+            principal_id=principal_id, vault=vault,
+        )
         rows = self._cached(("assignments", principal_id, vault and vault.lower()),
                             lambda: self._read(sql + " ORDER BY created, id", tuple(args)))
         return [AssignmentRow(*r) for r in rows]
@@ -504,16 +510,10 @@ class Store:
         return self._read("SELECT COALESCE(MAX(seq), 0) FROM audit")[0][0]
 
     def audit(self, vault: str | None, since: int | None, caller: str | None, after: int = 0) -> list[dict]:
-        sql, args = "SELECT record FROM audit WHERE seq > ?", [after]
-        if vault is not None:
-            sql += " AND vault = ?"
-            args.append(vault)
+        sql, args = _where("SELECT record FROM audit WHERE seq > ?", [after], vault=vault, caller=caller)
         if since is not None:
             sql += " AND time >= ?"
             args.append(since)
-        if caller is not None:
-            sql += " AND caller = ?"
-            args.append(caller)
         return [json.loads(r[0]) for r in self._read(sql + " ORDER BY seq", tuple(args))]
 
     # -- events ---------------------------------------------------------------
