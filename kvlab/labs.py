@@ -15,7 +15,8 @@ becomes::
     # YOUR CODE HERE
     raise NotImplementedError("Exercise 2 - read sql-db-password from the vault")
 
-Markdown cells carry answers between ``<!-- BEGIN SOLUTION -->`` and
+and the cell is tagged ``raises-exception`` (see `kvlab.stubs`). Markdown
+cells carry answers between ``<!-- BEGIN SOLUTION -->`` and
 ``<!-- END SOLUTION -->``. Labs are written without outputs, with clean
 metadata and the solution's cell ids, so a rebuild of an unchanged solution
 changes nothing and ``--check`` can tell when labs/ is stale.
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from . import stubs
 
 CODE_BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\b[:\s-]*(?P<task>.*?)\s*$")
 CODE_END = re.compile(r"^[ \t]*#\s*END SOLUTION\b")
@@ -73,9 +76,7 @@ def _strip(lines: list[str], begin: re.Pattern, end: re.Pattern, stub, where: st
 
 
 def _code_stub(match: re.Match) -> list[str]:
-    indent = match.group("indent")
-    task = match.group("task") or "write the code for this exercise"
-    return [f"{indent}# {task}", f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError({task!r})"]
+    return stubs.code(match.group("task"), match.group("indent"))
 
 
 def strip_solutions(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
@@ -85,8 +86,9 @@ def strip_solutions(solution: nbformat.NotebookNode, name: str = "notebook") -> 
     for index, cell in enumerate(solution.cells):
         where = f"{name}, cell {index + 1}"
         lines = cell.source.split("\n")
+        regions = 0
         if cell.cell_type == "code":
-            lines, _ = _strip(lines, CODE_BEGIN, CODE_END, _code_stub, where)
+            lines, regions = _strip(lines, CODE_BEGIN, CODE_END, _code_stub, where)
             new = nbformat.v4.new_code_cell("\n".join(lines))
         elif cell.cell_type == "markdown":
             lines, _ = _strip(lines, MD_BEGIN, MD_END, lambda m: [MD_STUB], where)
@@ -94,6 +96,9 @@ def strip_solutions(solution: nbformat.NotebookNode, name: str = "notebook") -> 
         else:
             new = nbformat.v4.new_raw_cell(cell.source)
         new.metadata = {k: cell.metadata[k] for k in KEPT_CELL_METADATA if k in cell.metadata}
+        if cell.cell_type == "code" and regions:  # a stub raises: Run All, nbclient and nbval go on past it
+            tags = list(new.metadata.get("tags", []))
+            new.metadata["tags"] = tags + [stubs.TAG] if stubs.TAG not in tags else tags
         if cell.cell_type != "code" and cell.get("attachments"):  # images pasted into markdown
             new.attachments = cell.attachments
         new.id = cell.get("id") or f"cell-{index + 1}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from . import tracker
+from . import stubs, tracker
 from .checks import LessonSpec, caller_namespace, lesson_spec, make_hint, run_check
 from .feedback import Hint, Result
 
@@ -85,6 +85,7 @@ class Lesson:
 def start_lesson(number: str, vault_url: str | None = None, state_dir: str | os.PathLike | None = None) -> Lesson:
     """Set up lesson ``number`` and return it (see the module docstring)."""
     lesson = Lesson(lesson_spec(number), vault_url, state_dir)
+    stubs.install()  # an unfinished exercise says "your turn" instead of a traceback
     namespace = caller_namespace()
     lesson.history_position = len(namespace.get("In") or [])
     return lesson

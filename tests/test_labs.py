@@ -115,6 +115,41 @@ def test_the_stub_is_valid_python_that_raises_with_the_task_text():
     assert str(raised.value) == task
 
 
+def test_only_stub_cells_are_tagged_raises_exception_and_their_own_tags_stay():
+    lab = strip_solutions(notebook(
+        code("# BEGIN SOLUTION: Exercise 1 - x\nx = 1\n# END SOLUTION", metadata={"tags": ["keep-me"]}),
+        code("y = 2", metadata={"tags": ["keep-me"]}),
+        markdown("<!-- BEGIN SOLUTION -->\nanswer\n<!-- END SOLUTION -->"),
+    ), "t.ipynb")
+    assert [c.metadata.get("tags") for c in lab.cells] == [["keep-me", "raises-exception"], ["keep-me"], None]
+
+
+def test_a_running_stub_shows_a_notice_but_other_not_implemented_errors_keep_their_traceback():
+    """In IPython, after set-up: the stub's cell ends in error with a "your turn" notice, not a traceback."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from kvlab import stubs
+
+    shell = InteractiveShell.instance()
+    shown: list = []
+    shell.display_pub.publish = lambda data, metadata=None, **kwargs: shown.append(data)
+    traced: list = []
+    shell.showtraceback = lambda *args, **kwargs: traced.append(args)
+    try:
+        assert stubs.install()
+        [stub] = built_source(code("# BEGIN SOLUTION: Exercise 2 - store it\nx = 1\n# END SOLUTION"))
+        result = shell.run_cell(stub)
+        assert isinstance(result.error_in_exec, NotImplementedError)  # the cell still fails: Run All needs the tag
+        assert [d[stubs.MIME] for d in shown] == [{"task": "Exercise 2 - store it", "exercise": "ex2"}]
+        assert traced == []
+        result = shell.run_cell("def later():\n    raise NotImplementedError('not a stub')\nlater()")
+        assert isinstance(result.error_in_exec, NotImplementedError)
+        assert len(traced) == 1 and len(shown) == 1
+    finally:
+        shell.set_custom_exc((), None)
+        InteractiveShell.clear_instance()
+
+
 def test_several_regions_in_one_cell_each_become_a_stub():
     source = (
         "a = 0\n"

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .. import stubs
 from ..feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE, Hint, Result
 
 
@@ -127,7 +128,7 @@ class Context:
         number = exercise.id[2:] if exercise.id.startswith("ex") else exercise.id
         marker = f"Exercise {number} "
         for source in reversed(self.sources()):
-            if marker in source and "NotImplementedError(" in source:
+            if marker in source and stubs.is_stub_source(source):
                 raise NotAttempted(
                     f"Exercise {number} still has its stub: replace `raise NotImplementedError(...)` "
                     "with your code and run the cell."
