@@ -12,7 +12,9 @@ pytest, after ``lab`` to JupyterLab.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -34,6 +36,20 @@ def run(*command: str | Path, **kwargs) -> None:
         sys.exit(result.returncode)
 
 
+def _fingerprint(extras: str) -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+
+
+def _stamp(extras: str) -> Path:
+    return VENV / f".kvlab-installed-{extras or 'base'}"
+
+
+def installed(extras: str) -> bool:
+    """Whether .venv holds kvlab with ``extras``, installed from the current pyproject.toml."""
+    stamp = _stamp(extras)
+    return stamp.exists() and stamp.read_text() == _fingerprint(extras)
+
+
 def ensure_venv(extras: str) -> None:
     """Create .venv and install kvlab (editable) with ``extras``, unless already current."""
     if sys.version_info < (3, 10):
@@ -44,29 +60,69 @@ def ensure_venv(extras: str) -> None:
             venv.EnvBuilder(with_pip=True).create(VENV)
         except Exception as exc:  # e.g. Debian without python3-venv
             sys.exit(f"could not create a virtual environment ({exc}); on Debian/Ubuntu: apt install python3-venv")
-    fingerprint = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    stamp = VENV / f".kvlab-installed-{extras or 'base'}"
-    if stamp.exists() and stamp.read_text() == fingerprint:
+    if installed(extras) or (not extras and installed("test")):  # the test set-up has all the lab needs
         return
     say(f"installing kvlab{f'[{extras}]' if extras else ''} into {VENV.name}/ (first time takes a few minutes)")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    # -qq: pip's and setuptools' chatter stays out of the learner's way; errors still show
+    run(PYTHON, "-m", "pip", "install", "-qq", "--upgrade", "pip")
     target = f".[{extras}]" if extras else "."
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", target, cwd=ROOT)
-    stamp.write_text(fingerprint)
+    run(PYTHON, "-m", "pip", "install", "-qq", "-e", target, cwd=ROOT)
+    _stamp(extras).write_text(_fingerprint(extras))
+
+
+START = "notebooks/00-start-here.ipynb"  # the notebook JupyterLab opens first
+
+
+def lab_command(args: list[str]) -> list[str]:
+    """JupyterLab serving the whole workbook (the repository root) with the start notebook open.
+
+    The root is set explicitly: given only a notebook, JupyterLab would serve that
+    notebook's folder, and labs/ and solutions/ would be out of reach.
+    """
+    command = [str(BIN / "jupyter"), "lab", f"--ServerApp.root_dir={ROOT}"]
+    if (ROOT / START).exists() and not any(a.endswith(".ipynb") for a in args):
+        command.append(str(ROOT / START))
+    command += args
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
+        command.append("--allow-root")  # containers (Codespaces, Docker) often run as root
+    return command
+
+
+def start_emulator() -> bool:
+    """Start the emulator (or find it running); True when this call started it."""
+    done = subprocess.run([str(BIN / "kvlab"), "emulator", "start"], stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.exit(done.returncode)
+    info = json.loads(done.stdout)
+    if info.get("alreadyRunning"):
+        say(f"using the emulator already running on port {info['port']} (it keeps running after JupyterLab; "
+            "stop it with: .venv/bin/kvlab emulator stop)")
+        return False
+    say(f"started the emulator on port {info['port']}; it stops when JupyterLab does")
+    return True
+
+
+def stop_emulator() -> None:
+    subprocess.run([str(BIN / "kvlab"), "emulator", "stop"], stdout=subprocess.DEVNULL)
+    say("stopped the emulator")
 
 
 def lab(args: list[str]) -> None:
     ensure_venv("")
-    run(BIN / "kvlab", "emulator", "start")
-    say("opening the workbook: notebooks/00-start-here.ipynb")
-    start = "notebooks/00-start-here.ipynb" if (ROOT / "notebooks/00-start-here.ipynb").exists() else ""
-    command = [str(BIN / "jupyter"), "lab", *([start] if start else []), *args]
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
-        command.append("--allow-root")  # containers (Codespaces, Docker) often run as root
+    started = start_emulator()
+    say(f"opening the workbook: {START} (Ctrl-C twice, or File > Shut Down, to stop)")
     os.chdir(ROOT)
-    if os.name == "nt":
-        sys.exit(subprocess.call(command))
-    os.execv(command[0], command)
+    child = subprocess.Popen(lab_command(args))
+    forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731  JupyterLab decides, we wait
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), forward if name != "SIGINT" else lambda *_: None)
+    try:
+        code = child.wait()
+    finally:
+        if started:
+            stop_emulator()
+    sys.exit(code)
 
 
 def test(args: list[str]) -> None:

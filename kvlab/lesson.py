@@ -10,6 +10,10 @@ run starts from the same state and a check can only see what *this* run did
 (audit records are read from this point on). Against a real vault
 (``vault_url="https://<name>.vault.azure.net/"``) nothing is created or reset:
 checks that need the emulator's records say they are unavailable.
+
+A guided notebook demonstrates checks on its own examples; it starts with
+``demo=True`` so those results are shown but never recorded as the learner's
+progress (only the lab's checks are).
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ EMULATOR = "emulator"
 
 
 class Lesson:
-    def __init__(self, spec: LessonSpec, vault_url: str | None = None, state_dir: str | os.PathLike | None = None):
+    def __init__(self, spec: LessonSpec, vault_url: str | None = None, state_dir: str | os.PathLike | None = None,
+                 demo: bool = False):
         self.spec = spec
+        self.demo = demo  # a guided notebook: checks are shown, not recorded
         self.state_dir = state_dir  # where progress is recorded, like the emulator's state
         self._hints_shown: dict[str, int] = {}
         if not vault_url or vault_url.strip().lower() == EMULATOR:
@@ -70,7 +76,8 @@ class Lesson:
     def check(self, exercise: str) -> Result:
         """Check one exercise of this lesson, looking at what this run did."""
         result = run_check(self, exercise, caller_namespace())
-        tracker.record(result, self.state_dir)
+        if not self.demo:
+            tracker.record(result, self.state_dir)
         return result
 
     def hint(self, exercise: str) -> Hint:
@@ -79,12 +86,14 @@ class Lesson:
 
     def __repr__(self) -> str:
         where = "the emulator" if self.lab is not None else self._azure_url
-        return f"Lesson {self.spec.number} - {self.spec.title} (against {where})"
+        demo = "; a demonstration: its checks do not count toward your progress" if self.demo else ""
+        return f"Lesson {self.spec.number} - {self.spec.title} (against {where}{demo})"
 
 
-def start_lesson(number: str, vault_url: str | None = None, state_dir: str | os.PathLike | None = None) -> Lesson:
+def start_lesson(number: str, vault_url: str | None = None, state_dir: str | os.PathLike | None = None,
+                 demo: bool = False) -> Lesson:
     """Set up lesson ``number`` and return it (see the module docstring)."""
-    lesson = Lesson(lesson_spec(number), vault_url, state_dir)
+    lesson = Lesson(lesson_spec(number), vault_url, state_dir, demo)
     stubs.install()  # an unfinished exercise says "your turn" instead of a traceback
     namespace = caller_namespace()
     lesson.history_position = len(namespace.get("In") or [])

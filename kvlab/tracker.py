@@ -1,8 +1,8 @@
 """The learner's progress: the latest result of every exercise, in a local file.
 
 Each check records its outcome in ``progress.json`` in the kvlab state
-directory. `show()` (``kvlab.progress()``) draws an ipywidgets dashboard of
-all lessons, with plain text and HTML forms for front ends without widgets;
+directory. `show()` (``kvlab.progress()``) draws every lesson's progress as
+static HTML (and plain text), which also survives export to HTML;
 ``kvlab progress`` prints the same table in a terminal.
 """
 
@@ -108,39 +108,34 @@ def text(state_dir=None) -> str:
 
 
 class Dashboard:
-    """An ipywidgets dashboard where widgets render; a table everywhere else."""
+    """Progress as plain text and static HTML: a bar per lesson, then each exercise.
+
+    Static on purpose: a widget view would win over the HTML in exported
+    notebooks (nbconvert, GitHub) and show nothing there without its saved state.
+    """
 
     def __init__(self, state_dir=None):
         self.state_dir = state_dir
 
-    def widget(self):
-        import ipywidgets as widgets
-
-        boxes = []
-        for lesson in summary(self.state_dir):
-            bar = widgets.IntProgress(value=lesson["correct"], min=0, max=max(lesson["total"], 1),
-                                      bar_style="success" if lesson["correct"] == lesson["total"] else "info")
-            label = widgets.Label(f"Lesson {lesson['lesson']} {lesson['title']}: {lesson['correct']}/{lesson['total']}")
-            boxes.append(widgets.HBox([bar, label]))
-        return widgets.VBox(boxes)
-
     def html(self) -> str:
-        body = "".join(
-            f"<tr><td>{html.escape(r['lesson'])}</td><td>{html.escape(r['exercise'])}</td>"
-            f"<td>{html.escape(r['title'])}</td><td>{html.escape(r['status'] or 'not checked')}</td></tr>"
-            for r in rows(self.state_dir)
-        )
-        return f"<table><tr><th>Lesson</th><th>Exercise</th><th>Title</th><th>Status</th></tr>{body}</table>"
+        all_rows = rows(self.state_dir)
+        parts = []
+        for lesson in summary(self.state_dir):
+            done, total = lesson["correct"], lesson["total"]
+            parts.append(
+                f"<tr><th colspan='3' style='text-align:left'>Lesson {html.escape(lesson['lesson'])} "
+                f"{html.escape(lesson['title'])} <progress value='{done}' max='{max(total, 1)}'></progress> "
+                f"{done}/{total}</th></tr>"
+            )
+            parts += [
+                f"<tr><td>{html.escape(r['exercise'])}</td><td>{html.escape(r['title'])}</td>"
+                f"<td>{html.escape(r['status'] or 'not checked')}</td></tr>"
+                for r in all_rows if r["lesson"] == lesson["lesson"]
+            ]
+        return f"<table class='kvlab-progress'>{''.join(parts)}</table>"
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = {"text/plain": text(self.state_dir), "text/html": self.html()}
-        try:
-            view = self.widget()._repr_mimebundle_()
-            if view:
-                bundle.update({k: v for k, v in view.items() if k != "text/plain"})
-        except Exception:  # no widget support here: the table is the dashboard
-            pass
-        return bundle
+        return {"text/plain": text(self.state_dir), "text/html": self.html()}
 
     def __repr__(self) -> str:
         return text(self.state_dir)

@@ -1,0 +1,164 @@
+"""`python3 dev.py lab` as a learner meets it: the real JupyterLab, its file browser and its links.
+
+The server is started exactly as the README says (through dev.py), on a free
+port with its own emulator state, and asked what a learner's browser would ask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kvlab.emulator import control
+from kvlab_pytest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "kvlab-test-token"
+LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)|href=[\"']([^\"']+)[\"']")
+FOLDERS = ("notebooks", "labs", "solutions")
+
+
+class Lab:
+    """A running `dev.py lab`: its process, port and what it told the browser to open."""
+
+    def __init__(self, state: Path, tmp: Path):
+        self.port = free_port()
+        self.opened = tmp / "browser-opened"
+        recorder = tmp / "browser.py"
+        recorder.write_text(f"import sys, pathlib\npathlib.Path({str(self.opened)!r}).write_text(sys.argv[1])\n")
+        env = {**os.environ, "KVLAB_STATE_DIR": str(state), "KVLAB_PORT": str(free_port()),
+               "BROWSER": f"{sys.executable} {recorder} %s", "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "dev.py"), "lab", f"--port={self.port}", f"--IdentityProvider.token={TOKEN}",
+             "--ServerApp.port_retries=0"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while self.get("api/status") is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"JupyterLab did not start:\n{self.output}")
+            time.sleep(0.2)
+
+    def get(self, path: str) -> dict | None:
+        """A JSON answer of the server, or None when it does not answer 200."""
+        url = f"http://127.0.0.1:{self.port}/{path}{'&' if '?' in path else '?'}token={TOKEN}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                return json.loads(answer.read())
+        except (urllib.error.URLError, ConnectionError):
+            return None
+
+    def contents(self, path: str) -> dict | None:
+        return self.get(f"api/contents/{urllib.parse.quote(path)}?content={1 if not path.endswith('.ipynb') else 0}")
+
+    def stop(self) -> int:
+        """End JupyterLab as a terminal's closing or `kill` does (SIGTERM to dev.py) and wait for dev.py."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise
+        self.output = self.process.stdout.read()
+        return code
+
+    output = ""
+
+
+def notebook_links() -> list[tuple[str, str]]:
+    """(notebook, link) for every relative link in a Markdown cell of every notebook."""
+    found = []
+    for folder in FOLDERS:
+        for path in sorted((ROOT / folder).glob("*.ipynb")):
+            for cell in nbformat.read(path, as_version=4).cells:
+                if cell.cell_type != "markdown":
+                    continue
+                for match in LINK.finditer(cell.source):
+                    link = match.group(1) or match.group(2)
+                    if not re.match(r"^([a-z][a-z0-9+.-]*:|#)", link, re.I):
+                        found.append((f"{folder}/{path.name}", link))
+    return found
+
+
+def served_path(notebook: str, link: str) -> str:
+    """Where a relative link from ``notebook`` points, from the served root."""
+    target = urllib.parse.unquote(link.split("#")[0].split("?")[0])
+    return posixpath.normpath(posixpath.join(posixpath.dirname(notebook), target))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lab")
+    running = Lab(tmp / "state", tmp)
+    yield running
+    running.stop()
+
+
+def test_the_file_browser_shows_the_whole_workbook(lab):
+    for folder in FOLDERS:
+        listing = lab.contents(folder)
+        assert listing is not None, f"{folder}/ is not reachable from JupyterLab"
+        assert sorted(c["name"] for c in listing["content"] if c["name"].endswith(".ipynb")) == sorted(
+            p.name for p in (ROOT / folder).glob("*.ipynb"))
+    assert lab.contents("notebooks/00-start-here.ipynb") is not None
+
+
+def test_jupyterlab_opens_the_start_notebook(lab):
+    deadline = time.monotonic() + 30
+    while not lab.opened.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    opened = lab.opened.read_text()
+    page = Path(urllib.parse.urlparse(opened).path).read_text() if opened.startswith("file:") else opened
+    assert "/lab/tree/notebooks/00-start-here.ipynb" in page
+
+
+def test_every_relative_link_in_every_notebook_opens_from_the_served_root(lab):
+    links = notebook_links()
+    assert any(link.startswith("../labs/") for _, link in links)  # the start notebook links its lab
+    broken = [(notebook, link) for notebook, link in links
+              if served_path(notebook, link).startswith("..") or lab.contents(served_path(notebook, link)) is None]
+    assert broken == []
+
+
+def test_the_readme_links_point_at_files_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    links = [m.group(1) or m.group(2) for m in LINK.finditer(readme)]
+    relative = [link for link in links if not re.match(r"^([a-z][a-z0-9+.-]*:|#)", link, re.I)]
+    assert relative and [link for link in relative if not (ROOT / link.split("#")[0]).exists()] == []
+
+
+def test_closing_jupyterlab_stops_the_emulator_it_started(tmp_path):
+    state = tmp_path / "state"
+    lab = Lab(state, tmp_path)
+    assert control.status(state)["running"]
+    assert lab.stop() == 0, lab.output
+    assert "it stops when JupyterLab does" in lab.output
+    assert "stopped the emulator" in lab.output
+    assert not control.status(state)["running"]
+
+
+def test_an_emulator_that_was_already_running_keeps_running_and_the_learner_is_told(tmp_path):
+    state = tmp_path / "state"
+    control.start(state, free_port())
+    try:
+        lab = Lab(state, tmp_path)
+        lab.stop()
+        assert "using the emulator already running" in lab.output
+        assert control.status(state)["running"]
+    finally:
+        control.stop(state)
