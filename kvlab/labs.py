@@ -24,7 +24,9 @@ changes nothing and ``--check`` can tell when labs/ is stale.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +142,67 @@ def build(root: Path, check: bool = False) -> list[Built]:
     return results
 
 
+# What differs between two runs of a guided notebook. nbval compares outputs after
+# replacing these (tests/nbval-sanitize.cfg holds the same expressions, and a test
+# keeps the two equal); refresh writes a stable stand-in of the same shape instead,
+# so re-running an unchanged notebook changes nothing in Git.
+VOLATILE = {
+    "ports": r"localhost:\d+",
+    "secret-versions": r"\b[0-9a-f]{32}\b",
+    "iso-times": r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?",
+    "guids": r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+    "package-version": r"kvlab \d+\.\d+\.\d+",
+}
+
+
+# the stand-in for the n-th distinct value of a kind, from a digest of (notebook, kind, n); times and
+# the package version are kept (no committed output shows a time; the version is the one that ran)
+STAND_INS = {
+    "ports": lambda digest: "localhost:18443",  # the port a learner's emulator uses by default
+    "secret-versions": lambda digest: digest[:32],
+    "guids": lambda digest: str(uuid.UUID(digest[:32])),
+}
+
+
+def normalise_outputs(notebook: nbformat.NotebookNode, seed: str) -> None:
+    """Make a freshly executed notebook's outputs the same on every run (in place).
+
+    Consecutive stream outputs are merged (how a kernel splits them depends on
+    timing), and volatile values (VOLATILE) get stand-ins numbered by first
+    appearance: the same value keeps the same stand-in throughout the notebook.
+    """
+    seen: dict[tuple[str, str], str] = {}
+
+    def replace(text: str) -> str:
+        for kind, stand_in in STAND_INS.items():
+            def one(match: re.Match, kind=kind, stand_in=stand_in) -> str:
+                key = (kind, match.group(0))
+                if key not in seen:
+                    number = sum(k == kind for k, _ in seen)
+                    seen[key] = stand_in(hashlib.sha256(f"{seed}:{kind}:{number}".encode()).hexdigest())
+                return seen[key]
+            text = re.sub(VOLATILE[kind], one, text)
+        return text
+
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        merged = []
+        for output in cell.get("outputs", []):
+            if (output.output_type == "stream" and merged and merged[-1].output_type == "stream"
+                    and merged[-1].name == output.name):
+                merged[-1].text += output.text
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.output_type == "stream":
+                output.text = replace(output.text)
+            for mime, data in output.get("data", {}).items():
+                if isinstance(data, str):
+                    output.data[mime] = replace(data)
+        if cell.cell_type == "code":
+            cell.outputs = merged
+
+
 def refresh_outputs(root: Path, timeout: int = 600, only: list[Path] | None = None) -> list[Path]:
     """Execute the guided notebooks in ``root/notebooks`` (or ``only`` these) in place, with a fresh emulator.
 
@@ -167,8 +230,7 @@ def refresh_outputs(root: Path, timeout: int = 600, only: list[Path] | None = No
             notebook = nbformat.read(path, as_version=4)
             NotebookClient(notebook, kernel_name="python3", timeout=timeout, record_timing=False,
                            resources={"metadata": {"path": str(path.parent)}}).execute()
-            for cell in notebook.cells:
-                cell.metadata.pop("execution", None)
+            normalise_outputs(notebook, seed=path.name)
             path.write_text(render(notebook), encoding="utf-8")
             done.append(path)
     finally:

@@ -412,3 +412,42 @@ def test_the_repositorys_labs_have_one_stub_per_exercise():
         for exercise, stub in zip(spec.exercises, stubs):
             assert f"Exercise {exercise.id[2:]} " in stub
         assert all(c.get("outputs", []) == [] for c in lab.cells)
+
+
+# -- refreshing guided notebooks' outputs -------------------------------------------------------
+
+
+def test_nbval_sanitises_exactly_what_refresh_normalises():
+    import configparser
+
+    from kvlab.labs import VOLATILE
+
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ROOT / "tests" / "nbval-sanitize.cfg")
+    assert {name: config[name]["regex"] for name in config.sections()} == VOLATILE
+
+
+def test_normalising_merges_streams_and_gives_each_volatile_value_one_stable_stand_in():
+    from kvlab.labs import normalise_outputs
+
+    def executed(version_a: str, version_b: str, split: bool) -> nbformat.NotebookNode:
+        text = f"set {version_a}\nthen {version_b}\nagain {version_a} on localhost:40123\n"
+        cut = text.index("then")
+        streams = ([text[:cut], text[cut:]] if split else [text])
+        cell = code("print(...)")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=s) for s in streams]
+        cell.outputs.append(nbformat.v4.new_output(
+            "display_data", data={"text/plain": f"client {uuid_a}"}))
+        return notebook(cell)
+
+    uuid_a = "177a7666-3469-400a-900e-be8aef3bb9e6"
+    first = executed("558fb7dc4bf339971ff2ad4c3badd797", "33f76ccaebe91bb9c92d436193500de0", split=False)
+    second = executed("6e2fd46ee9832d47a332dd5ee8518e4d", "ae966bb1739075bad9552eb9bcaec317", split=True)
+    for nb in (first, second):
+        normalise_outputs(nb, seed="03.ipynb")
+    assert nbformat.writes(first) == nbformat.writes(second)
+    [stream, shown] = first.cells[0].outputs
+    words = stream.text.split()
+    assert words[1] == words[5] != words[3]  # the same version keeps its stand-in, another gets its own
+    assert len(words[1]) == 32 and "localhost:18443" in stream.text
+    assert shown.data["text/plain"] != f"client {uuid_a}"
