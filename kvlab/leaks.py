@@ -12,6 +12,13 @@ detect-secrets are closed here rather than in plugins:
   revision of every file reachable from any ref and reports the commit that
   introduced each finding: a secret "removed" in a later commit is still there.
 
+Deliberate fakes are marked as detect-secrets marks them: a ``# pragma:
+allowlist secret`` comment on the line (``# pragma: allowlist nextline secret``
+on the line before), in a file or in a notebook cell, or a `Baseline` (the
+``.secrets.baseline`` that ``detect-secrets scan`` writes). Names and ids of
+secrets, which Key Vault code is full of, are no findings (the filters in
+`kvlab.secret_plugins`). Findings come out in one order (`_order`).
+
 A finding never holds a secret: only a redacted form (`redact`) and a hash to
 follow it through history. Lessons use `ThrowawayRepo` (a Git repository in a
 temporary folder, with fixed author and dates so its commit ids are the same on
@@ -76,6 +83,7 @@ class Finding:
     commit: str | None = None  # history scans: the commit that introduced it
     in_head: bool | None = None  # history scans: whether HEAD still holds it
     fingerprint: str = field(default="", repr=False)  # sha1 of the secret, as detect-secrets' baselines
+    column: int = field(default=0, repr=False)  # where the secret starts on its line, 1 = first character (0: unknown)
 
     def as_dict(self) -> dict:
         """The JSON form: history fields only for history scans, never the fingerprint."""
@@ -84,6 +92,21 @@ class Finding:
         if self.commit is not None:
             data.update(commit=self.commit, in_head=self.in_head)
         return data
+
+
+def _order(f: Finding) -> tuple:
+    """The one order of findings: file, cell (its source before its output), line, place on the line, type.
+
+    The place on the line (then the fingerprint) settles ties that would
+    otherwise fall to the order of a set, which changes with every Python
+    process's hash seed: two secrets of one type on one line came out in a
+    different order from run to run.
+    """
+    return f.file, f.cell or 0, f.output, f.line or 0, f.column, f.type, f.fingerprint
+
+
+def _sorted(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(set(findings), key=_order)
 
 
 def table(findings: Sequence[Finding]) -> str:
@@ -104,12 +127,74 @@ def table(findings: Sequence[Finding]) -> str:
     return tabulate(rows, headers="keys", disable_numparse=True)
 
 
-# -- detect-secrets, with kvlab's plugins ---------------------------------------------------------
+# -- baselines: secrets already reviewed ---------------------------------------------------------------
+
+
+BASELINE = ".secrets.baseline"  # detect-secrets' name for it: `detect-secrets scan > .secrets.baseline`
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The secrets a detect-secrets baseline records, by file and hash: reviewed once, not reported again.
+
+    As ``detect-secrets-hook --baseline``: a finding is known when the
+    baseline lists its file and the hash of its value, wherever its line has
+    moved since. The type is not compared: kvlab's plugins type some values
+    their own way (``Connection string password`` where detect-secrets says
+    ``Secret Keyword``), and what was reviewed is the value. File names in a
+    baseline are relative to its folder, as ``detect-secrets scan`` writes
+    them when run where the baseline is kept (the repository's root). Only
+    its results are read: kvlab keeps its own plugins and filters.
+    """
+
+    path: Path  # resolved: the baseline file itself is never scanned (detect-secrets skips it too)
+    known: frozenset[tuple[Path, str]]  # (resolved file, sha1 of the secret)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Baseline:
+        """Read a baseline file (ScanError, one line, if it is missing or not a detect-secrets baseline)."""
+        shown = os.fspath(path)
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ScanError(f"no such baseline file: {shown}") from None
+        except OSError as exc:
+            raise ScanError(f"cannot read baseline {shown}: {exc.strerror or exc}") from None
+        except ValueError:  # not UTF-8, or not JSON
+            raise ScanError(f"not a detect-secrets baseline (not JSON): {shown}") from None
+        results = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(results, dict) or not all(isinstance(entries, list) for entries in results.values()):
+            raise ScanError(f'not a detect-secrets baseline (no "results" by file): {shown}')
+        folder = Path(path).resolve().parent
+        known = frozenset((_resolved(folder / name), entry["hashed_secret"])
+                          for name, entries in results.items() for entry in entries
+                          if isinstance(entry, dict) and isinstance(entry.get("hashed_secret"), str))
+        return cls(Path(path).resolve(), known)
+
+    def covers(self, origin: Path | None, fingerprint: str) -> bool:
+        return origin is not None and (origin, fingerprint) in self.known
+
+
+def find_baseline(folder: str | os.PathLike = ".") -> Baseline | None:
+    """The ``.secrets.baseline`` in ``folder``, if there is one: what `kvlab scan` uses unless told otherwise."""
+    path = Path(folder, BASELINE)
+    return Baseline.load(path) if path.is_file() else None
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` made absolute, as a baseline and a scanned file are compared (Windows separators included)."""
+    return Path(path).resolve()
+
+
+# -- detect-secrets, with kvlab's plugins and filters --------------------------------------------------------
 
 
 KVLAB_PLUGINS = ("ConnectionStringPasswordDetector", "AzureSasSignatureDetector", "DatabricksTokenDetector")
 KVLAB_INDIRECT_FILTER = "kvlab.secret_plugins.is_indirect_reference"
 HEURISTIC_INDIRECT_FILTER = "detect_secrets.filters.heuristic.is_indirect_reference"
+# names, ids and roles are not secrets (see kvlab.secret_plugins): detect-secrets runs them as its own filters
+KVLAB_FILTERS = (KVLAB_INDIRECT_FILTER, "kvlab.secret_plugins.names_a_secret", "kvlab.secret_plugins.is_azure_name",
+                 "kvlab.secret_plugins.is_key_vault_version_id")
 
 
 def _plugin_mapping_cache_clear() -> None:
@@ -136,7 +221,7 @@ def _settings(with_kvlab: bool = True) -> Iterator[None]:
             where = "file://" + str(Path(secret_plugins.__file__).resolve())
             plugins += [{"name": name, "path": where} for name in KVLAB_PLUGINS]
             filters = [f for f in filters if f["path"] != HEURISTIC_INDIRECT_FILTER]
-            filters.append({"path": KVLAB_INDIRECT_FILTER})
+            filters += [{"path": path} for path in KVLAB_FILTERS]
         with transient_settings({"plugins_used": plugins, "filters_used": filters}):
             _plugin_mapping_cache_clear()  # computed above without the custom plugins
             yield
@@ -153,68 +238,193 @@ class _Piece:
     file: str
     cell: int | None = None
     output: bool = False
+    origin: Path | None = None  # the resolved file, when a baseline is to be consulted
 
 
-def _detect(pieces: Sequence[_Piece], with_kvlab: bool = True) -> list[tuple[_Piece, object]]:
-    """detect-secrets' findings (PotentialSecret) in each piece, through its public ``scan_file``."""
+@dataclass(frozen=True)
+class _Hit:
+    """One detect-secrets finding in a text, as plain data (it comes back from worker processes)."""
+
+    type: str
+    line: int
+    column: int
+    value: str
+    fingerprint: str
+
+
+def _hits(path: Path, text: str) -> list[_Hit]:
+    """detect-secrets' public ``scan_file`` on one text written at ``path``, each finding placed on its line."""
     from detect_secrets.core.scan import scan_file
 
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # as open() reads them for detect-secrets
+    hits = []
+    for secret in scan_file(str(path)):
+        value, number = secret.secret_value or "", secret.line_number
+        column = lines[number - 1].find(value) + 1 if value and 0 < number <= len(lines) else 0
+        hits.append(_Hit(secret.type, number, column, value, secret.secret_hash))
+    return hits
+
+
+def _scan_texts(texts: Sequence[tuple[str, str]]) -> list[list[_Hit]]:
+    """The hits in each ``(file name, text)``, under detect-secrets settings already in place.
+
+    detect-secrets scans files, so each text is written to a temporary folder
+    under its own name (the suffix picks the keyword detector's rules). One
+    folder, each name rewritten as often as it comes: a folder per text cost
+    more than scanning it (creating and removing folders is slow on disk).
+    """
     found = []
-    with tempfile.TemporaryDirectory(prefix="kvlab-scan-") as tmp, _settings(with_kvlab):
-        for number, piece in enumerate(pieces):
-            path = Path(tmp) / str(number) / piece.name
-            path.parent.mkdir()
-            path.write_text(piece.text, encoding="utf-8", newline="")
-            found += [(piece, secret) for secret in scan_file(str(path))]
+    with tempfile.TemporaryDirectory(prefix="kvlab-scan-") as tmp:
+        for name, text in texts:
+            path = Path(tmp, name)
+            path.write_text(text, encoding="utf-8", newline="")
+            found.append(_hits(path, text))
     return found
 
 
-def _finding(piece: _Piece, secret) -> Finding:
-    return Finding(type=secret.type, file=piece.file, line=secret.line_number, secret=redact(secret.secret_value or ""),
-                   cell=piece.cell, output=piece.output, fingerprint=secret.secret_hash)
+PARALLEL_MIN_CHARS = 400_000  # less text is scanned in this process: starting workers would cost more than it saves
+MAX_WORKERS = 8
+
+
+def _workers(size: int) -> int:
+    """How many processes scan ``size`` characters: one for small scans, and under pre-commit, which
+    already runs one kvlab per CPU on its share of the files."""
+    if size < PARALLEL_MIN_CHARS or os.environ.get("PRE_COMMIT") == "1":
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
+
+
+def _chunks(texts: Sequence[tuple[str, str]], count: int) -> list[list[tuple[str, str]]]:
+    """``texts`` in order, cut into about ``count`` runs of similar size, so that no worker idles long."""
+    target = max(1, sum(len(text) for _, text in texts) // count)
+    chunks: list[list[tuple[str, str]]] = [[]]
+    size = 0
+    for item in texts:
+        if size >= target:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += len(item[1])
+    return [chunk for chunk in chunks if chunk]
+
+
+_worker_settings = contextlib.ExitStack()
+
+
+def _start_worker(with_kvlab: bool) -> None:
+    """A worker process configures detect-secrets once, for every chunk it is given."""
+    _worker_settings.enter_context(_settings(with_kvlab))
+
+
+def _scan_all(texts: Sequence[tuple[str, str]], with_kvlab: bool) -> list[list[_Hit]]:
+    """The hits in each text: in this process, or in worker processes when there is much to scan."""
+    workers = _workers(sum(len(text) for _, text in texts))
+    if workers == 1:
+        with _settings(with_kvlab):
+            return _scan_texts(texts)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(with_kvlab,)) as pool:
+        return [hits for chunk in pool.map(_scan_texts, _chunks(texts, workers * 4)) for hits in chunk]
+
+
+def _detect(pieces: Sequence[_Piece], with_kvlab: bool = True) -> list[tuple[_Piece, _Hit]]:
+    """detect-secrets' findings in each piece; a text met twice (a cell kept through many commits) is scanned once."""
+    unique = list(dict.fromkeys((piece.name, piece.text) for piece in pieces))
+    hits = dict(zip(unique, _scan_all(unique, with_kvlab)))
+    return [(piece, hit) for piece in pieces for hit in hits[(piece.name, piece.text)]]
+
+
+def _finding(piece: _Piece, hit: _Hit) -> Finding:
+    return Finding(type=hit.type, file=piece.file, line=hit.line, secret=redact(hit.value), cell=piece.cell,
+                   output=piece.output, fingerprint=hit.fingerprint, column=hit.column)
+
+
+def _report(pieces: Sequence[_Piece], baseline: Baseline | None = None, with_kvlab: bool = True) -> list[Finding]:
+    """The findings in ``pieces`` that ``baseline`` does not record, in `_order`."""
+    return _sorted(_finding(piece, hit) for piece, hit in _detect(pieces, with_kvlab)
+                   if not (baseline and baseline.covers(piece.origin, hit.fingerprint)))
+
+
+# -- what is scanned: files, and notebooks by cell ------------------------------------------------------------
 
 
 def _cell_text(value) -> str:
     return "".join(value) if isinstance(value, list) else str(value or "")
 
 
-def _notebook_pieces(text: str, file: str) -> list[_Piece] | None:
-    """Each cell's source, and each code cell's text output, as its own piece; None if not a notebook."""
-    import nbformat
-    from nbformat.reader import reads as parse
+def _notebook_cells(text: str) -> list[dict] | None:
+    """A notebook's cells (nbformat 4 dictionaries), or None if ``text`` is not a notebook.
 
-    try:  # parsed, not validated: a scanner reads whatever was committed, and stays quiet about its shape
+    Parsed, not validated: a scanner reads whatever was committed, and stays
+    quiet about its shape. Plain JSON, because importing nbformat costs a
+    second (its validator); only a notebook older than version 4 goes through
+    nbformat, to be converted.
+    """
+    try:
+        notebook = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(notebook, dict) and notebook.get("nbformat") != 4:
+        notebook = _converted(notebook)
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    return [cell for cell in cells if isinstance(cell, dict)] if isinstance(cells, list) else None
+
+
+def _converted(notebook: dict) -> dict | None:
+    """An older notebook in nbformat 4's shape; None if nbformat cannot read it."""
+    import nbformat
+
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            notebook = parse(text)
-            if notebook.get("nbformat") != 4:
-                notebook = nbformat.convert(notebook, 4)
-        cells = list(notebook["cells"])
-    except Exception:  # not JSON, or not a notebook nbformat understands: scan it as plain text
+            return nbformat.convert(nbformat.from_dict(notebook), 4)
+    except (KeyError, TypeError, ValueError, AttributeError):  # what nbformat raises on a shape it does not know
         return None
-    stem = Path(file).stem or "notebook"
+
+
+def _output_text(cell: dict) -> str:
+    """A code cell's text outputs (streams, plain-text results, tracebacks), joined."""
+    outputs = cell.get("outputs") if cell.get("cell_type") == "code" else None
+    texts = []
+    for output in outputs if isinstance(outputs, list) else []:
+        if not isinstance(output, dict):
+            continue
+        if output.get("output_type") == "stream":
+            texts.append(_cell_text(output.get("text")))
+        elif isinstance(output.get("data"), dict):
+            texts.append(_cell_text(output["data"].get("text/plain")))
+        elif output.get("output_type") == "error":
+            texts.append("\n".join(map(str, output.get("traceback") or [])))
+    return "\n".join(text for text in texts if text)
+
+
+def _notebook_pieces(text: str, file: str, origin: Path | None = None) -> list[_Piece] | None:
+    """Each cell's source, and each code cell's text output, as its own piece; None if not a notebook.
+
+    A source is scanned as ``cell.py`` (``cell.md`` for Markdown), so that
+    detect-secrets reads it as code and a ``# pragma: allowlist secret`` on
+    one of its lines works as in a .py file; every cell has the same name, so
+    a cell repeated across notebooks and commits is scanned once.
+    """
+    cells = _notebook_cells(text)
+    if cells is None:
+        return None
     suffix = {"code": ".py", "markdown": ".md"}
     pieces = []
     for number, cell in enumerate(cells, 1):
-        kind = cell.get("cell_type")
         source = _cell_text(cell.get("source"))
         if source.strip():
-            pieces.append(_Piece(source, f"{stem}-cell{number}{suffix.get(kind, '.txt')}", file, number))
-        texts = []
-        for output in cell.get("outputs", []) if kind == "code" else []:
-            if output.get("output_type") == "stream":
-                texts.append(_cell_text(output.get("text")))
-            elif "data" in output:
-                texts.append(_cell_text(output["data"].get("text/plain")))
-            elif output.get("output_type") == "error":
-                texts.append("\n".join(output.get("traceback", [])))
-        output_text = "\n".join(t for t in texts if t)
-        if output_text.strip():
-            pieces.append(_Piece(output_text, f"{stem}-cell{number}-output.txt", file, number, output=True))
+            pieces.append(_Piece(source, f"cell{suffix.get(cell.get('cell_type'), '.txt')}", file, number,
+                                 origin=origin))
+        output = _output_text(cell)
+        if output.strip():
+            pieces.append(_Piece(output, "output.txt", file, number, output=True, origin=origin))
     return pieces
 
 
-def _pieces(data: bytes, file: str, name: str) -> list[_Piece]:
+def _pieces(data: bytes, file: str, name: str, origin: Path | None = None) -> list[_Piece]:
     """How one file's content is scanned: skipped if binary or large, by cell if a notebook."""
     if len(data) > MAX_FILE_BYTES or b"\0" in data[:8192]:
         return []
@@ -223,14 +433,11 @@ def _pieces(data: bytes, file: str, name: str) -> list[_Piece]:
     except UnicodeDecodeError:
         return []
     if name.lower().endswith(".ipynb"):
-        cells = _notebook_pieces(text, file)
+        cells = _notebook_pieces(text, file, origin)
         if cells is not None:
             return cells
-    return [_Piece(text, Path(name).name or "file", file)]
-
-
-def _sorted(findings: Iterable[Finding]) -> list[Finding]:
-    return sorted(set(findings), key=lambda f: (f.file, f.cell or 0, f.output, f.line or 0, f.type))
+    base = Path(name).name
+    return [_Piece(text, base if base not in ("", ".", "..") else "file", file, origin=origin)]
 
 
 # -- scanning files and folders -----------------------------------------------------------------------
@@ -250,11 +457,13 @@ def _files(path: Path, shown: str) -> Iterator[tuple[Path, str]]:
                 yield full, os.path.normpath(os.path.join(shown, os.path.relpath(full, path)))
 
 
-def scan(*paths: str | os.PathLike, root: str | os.PathLike | None = None) -> list[Finding]:
+def scan(*paths: str | os.PathLike, root: str | os.PathLike | None = None,
+         baseline: Baseline | None = None) -> list[Finding]:
     """Possible secrets in files and folders (walked, skipping hidden folders); notebooks by cell.
 
     ``root`` resolves relative paths (as ``git -C`` does) and keeps reported
-    file names as short as they were given.
+    file names as short as they were given. What ``baseline`` records is not
+    reported, and the baseline file itself is not scanned.
     """
     if not paths:
         raise ScanError("nothing to scan: give at least one file or folder")
@@ -264,12 +473,15 @@ def scan(*paths: str | os.PathLike, root: str | os.PathLike | None = None) -> li
         if not full.exists():
             raise ScanError(f"no such file or folder: {os.fspath(given)}")
         for file, shown in _files(full, os.fspath(given)):
+            origin = _resolved(file) if baseline else None
+            if baseline and origin == baseline.path:
+                continue
             try:
                 data = file.read_bytes()
             except OSError as exc:
                 raise ScanError(f"cannot read {shown}: {exc.strerror or exc}") from None
-            pieces += _pieces(data, shown, file.name)
-    return _sorted(_finding(piece, secret) for piece, secret in _detect(pieces))
+            pieces += _pieces(data, shown, file.name, origin)
+    return _report(pieces, baseline)
 
 
 def scan_text(text: str, name: str = "cell.py", kvlab_plugins: bool = True) -> list[Finding]:
@@ -277,8 +489,7 @@ def scan_text(text: str, name: str = "cell.py", kvlab_plugins: bool = True) -> l
 
     With ``kvlab_plugins=False``: what detect-secrets finds by itself.
     """
-    pieces = _pieces(text.encode("utf-8"), name, name)
-    return _sorted(_finding(piece, secret) for piece, secret in _detect(pieces, with_kvlab=kvlab_plugins))
+    return _report(_pieces(text.encode("utf-8"), name, name), with_kvlab=kvlab_plugins)
 
 
 def detect_secrets_only(path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[Finding]:
@@ -286,8 +497,7 @@ def detect_secrets_only(path: str | os.PathLike, root: str | os.PathLike | None 
     full = Path(root, path) if root is not None else Path(path)
     if not full.is_file():
         raise ScanError(f"no such file: {os.fspath(path)}")
-    piece = _Piece(full.read_text(encoding="utf-8"), full.name, os.fspath(path))
-    return _sorted(_finding(piece, secret) for piece, secret in _detect([piece], with_kvlab=False))
+    return _report([_Piece(full.read_text(encoding="utf-8"), full.name, os.fspath(path))], with_kvlab=False)
 
 
 # -- Git ------------------------------------------------------------------------------------------------
@@ -370,43 +580,62 @@ def _blobs(repo: Path, ids: Sequence[str]) -> dict[str, bytes]:
     return contents
 
 
-def scan_history(*repos: str | os.PathLike) -> list[Finding]:
+def scan_history(*repos: str | os.PathLike, baseline: Baseline | None = None) -> list[Finding]:
     """Possible secrets in every revision of every file in the history of each Git repository.
 
     Each finding is reported once, where it first appeared: the commit that
     introduced it (parents before children, all branches and tags), with
     ``in_head`` saying whether the latest commit still holds it. File names are
     paths in the repository (prefixed by the repository when several are given).
+    What ``baseline`` records for a file (as it sits in the repository's
+    working tree) is not reported, in any revision.
     """
     if not repos:
         raise ScanError("nothing to scan: give at least one Git repository")
     found: list[Finding] = []
     for given in repos:
-        repo = Path(given)
-        commits, head = _history(repo)
-        trees = {commit: _tree(repo, commit) for commit in commits}
-        unique = sorted({entry for tree in trees.values() for entry in tree})
-        contents = _blobs(repo, sorted({blob for blob, _ in unique}))
-        shown = (lambda path: f"{os.fspath(given)}/{path}") if len(repos) > 1 else (lambda path: path)
-        pieces: list[tuple[tuple[str, str], _Piece]] = []
-        for blob, path in unique:
-            pieces += [((blob, path), piece) for piece in _pieces(contents[blob], shown(path), Path(path).name)]
-        by_piece = {id(piece): key for key, piece in pieces}
-        in_blob: dict[tuple[str, str], list[Finding]] = {}
-        for piece, secret in _detect([piece for _, piece in pieces]):
-            in_blob.setdefault(by_piece[id(piece)], []).append(_finding(piece, secret))
+        prefix = f"{os.fspath(given)}/" if len(repos) > 1 else ""
+        found += _repo_history(Path(given), prefix, baseline)
+    return found
 
-        def identity(f: Finding) -> tuple:
-            return f.file, f.type, f.fingerprint
 
-        in_head = {identity(f) for entry in trees.get(head, []) for f in in_blob.get(entry, [])} if head else set()
-        seen: set[tuple] = set()
-        for commit in commits:
-            for entry in trees[commit]:
-                for f in sorted(in_blob.get(entry, []), key=lambda f: (f.cell or 0, f.output, f.line or 0, f.type)):
-                    if identity(f) not in seen:
-                        seen.add(identity(f))
-                        found.append(Finding(**{**asdict(f), "commit": commit, "in_head": identity(f) in in_head}))
+def _repo_history(repo: Path, prefix: str, baseline: Baseline | None) -> list[Finding]:
+    """`scan_history` of one repository, its file names prefixed by ``prefix``."""
+    commits, head = _history(repo)
+    trees = {commit: _tree(repo, commit) for commit in commits}
+    unique = sorted({entry for tree in trees.values() for entry in tree})
+    contents = _blobs(repo, sorted({blob for blob, _ in unique}))
+    top = _resolved(repo) if baseline else None
+    pieces: list[tuple[tuple[str, str], _Piece]] = []
+    for blob, path in unique:
+        origin = top / path if top else None
+        if baseline and origin == baseline.path:
+            continue
+        pieces += [((blob, path), piece) for piece in _pieces(contents[blob], prefix + path, Path(path).name, origin)]
+    by_piece = {id(piece): key for key, piece in pieces}
+    in_blob: dict[tuple[str, str], list[Finding]] = {}
+    for piece, hit in _detect([piece for _, piece in pieces]):
+        if not (baseline and baseline.covers(piece.origin, hit.fingerprint)):
+            in_blob.setdefault(by_piece[id(piece)], []).append(_finding(piece, hit))
+    return _first_appearances(commits, head, trees, in_blob)
+
+
+def _first_appearances(commits: Sequence[str], head: str | None, trees: dict[str, list[tuple[str, str]]],
+                       in_blob: dict[tuple[str, str], list[Finding]]) -> list[Finding]:
+    """Each finding once, with the first commit (in ``commits``' order) whose tree holds it."""
+
+    def identity(f: Finding) -> tuple:
+        return f.file, f.type, f.fingerprint
+
+    in_head = {identity(f) for entry in trees.get(head, []) for f in in_blob.get(entry, [])} if head else set()
+    seen: set[tuple] = set()
+    found = []
+    for commit in commits:
+        for entry in trees[commit]:
+            for f in sorted(in_blob.get(entry, []), key=_order):
+                if identity(f) not in seen:
+                    seen.add(identity(f))
+                    found.append(Finding(**{**asdict(f), "commit": commit, "in_head": identity(f) in in_head}))
     return found
 
 
@@ -566,7 +795,7 @@ def practice_repo() -> ThrowawayRepo:
 
 
 __all__ = [
-    "FAKE_DATABRICKS_TOKEN", "FAKE_SAS_SIGNATURE", "FAKE_SQL_PASSWORD", "FAKE_STORAGE_KEY", "Finding", "GitError",
-    "ScanError", "ThrowawayRepo", "detect_secrets_only", "practice_repo", "redact", "scan",
-    "scan_history", "scan_text", "table", "write_notebook",
+    "BASELINE", "Baseline", "FAKE_DATABRICKS_TOKEN", "FAKE_SAS_SIGNATURE", "FAKE_SQL_PASSWORD", "FAKE_STORAGE_KEY",
+    "Finding", "GitError", "ScanError", "ThrowawayRepo", "detect_secrets_only", "find_baseline", "practice_repo",
+    "redact", "scan", "scan_history", "scan_text", "table", "write_notebook",
 ]

@@ -8,6 +8,7 @@ one-line error on stderr, and never a secret in full.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -87,6 +88,59 @@ def test_detect_secrets_own_finds_stay_found(line, kind):
         "pragma-token", "pragma-password"])
 def test_references_templates_and_allowlisted_lines_are_not_findings(line):
     assert leaks.scan_text(line) == []
+
+
+# -- names, ids and roles of secrets are what the lessons teach: not findings -----------------------------
+
+
+@pytest.mark.parametrize("line, by_detect_secrets", [
+    ('SECRET_NAME = "sql-db-password"', True),
+    ('password_name = "sql-db-password"', True),
+    ('DB_SECRET = "sql-db-password"', True),
+    ('STORAGE_SECRET = "adls-storage-key"', True),
+    ('secret = client.get_secret("storage-account-key").value', False),
+    ('client.get_secret("storage-account-key")', False),
+    ('if r["operationName"] == "SecretGet" and r["secretName"] == "one-too-many":', True),
+    ('secret_type = "Connection string password"', True),
+    ('    "SecretGet": "Microsoft.KeyVault/vaults/secrets/getSecret/action",', True),
+    ('OFFICER_SECRETS_ROLE = "Key Vault Secrets Officer"', True),
+    ('secret_version = "558fb7dc4bf339971ff2ad4c3badd797"', True),
+    ('PASSWORD_ENV = "SQL_PASSWORD"', True),
+], ids=["SECRET_NAME", "password_name", "DB_SECRET", "STORAGE_SECRET", "get_secret-assigned", "get_secret",
+        "audit-record", "secret_type", "rbac-action", "role", "version", "env-variable-name"])
+def test_names_ids_and_roles_of_secrets_are_not_findings(line, by_detect_secrets):
+    """A learner's code that does what the lessons teach must pass the pre-commit hook."""
+    assert bool(leaks.scan_text(line, kvlab_plugins=False)) == by_detect_secrets
+    assert leaks.scan_text(line) == []
+
+
+@pytest.mark.parametrize("line, kind", [
+    ('password = "Tr0ub4dor&3xK9!q"', "Secret Keyword"),  # pragma: allowlist secret
+    ('if password == "Tr0ub4dor&3xK9!q":', "Secret Keyword"),  # pragma: allowlist secret
+    ('SECRET = "correct-horse-battery-staple"', "Secret Keyword"),  # pragma: allowlist secret
+    ('db_password = "hunter2hunter2"', "Secret Keyword"),  # pragma: allowlist secret
+    ('api_key = "9f3c2b7a1e4d4c8b9a0f6e5d4c3b2a19"', "Secret Keyword"),  # pragma: allowlist secret
+    ('token = "9f3c2b7a1e4d4c8b9a0f6e5d4c3b2a19"  # version 2', "Hex High Entropy String"),  # pragma: allowlist secret
+    (f'secret_name = "{FAKE_DATABRICKS_TOKEN}"', DATABRICKS_KIND),
+    (f'SECRET_NAME = "sql-db-password"; conn_str = "Server=x;Password={FAKE_SQL_PASSWORD};"', SQL_KIND),
+], ids=["password", "comparison", "passphrase", "short", "hex-api-key", "hex-token", "token-in-a-name",
+        "password-next-to-a-name"])
+def test_real_looking_values_are_still_found(line, kind):
+    """The name filters read the value and what it is given to; a secret's own shape still wins."""
+    assert kind in types(leaks.scan_text(line))
+    assert leaks.scan_text(line + "  # pragma: allowlist secret") == []
+
+
+def test_version_ids_in_a_notebooks_output_are_not_findings_but_a_printed_key_is(tmp_path):
+    path = leaks.write_notebook(tmp_path / "versions.ipynb", [("code", "print(versions)"), ("code", "print(keys)")])
+    notebook = json.loads(path.read_text())
+    version_ids = "['558fb7dc4bf339971ff2ad4c3badd797', '33f76ccaebe91bb9c92d436193500de0']"
+    notebook["cells"][0]["outputs"] = [{"name": "stdout", "output_type": "stream",
+                                        "text": [f"sql-db-password has 2 versions: {version_ids}\n"]}]
+    notebook["cells"][1]["outputs"] = [{"name": "stdout", "output_type": "stream", "text": [f"keys: {version_ids}\n"]}]
+    path.write_text(json.dumps(notebook))
+    found = leaks.scan(path)
+    assert [(f.cell, f.output, f.type) for f in found] == [(2, True, "Hex High Entropy String")] * 2
 
 
 def test_kvlab_leaves_detect_secrets_own_settings_as_they_were(tmp_path):
@@ -292,8 +346,11 @@ def test_the_practice_repository_hides_one_leak_in_its_history_and_has_an_uncomm
 # -- the `kvlab scan` command ---------------------------------------------------------------------------------
 
 
-def kvlab_scan(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([KVLAB, "scan", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+def kvlab_scan(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **(env or {})}
+    environment.pop("PRE_COMMIT", None)
+    result = subprocess.run([KVLAB, "scan", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                            env=environment)
     for secret in SECRETS:
         assert secret not in result.stdout and secret not in result.stderr
     return result
@@ -379,7 +436,119 @@ def test_scan_help():
     result = subprocess.run([KVLAB, "scan", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "--history" in result.stdout and "-o, --output" in result.stdout
+    assert "--baseline FILE" in result.stdout and "--no-baseline" in result.stdout
     assert "kvlab-scan" in result.stdout
+
+
+def sas_url(start: str) -> str:
+    """A SAS URL whose (fake) signature starts with ``start``, so that its redacted form tells it apart."""
+    return f"https://stsalesdev.blob.core.windows.net/o.csv?sv=2022-11-02&sp=r&sig={start}{FAKE_SAS_SIGNATURE[4:]}"
+
+
+def test_scan_lists_findings_in_one_order_whatever_the_hash_seed(tmp_path):
+    """By file, cell, line, then left to right: two secrets of one type on a line used to follow set order,
+    which changes with each process's hash seed."""
+    (tmp_path / "urls.py").write_text(
+        f'urls = ["{sas_url("ZZZZ")}", "{sas_url("AAAA")}", "{sas_url("MMMM")}"]\n'
+        f'more = ["{sas_url("QQQQ")}", "{sas_url("CCCC")}"]; {DATABRICKS}; last = "{sas_url("BBBB")}"\n')
+    expected = [(1, "ZZZZ…", SAS_KIND), (1, "AAAA…", SAS_KIND), (1, "MMMM…", SAS_KIND),
+                (2, "QQQQ…", SAS_KIND), (2, "CCCC…", SAS_KIND), (2, "dapi…", DATABRICKS_KIND),
+                (2, "BBBB…", SAS_KIND)]
+    for seed in ("0", "1", "2", "3"):
+        result = kvlab_scan("urls.py", cwd=tmp_path, env={"PYTHONHASHSEED": seed})
+        assert [(f["line"], f["secret"], f["type"]) for f in json.loads(result.stdout)] == expected, seed
+
+
+def test_scan_skips_lines_marked_as_deliberate_fakes_in_files_and_in_notebook_cells(tmp_path):
+    (tmp_path / "etl.py").write_text(f"{SQL}  # pragma: allowlist secret\n"
+                                     "# pragma: allowlist nextline secret\n"
+                                     f"{DATABRICKS}\n"
+                                     f"{SAS}\n")
+    leaks.write_notebook(tmp_path / "ingest.ipynb", [
+        ("markdown", "# Ingest"),
+        ("code", f"{QUOTED_PASSWORD}  # pragma: allowlist secret\n{STORAGE}"),
+        ("code", f"{DATABRICKS}  # pragma: allowlist secret\n# pragma: allowlist nextline secret"),
+        ("code", DATABRICKS),  # the previous cell's nextline pragma ends with that cell
+    ])
+    result = kvlab_scan("etl.py", "ingest.ipynb", cwd=tmp_path)
+    assert result.returncode == 1
+    assert [(f["file"], f["cell"], f["line"], f["type"]) for f in json.loads(result.stdout)] == [
+        ("etl.py", None, 4, SAS_KIND),
+        ("ingest.ipynb", 2, 2, "Azure Storage Account access key"),
+        ("ingest.ipynb", 4, 1, DATABRICKS_KIND),
+    ]
+
+
+def test_scan_leaves_out_what_a_detect_secrets_baseline_records(tmp_path):
+    (tmp_path / "settings.py").write_text(f"{STORAGE}\n{QUOTED_PASSWORD}\n")
+    made = subprocess.run([sys.executable, "-m", "detect_secrets", "scan", "settings.py"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=True)
+    recorded = json.loads(made.stdout)["results"]["settings.py"]
+    assert {r["type"] for r in recorded} == {"Azure Storage Account access key", "Secret Keyword"}
+    (tmp_path / leaks.BASELINE).write_text(made.stdout)
+    assert (kvlab_scan("settings.py", cwd=tmp_path).returncode, kvlab_scan(".", cwd=tmp_path).stdout.strip()) == \
+        (0, "[]")  # the baseline itself (40-hex-digit hashes) is not scanned either
+
+    (tmp_path / "settings.py").write_text(f"import os\n\n{STORAGE}\n{QUOTED_PASSWORD}\n{DATABRICKS}\n")
+    result = kvlab_scan("settings.py", cwd=tmp_path)
+    assert result.returncode == 1  # recorded secrets stay known where their lines moved; a new one is reported
+    assert [(f["line"], f["type"]) for f in json.loads(result.stdout)] == [(5, DATABRICKS_KIND)]
+    assert len(json.loads(kvlab_scan("settings.py", "--no-baseline", cwd=tmp_path).stdout)) == 3
+
+    (tmp_path / leaks.BASELINE).rename(tmp_path / "reviewed.json")
+    assert len(json.loads(kvlab_scan("settings.py", cwd=tmp_path).stdout)) == 3  # no default baseline any more
+    explicit = kvlab_scan("settings.py", "--baseline", "reviewed.json", cwd=tmp_path)
+    assert [f["type"] for f in json.loads(explicit.stdout)] == [DATABRICKS_KIND]
+
+
+def test_a_baseline_applies_to_every_revision_in_a_history_scan():
+    repo, added, _ = leaky_repo()
+    assert len(leaks.scan_history(repo)) == 1
+    digest = hashlib.sha1(FAKE_DATABRICKS_TOKEN.encode()).hexdigest()
+    (repo / leaks.BASELINE).write_text(json.dumps({"version": "1.5.0", "results": {
+        "jobs.ipynb": [{"type": DATABRICKS_KIND, "filename": "jobs.ipynb", "hashed_secret": digest}]}}))
+    assert leaks.scan_history(repo, baseline=leaks.find_baseline(repo)) == []
+    assert kvlab_scan("--history", ".", cwd=repo.path).returncode == 0
+    repo.cleanup()
+
+
+@pytest.mark.parametrize("args, content, words", [
+    (("--baseline", "missing.json", "."), None, ("no such baseline file: missing.json",)),
+    (("--baseline", "broken.json", "."), "{not json", ("not a detect-secrets baseline", "broken.json")),
+    (("--baseline", "broken.json", "."), '{"results": []}', ("not a detect-secrets baseline", "broken.json")),
+    (("--baseline", "broken.json", "--no-baseline", "."), "{}", ("--no-baseline",)),
+], ids=["missing", "not-json", "no-results", "both-options"])
+def test_scan_with_a_bad_baseline_is_a_one_line_error_with_status_2(tmp_path, args, content, words):
+    if content is not None:
+        (tmp_path / "broken.json").write_text(content)
+    result = kvlab_scan(*args, cwd=tmp_path)
+    assert_one_line_error(result, *words)
+    assert result.returncode == 2
+
+
+def test_a_large_scan_in_worker_processes_finds_what_one_process_finds(project, monkeypatch):
+    alone = leaks.scan(project)
+    monkeypatch.setattr(leaks, "_workers", lambda size: 2)
+    assert leaks.scan(project) == alone and len(alone) == 6
+
+
+def test_an_older_notebook_is_still_scanned_by_cell(tmp_path):
+    notebook = {"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": [
+        {"cell_type": "markdown", "source": "# Jobs"},
+        {"cell_type": "code", "input": f"import requests\n{DATABRICKS}", "outputs": [], "language": "python"}]}]}
+    (tmp_path / "v3.ipynb").write_text(json.dumps(notebook))
+    (found,) = leaks.scan(tmp_path / "v3.ipynb")
+    assert (found.cell, found.line, found.type) == (2, 2, DATABRICKS_KIND)
+
+
+def test_this_repository_holds_no_unmarked_secret():
+    """kvlab's own tracked files: Key Vault names and ids stay quiet, and every planted fake is marked."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True) if shutil.which("git") else None
+    if listed is None or listed.returncode != 0:
+        pytest.skip("not a Git checkout")
+    files = [name for name in listed.stdout.decode("utf-8").split("\0") if name and (ROOT / name).is_file()]
+    found = leaks.scan(*files, root=ROOT, baseline=leaks.find_baseline(ROOT))
+    assert [(f.file, f.cell, f.line, f.type, f.secret) for f in found] == []
 
 
 # -- the pre-commit hook ----------------------------------------------------------------------------------------
