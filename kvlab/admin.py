@@ -16,7 +16,7 @@ from .emulator.audit import iso
 from .emulator.rbac import ROLES, find_role
 from .emulator.state import State
 from .emulator.store import AssignmentRow, IdentityRow, VaultRow
-from .emulator.vaults import DAY, recovery_level
+from .emulator.vaults import DAY, VaultNotFound, recovery_level, unknown_vault
 
 
 def parse_scope(scope: str) -> tuple[str, str | None]:
@@ -36,10 +36,32 @@ class Admin:
     """Management operations on one state directory (the emulator need not be running)."""
 
     def __init__(self, state_dir: str | os.PathLike | None = None):
-        self.state_dir = paths.state_dir(state_dir)
+        self.state_dir = paths.state_dir(state_dir, create=False)
 
-    def _state(self) -> State:
+    def _state(self, create: bool = False) -> State:
+        """The state directory's objects; only making something may create the directory.
+
+        Reading a directory that is not there would create it (SQLite makes its
+        file), so a mistyped ``--state-dir`` would leave an empty one behind and
+        answer as if it were the real, empty state.
+        """
+        if not create and not self.state_dir.is_dir():
+            raise ValueError(f"state directory {self.state_dir} does not exist: nothing has been created there yet")
         return State(self.state_dir)
+
+    @staticmethod
+    def _unless_no_such_vault(state: State, vault: str | None, found: list[dict]) -> list[dict]:
+        """``found``, unless it is empty because ``vault`` is not there: then that is the answer.
+
+        An empty list for a mistyped name reads as "nothing happened". Records of
+        a vault that is gone (or of requests to one that never was) still show.
+        """
+        if vault is not None and not found:
+            try:
+                state.vaults.get_vault(vault)
+            except VaultNotFound:
+                raise unknown_vault(vault) from None
+        return found
 
     # -- vaults ---------------------------------------------------------------
 
@@ -57,7 +79,7 @@ class Admin:
 
     def create_vault(self, name: str, throttling: str = "off", exist_ok: bool = False) -> dict:
         """Create a vault: RBAC permission model, soft delete, and no data access for anyone yet."""
-        with self._state() as state:
+        with self._state(create=True) as state:
             existing = state.store.get_vault(name)
             row = existing if (exist_ok and existing) else state.vaults.create_vault(name, throttling=throttling)
             return self._vault_json(state, row)
@@ -88,7 +110,7 @@ class Admin:
 
     def create_identity(self, name: str) -> dict:
         """A user-assigned managed identity (as ``az identity create``)."""
-        with self._state() as state:
+        with self._state(create=True) as state:
             return self._identity_json(state, state.identities.create(name))
 
     def list_identities(self) -> list[dict]:
@@ -174,8 +196,6 @@ class Admin:
         Checks use this so that checking never shows up in the audit log the
         learner's own work is judged by.
         """
-        from .emulator.vaults import VaultNotFound
-
         with self._state() as state:
             try:
                 state.vaults.get_vault(vault)
@@ -190,6 +210,18 @@ class Admin:
                 "nbf": row.nbf, "exp": row.exp,
             }
 
+    def secret_values(self, vault: str) -> dict[str, list[str]]:
+        """Every value each secret of ``vault`` holds or held, read behind the vault's back ({} if no vault).
+
+        For the output watch of lesson checks (kvlab.watch), never for display.
+        """
+        with self._state() as state:
+            try:
+                state.vaults.get_vault(vault)
+            except VaultNotFound:
+                return {}
+            return state.vaults.values(vault)
+
     # -- audit, events, clock ---------------------------------------------------
 
     def audit(
@@ -202,7 +234,7 @@ class Admin:
         with self._state() as state:
             if identity is not None:
                 identity = state.identities.get(identity).name
-            return state.audit.query(vault, since, identity, after)
+            return self._unless_no_such_vault(state, vault, state.audit.query(vault, since, identity, after))
 
     def audit_position(self) -> int:
         """Where the audit log ends now: `audit(after=...)` then returns only later records."""
@@ -215,7 +247,7 @@ class Admin:
     def events(self, vault: str | None = None) -> list[dict]:
         """Event Grid-style secret events (oldest first), optionally of one vault."""
         with self._state() as state:
-            return state.events.list(vault)
+            return self._unless_no_such_vault(state, vault, state.events.list(vault))
 
     def clock(self) -> dict:
         with self._state() as state:
@@ -223,7 +255,7 @@ class Admin:
 
     def advance_clock(self, days: float = 0, hours: float = 0, minutes: float = 0) -> dict:
         """Move the emulator's clock forward; expiry, purge dates and events follow it."""
-        with self._state() as state:
+        with self._state(create=True) as state:
             state.clock.advance(int(days * DAY + hours * 3600 + minutes * 60))
             state.events.sweep()
             return self._clock_json(state)

@@ -7,6 +7,7 @@ non-zero with a one-line reason on error, never a traceback.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from functools import wraps
 from pathlib import Path
@@ -25,14 +26,117 @@ STATE_DIR = click.option(
 )
 
 
-def emit(data, output: str) -> None:
-    if output == "table":
-        from tabulate import tabulate
+TABLE_WIDTH = 120  # when stdout is no terminal (a pipe, a file, CI) and $COLUMNS is not set
+COLUMN_GAP = 2  # what tabulate's "simple" format puts between columns
+HEADER_PADDING = 2  # and what it adds to a header's width (its MIN_PADDING)
+SHARE = 16  # the least a wrapped column gets while narrower ones are kept whole
+NARROWEST = 8  # below this a wrapped column is unreadable: list fields one per line instead
 
+
+def emit(data, output: str) -> None:
+    """Print ``data`` as indented JSON, or with ``-o table`` as a table that fits the terminal."""
+    if output == "table":
         rows = data if isinstance(data, list) else [data]
-        click.echo(tabulate([{k: v for k, v in r.items()} for r in rows], headers="keys") if rows else "(none)")
+        click.echo(table(rows, terminal_width()) if rows else "(none)")
     else:
         click.echo(json.dumps(data, indent=2))
+
+
+def only(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """The fields a table shows, in this order (JSON output keeps every field)."""
+    return [{k: r.get(k) for k in keys} for r in rows]
+
+
+def terminal_width() -> int:
+    """The terminal's width ($COLUMNS first), or TABLE_WIDTH when there is none to ask."""
+    columns = shutil.get_terminal_size((TABLE_WIDTH, 24)).columns
+    return columns if columns > 0 else TABLE_WIDTH
+
+
+def cell(value) -> object:
+    """A value as a table shows it: lists as ``a, b``, objects as ``k=v`` pairs (never Python reprs)."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(cell(v)) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={cell(v)}" for k, v in value.items())
+    return "" if value is None else value
+
+
+def table(rows: list[dict], width: int) -> str:
+    """Rows as columns no wider than ``width`` in all: long cells wrap, the narrow ones stay whole.
+
+    Resource ids and URLs would otherwise make lines hundreds of characters
+    long, which a terminal folds into an unreadable mess.
+    """
+    from tabulate import tabulate
+
+    headers = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[cell(row.get(h)) for h in headers] for row in rows]
+    natural = [max(len(h) + HEADER_PADDING, *(len(str(r[i])) for r in cells)) for i, h in enumerate(headers)]
+    widths = fit(natural, width - COLUMN_GAP * (len(headers) - 1))
+    if any(w < min(n, NARROWEST) for w, n in zip(widths, natural)):
+        return listing(headers, cells, width)
+    return tabulate(cells, headers=headers, maxcolwidths=widths, disable_numparse=True, break_on_hyphens=False,
+                    maxheadercolwidths=[w - HEADER_PADDING for w in widths])
+
+
+def fit(natural: list[int], budget: int) -> list[int]:
+    """Column widths within ``budget``: the narrowest columns stay whole, the widest share what is left.
+
+    Ids, names and times read badly when broken, so they are kept whole as long
+    as every column still to place can get SHARE characters; the wide ones
+    (resource ids, descriptions, lists) wrap.
+    """
+    if sum(natural) <= budget:
+        return natural
+    whole, used = set(), 0
+    for placed, i in enumerate(sorted(range(len(natural)), key=natural.__getitem__)):
+        if used + natural[i] + SHARE * (len(natural) - placed - 1) > budget:
+            break
+        whole.add(i)
+        used += natural[i]
+    wrapped = [i for i in range(len(natural)) if i not in whole]
+    shares = iter(share([natural[i] for i in wrapped], budget - used))
+    return [natural[i] if i in whole else next(shares) for i in range(len(natural))]
+
+
+def share(natural: list[int], budget: int) -> list[int]:
+    """Widths within ``budget``: columns under a fair share keep theirs, the rest split the remainder evenly."""
+    if sum(natural) <= budget:
+        return natural
+    remaining, wide = budget, sorted(natural)
+    while wide[0] <= remaining // len(wide):  # the widest never fits here, so `wide` never empties
+        remaining -= wide.pop(0)
+    cap, spare = divmod(remaining, len(wide))
+    widths = []
+    for w in natural:
+        if w > cap:
+            w = cap + (1 if spare > 0 else 0)
+            spare -= 1
+        widths.append(max(w, 1))
+    return widths
+
+
+def listing(headers: list[str], cells: list[list], width: int) -> str:
+    """Too many columns for the terminal: each row as ``field  value`` lines, values wrapped."""
+    import textwrap
+
+    label = max(len(h) for h in headers)
+    room = max(width - label - COLUMN_GAP, NARROWEST)
+    blocks = []
+    for row in cells:
+        lines = []
+        for header, value in zip(headers, row):
+            wrapped = textwrap.wrap(str(value), room, break_on_hyphens=False) or [""]
+            lines.append(f"{header:<{label}}  {wrapped[0]}".rstrip())
+            lines += [f"{'':<{label}}  {more}" for more in wrapped[1:]]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def note(message: str) -> None:
+    """A one-line remark on stderr, so stdout stays the JSON (or table) that scripts read."""
+    click.echo(f"kvlab: {message}", err=True)
 
 
 def one_line_errors(func):
@@ -74,7 +178,10 @@ def emulator_start(port, state_dir, output) -> None:
     """Start the emulator in the background (or report the one already running)."""
     from .emulator import control
 
-    emit(control.start(state_dir, port), output)
+    info = control.start(state_dir, port)
+    if info["alreadyRunning"]:
+        note(f"the emulator is already running on port {info['port']}")
+    emit(info, output)
 
 
 @emulator.command("stop")
@@ -85,7 +192,10 @@ def emulator_stop(state_dir, output) -> None:
     """Stop the emulator of this state directory (nothing to do if it is not running)."""
     from .emulator import control
 
-    emit(control.stop(state_dir), output)
+    stopped = control.stop(state_dir)
+    if not stopped["wasRunning"]:
+        note("the emulator is not running")
+    emit(stopped, output)
 
 
 @emulator.command("status")
@@ -141,13 +251,19 @@ def vault_update(name, throttling, state_dir, output) -> None:
     emit(_admin(state_dir).update_vault(name, throttling), output)
 
 
+# The table leaves out the resource id (the vault URI names the vault) and the
+# settings every vault here shares (RBAC and soft delete on).
+VAULT_COLUMNS = ("name", "vaultUri", "recoveryLevel", "softDeleteRetentionInDays", "throttling")
+
+
 @vault.command("list")
 @STATE_DIR
 @OUTPUT
 @one_line_errors
 def vault_list(state_dir, output) -> None:
     """List the emulator's vaults."""
-    emit(_admin(state_dir).list_vaults(), output)
+    vaults = _admin(state_dir).list_vaults()
+    emit(only(vaults, VAULT_COLUMNS) if output == "table" else vaults, output)
 
 
 @vault.command("delete")
@@ -244,7 +360,20 @@ def role_assignment_create(role, assignee, scope, state_dir, output) -> None:
 @one_line_errors
 def role_assignment_list(assignee, scope, state_dir, output) -> None:
     """List role assignments."""
-    emit(_admin(state_dir).role_assignments(assignee, scope), output)
+    found = _admin(state_dir).role_assignments(assignee, scope)
+    if output == "table":
+        found = [{**a, "scope": short_scope(a["scope"])} for a in only(found, ASSIGNMENT_COLUMNS)]
+    emit(found, output)
+
+
+# As `az role assignment list -o table`: who, which role, where (as --scope takes it), and the
+# name --id takes; the full ids repeat what these say.
+ASSIGNMENT_COLUMNS = ("name", "principalName", "principalType", "roleDefinitionName", "scope")
+
+
+def short_scope(resource_id: str) -> str:
+    """A vault or secret resource id as ``--scope`` takes it: ``VAULT`` or ``VAULT/secrets/NAME``."""
+    return resource_id.split("/vaults/", 1)[-1]
 
 
 @role_assignment.command("delete")
@@ -276,9 +405,7 @@ AUDIT_COLUMNS = ("time", "vault", "operationName", "identity", "secretName", "ht
 def audit(vault, since, identity, state_dir, output) -> None:
     """The vault audit log (Key Vault AuditEvent records; never a secret value)."""
     records = _admin(state_dir).audit(vault, since, identity)
-    if output == "table":
-        records = [{k: r.get(k) for k in AUDIT_COLUMNS} for r in records]
-    emit(records, output)
+    emit(only(records, AUDIT_COLUMNS) if output == "table" else records, output)
 
 
 @main.command()
@@ -318,7 +445,9 @@ def clock_show(state_dir, output) -> None:
 @OUTPUT
 @one_line_errors
 def clock_advance(days, hours, minutes, state_dir, output) -> None:
-    """Move the clock forward."""
+    """Move the clock forward (it never goes back: `kvlab clock reset` returns to real time)."""
+    if not (days or hours or minutes):
+        raise click.UsageError("say how far to move the clock: give --days, --hours and/or --minutes")
     emit(_admin(state_dir).advance_clock(days, hours, minutes), output)
 
 
@@ -401,20 +530,31 @@ def progress(state_dir, output) -> None:
 @click.option("--history", is_flag=True,
               help="PATHS are Git repositories: scan every revision of every file (all branches and tags) "
                    "and report the commit that introduced each finding.")
+@click.option("--baseline", type=click.Path(path_type=Path), metavar="FILE",
+              help="A detect-secrets baseline (`detect-secrets scan > .secrets.baseline`): the secrets it records "
+                   "are not reported. Default: .secrets.baseline in the current folder, if there is one.")
+@click.option("--no-baseline", is_flag=True, help="Report every finding, whatever a baseline records.")
 @OUTPUT
-def scan(paths, history, output) -> None:
+def scan(paths, history, baseline, no_baseline, output) -> None:
     """Find leaked secrets in files and folders, notebooks cell by cell (or in Git history with --history).
 
     detect-secrets with kvlab's plugins for Azure formats (connection string
-    passwords, SAS signatures, Databricks tokens). A secret is never printed:
-    only its first characters. A line marked `# pragma: allowlist secret` is
-    skipped. Exit status: 0 clean, 1 secrets found, 2 bad input. As a
-    pre-commit hook: id `kvlab-scan` (see .pre-commit-hooks.yaml).
+    passwords, SAS signatures, Databricks tokens); the names and version ids
+    of Key Vault secrets are no findings. A secret is never printed: only its
+    first characters. A line marked `# pragma: allowlist secret` (or after
+    one marked `# pragma: allowlist nextline secret`) is skipped, in a
+    notebook's cells too. Exit status: 0 clean, 1 secrets found, 2 bad input.
+    As a pre-commit hook: id `kvlab-scan` (see .pre-commit-hooks.yaml).
     """
     from . import leaks
 
     try:
-        found = leaks.scan_history(*paths) if history else leaks.scan(*paths)
+        if baseline is not None and no_baseline:
+            raise leaks.ScanError("--baseline and --no-baseline contradict each other: give one")
+        known = None
+        if not no_baseline:
+            known = leaks.Baseline.load(baseline) if baseline else leaks.find_baseline()
+        found = leaks.scan_history(*paths, baseline=known) if history else leaks.scan(*paths, baseline=known)
     except leaks.ScanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -425,7 +565,8 @@ def scan(paths, history, output) -> None:
     if found:
         one = len(found) == 1
         click.echo(f"error: {len(found)} possible secret{'' if one else 's'} found (shown redacted): remove "
-                   f"{'it' if one else 'them'} from the code, and rotate any secret that was ever pushed", err=True)
+                   f"{'it' if one else 'them'} from the code, and rotate any secret that was ever pushed "
+                   "(a deliberate fake: mark its line `# pragma: allowlist secret`)", err=True)
         sys.exit(1)
 
 

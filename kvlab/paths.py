@@ -8,8 +8,12 @@ from pathlib import Path
 DEFAULT_PORT = 18443
 
 
-def state_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """``explicit``, else ``$KVLAB_STATE_DIR``, else the per-user data directory."""
+def state_dir(explicit: str | os.PathLike | None = None, *, create: bool = True) -> Path:
+    """``explicit``, else ``$KVLAB_STATE_DIR``, else the per-user data directory.
+
+    ``create=False`` is for callers that only look (status, stop, reads): a
+    mistyped ``--state-dir`` must not leave an empty directory behind.
+    """
     if explicit:
         path = Path(explicit)
     elif os.environ.get("KVLAB_STATE_DIR"):
@@ -19,7 +23,8 @@ def state_dir(explicit: str | os.PathLike | None = None) -> Path:
 
         path = Path(user_data_dir("kvlab", appauthor=False))
     path = path.expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -18,7 +18,7 @@ KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
 
 
 def kvlab(*args: str, state: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KVLAB_STATE_DIR": str(state)}
+    env = {**os.environ, "KVLAB_STATE_DIR": str(state), "COLUMNS": "250"}  # tables wide enough that no cell wraps
     result = subprocess.run([KVLAB, *args], env=env, capture_output=True, text=True, timeout=60)
     if check:
         assert result.returncode == 0, result.stderr
@@ -54,17 +54,23 @@ def test_start_is_idempotent_and_status_and_stop_report_truthfully(state):
     assert started["url"] == f"https://localhost:{port}"
     assert started["stateDir"] == str(state.resolve())
 
-    again = as_json(kvlab("emulator", "start", state=state))
-    assert again["pid"] == started["pid"]
+    assert started["alreadyRunning"] is False
+
+    again = kvlab("emulator", "start", state=state)
+    assert as_json(again) == {**started, "alreadyRunning": True}  # the same shape, and says so
+    assert again.stderr.strip() == f"kvlab: the emulator is already running on port {port}"
 
     status = as_json(kvlab("emulator", "status", state=state))
     assert status["running"] is True and status["pid"] == started["pid"]
 
-    stopped = as_json(kvlab("emulator", "stop", state=state))
-    assert stopped["running"] is False
+    stopped = kvlab("emulator", "stop", state=state)
+    assert as_json(stopped) == {"running": False, "stateDir": str(state.resolve()), "wasRunning": True}
+    assert stopped.stderr == ""
     assert as_json(kvlab("emulator", "status", state=state))["running"] is False
-    # stopping twice is fine too
-    assert as_json(kvlab("emulator", "stop", state=state))["running"] is False
+    # stopping twice is fine too, and says there was nothing to stop
+    twice = kvlab("emulator", "stop", state=state)
+    assert as_json(twice)["running"] is False and as_json(twice)["wasRunning"] is False
+    assert twice.stderr.strip() == "kvlab: the emulator is not running"
 
 
 def test_start_on_a_busy_port_fails_with_one_line(state):

@@ -2,7 +2,10 @@
 
 This is the one place that starts the emulator: the CLI, `kvlab.connect()` and
 the test fixtures all call `start()`. A running emulator records itself in
-``emulator.json`` in its state directory; `start()` is idempotent.
+``emulator.json`` in its state directory; `start()` is idempotent and says
+whether it found one running (``alreadyRunning``), `stop()` whether it stopped
+one (``wasRunning``). Looking (`status()`, `stop()`) never creates the state
+directory.
 """
 
 from __future__ import annotations
@@ -79,7 +82,8 @@ def health(state_dir: Path, port: int, timeout: float = 1.0) -> dict | None:
 
 
 def status(state_dir: str | os.PathLike | None = None) -> dict:
-    state = paths.state_dir(state_dir)
+    """Whether the emulator of ``state_dir`` runs (it must answer, not merely be recorded)."""
+    state = paths.state_dir(state_dir, create=False)
     try:
         record = json.loads(_record_path(state).read_text())
     except (OSError, ValueError):
@@ -91,7 +95,10 @@ def status(state_dir: str | os.PathLike | None = None) -> dict:
 
 
 def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -> dict:
-    """Start the emulator in the background (or find it running) and return once it answers."""
+    """Start the emulator in the background (or find it running) and return once it answers.
+
+    ``alreadyRunning`` tells callers that nothing was started, so they can say so.
+    """
     state = paths.state_dir(state_dir)
     current = status(state)
     if current["running"]:
@@ -100,7 +107,7 @@ def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -
                 f"the emulator of {state} already runs on port {current['port']}; "
                 "stop it first to use another port"
             )
-        return current
+        return {**current, "alreadyRunning": True}
     port = port if port is not None else paths.default_port()
     _check_port_free(port)
     log = open(state / LOG, "ab")
@@ -113,7 +120,7 @@ def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -
     process = subprocess.Popen(command, **options)
     log.close()
     try:
-        return _wait_until_it_answers(state, port, process)
+        return {**_wait_until_it_answers(state, port, process), "alreadyRunning": False}
     except BaseException:  # never leave a half-started emulator behind (Ctrl-C included)
         if process.poll() is None:
             process.kill()
@@ -135,13 +142,13 @@ def _wait_until_it_answers(state: Path, port: int, process: subprocess.Popen) ->
 
 
 def stop(state_dir: str | os.PathLike | None = None) -> dict:
-    state = paths.state_dir(state_dir)
+    """Stop the emulator of ``state_dir``; nothing to do (``wasRunning`` false) if none runs."""
+    state = paths.state_dir(state_dir, create=False)
     current = status(state)
     if current["running"]:
-        pid = current["pid"]
-        _terminate(pid)
-    _record_path(state).unlink(missing_ok=True)
-    return {"running": False, "stateDir": str(state)}
+        _terminate(current["pid"])
+    _record_path(state).unlink(missing_ok=True)  # a stale record, or none (no directory either)
+    return {"running": False, "stateDir": str(state), "wasRunning": current["running"]}
 
 
 def _terminate(pid: int, timeout: float = 5.0) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .store import AssignmentRow, Store
-from .vaults import NAME_RE, Clock
+from .vaults import NAME_RE, Clock, unknown_vault
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class RoleAssignments:
     def create(self, role: str, principal_id: str, vault: str, secret: str | None) -> AssignmentRow:
         definition = find_role(role)
         if self.store.get_vault(vault) is None:
-            raise ValueError(f"vault {vault!r} does not exist")
+            raise unknown_vault(vault)
         if secret is not None and not NAME_RE.match(secret):
             raise ValueError(f"invalid secret name {secret!r} in the scope")
         row = AssignmentRow(

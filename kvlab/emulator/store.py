@@ -378,6 +378,10 @@ class Store:
         )
         return [(r[0], _version(r[1:])) for r in rows]
 
+    def values(self, vault: str) -> list[tuple[str, str]]:
+        """(name, value) of every stored version in a vault, live or soft-deleted, oldest first."""
+        return [(r[0], r[1]) for r in self._read("SELECT name, value FROM versions WHERE vault = ? ORDER BY seq", (vault,))]
+
     def all_versions(self, vault: str, name: str) -> list[VersionRow]:
         return [row for _, row in self.versions(vault, name, 0, 1 << 31)]
 

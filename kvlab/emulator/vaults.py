@@ -61,6 +61,11 @@ class VaultNotFound(Exception):
     """The host names no vault in this emulator (in Azure, its DNS name would not resolve)."""
 
 
+def unknown_vault(name: str) -> ValueError:
+    """The management plane's one wording for a vault that is not there (CLI, notebooks)."""
+    return ValueError(f"vault {name!r} does not exist")
+
+
 def bad_parameter(message: str) -> KeyVaultError:
     return KeyVaultError(400, "BadParameter", message)
 
@@ -224,7 +229,7 @@ class Vaults:
         if throttling not in ("off", "real"):
             raise ValueError("throttling must be 'off' or 'real'")
         if not self.store.update_vault(name, throttling):
-            raise ValueError(f"vault {name!r} does not exist")
+            raise unknown_vault(name)
         return self.store.get_vault(name)  # type: ignore[return-value]
 
     # -- vaults -------------------------------------------------------------
@@ -248,7 +253,7 @@ class Vaults:
 
     def delete_vault(self, name: str) -> None:
         if not self.store.remove_vault(name):
-            raise ValueError(f"vault {name!r} does not exist")
+            raise unknown_vault(name)
 
     # -- secrets ------------------------------------------------------------
 
@@ -317,6 +322,14 @@ class Vaults:
         if state is None or state[1] is not None:
             return None
         return self.store.get_version(vault, state[0], None)
+
+    def values(self, vault: str) -> dict[str, list[str]]:
+        """Every value each secret of a vault holds or held (all versions, deleted too, not yet purged)."""
+        self.store.purge_due(self.clock.now())
+        found: dict[str, list[str]] = {}
+        for name, value in self.store.values(vault):
+            found.setdefault(name, []).append(value)
+        return found
 
     def _version(self, vault: str, name: str, version: str | None) -> VersionRow:
         """One version of a live secret (the latest when ``version`` is empty), or 404."""

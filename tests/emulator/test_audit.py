@@ -363,7 +363,8 @@ def test_cli_prints_json_and_filters(emulator, workload):
     assert unknown.returncode == 1 and unknown.stderr.startswith("error: no identity 'nobody-here'")
 
 
-def test_cli_table_output(emulator, workload):
+def test_cli_table_output(emulator, workload, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough that no cell wraps (tables fit the terminal)
     name, stranger = workload["name"], workload["stranger"]
     lines = kvlab_cli(emulator, "audit", "--vault", name, "-o", "table").stdout.rstrip("\n").splitlines()
     assert lines[0].split() == [

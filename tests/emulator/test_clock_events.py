@@ -36,6 +36,7 @@ CONNECT_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE", "SS
 NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
 NEAR_EXPIRY = "Microsoft.KeyVault.SecretNearExpiry"
 EXPIRED = "Microsoft.KeyVault.SecretExpired"
+NEAR_EXPIRY_SECONDS = 30 * DAY
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def client(vault):
 
 
 def cli(lab, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KVLAB_STATE_DIR": str(lab.state_dir)}
+    env = {**os.environ, "KVLAB_STATE_DIR": str(lab.state_dir), "COLUMNS": "250"}  # tables wide enough that no cell wraps
     result = subprocess.run([KVLAB, *args], env=env, capture_output=True, text=True, timeout=60)
     if check:
         assert result.returncode == 0, result.stderr
@@ -272,6 +273,34 @@ def test_near_expiry_then_expired_each_once(lab, vault, client):
     # Key Vault does not enforce exp: the expired secret is still readable.
     expired_secret = client.get_secret("rotating")
     assert expired_secret.value == FAKE_VALUE and expired_secret.properties.expires_on == at(exp)
+
+
+def test_a_version_comes_before_the_expiry_events_it_causes(lab, vault, client):
+    """Set close to (or past) its expiry, a version's expiry events share its moment but follow it."""
+    name, _ = vault
+    soon = client.set_secret("soon", FAKE_VALUE, expires_on=at(int(time.time()) + 10 * DAY)).properties.version
+    past = client.set_secret("past", FAKE_VALUE, expires_on=at(int(time.time()) - DAY)).properties.version
+
+    events = cli_json(lab, "events", "--vault", name)
+    assert of_secret(events, "soon") == [(NEW_VERSION, soon), (NEAR_EXPIRY, soon)]
+    assert of_secret(events, "past") == [(NEW_VERSION, past), (NEAR_EXPIRY, past), (EXPIRED, past)]
+    assert events == lab.events(vault=name)
+    times = [moment(e["eventTime"]) for e in events]
+    assert times == sorted(times)
+
+
+def test_a_new_version_does_not_swallow_the_expiry_event_its_predecessor_reached(lab, vault, client):
+    """Renewed after the old version's near-expiry moment passed unseen, both stay in causal order."""
+    name, _ = vault
+    exp = int(time.time()) + NEAR_EXPIRY_SECONDS + 2
+    old = client.set_secret("renew-me", FAKE_VALUE, expires_on=at(exp)).properties.version
+    time.sleep(max(0.0, exp - NEAR_EXPIRY_SECONDS - time.time()) + 1.2)  # the moment passes; nobody looks
+    new = client.set_secret("renew-me", FAKE_VALUE).properties.version
+
+    events = lab.events(vault=name)
+    assert of_secret(events, "renew-me") == [(NEW_VERSION, old), (NEAR_EXPIRY, old), (NEW_VERSION, new)]
+    near = next(e for e in events if e["eventType"] == NEAR_EXPIRY)
+    assert moment(near["eventTime"]) == at(exp - NEAR_EXPIRY_SECONDS)
 
 
 def test_a_long_jump_publishes_both_expiry_events_with_their_own_times(lab, vault, client):

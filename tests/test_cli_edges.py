@@ -1,0 +1,153 @@
+"""Edges of the `kvlab` command: unknown vaults, missing state directories, empty amounts, wide tables.
+
+Run as a user runs it: a subprocess, JSON on stdout, one-line errors on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from azure.identity import DefaultAzureCredential
+from azure.keyvault.secrets import SecretClient
+
+from conftest import officer_vault
+from test_cli import KVLAB, as_json, assert_one_line_error, kvlab
+
+FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
+
+
+# -- an unknown vault is an error, not an empty list ----------------------------------
+
+
+@pytest.mark.parametrize("command", ["audit", "events"])
+def test_filtering_by_an_unknown_vault_is_the_usual_one_line_error(tmp_path, command):
+    kvlab("vault", "create", "--name", "kv-known", state=tmp_path)
+    assert as_json(kvlab(command, "--vault", "kv-known", state=tmp_path)) == []
+
+    result = kvlab(command, "--vault", "kv-missing", state=tmp_path, check=False)
+    assert_one_line_error(result, "does not exist", "kv-missing")
+    # word for word what every other command says of a vault that is not there
+    assert result.stderr == kvlab("vault", "delete", "--name", "kv-missing", state=tmp_path, check=False).stderr
+
+
+# -- reading never creates a state directory -----------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["stop", "status"])
+def test_stop_and_status_of_a_missing_state_directory_leave_it_missing(tmp_path, verb):
+    missing = tmp_path / "no" / "such" / "state"
+    result = kvlab("emulator", verb, state=missing)
+    assert as_json(result) == {"running": False, "stateDir": str(missing.resolve())} | (
+        {"wasRunning": False} if verb == "stop" else {}
+    )
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_stop_says_when_nothing_was_running(tmp_path):
+    result = kvlab("emulator", "stop", state=tmp_path / "absent")
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not running" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("vault", "list"), ("identity", "list"), ("role", "assignment", "list"), ("audit",), ("events",),
+     ("clock", "show"), ("vault", "delete", "--name", "kv-x"), ("clock", "reset")],
+)
+def test_other_commands_on_a_missing_state_directory_fail_without_creating_it(tmp_path, args):
+    missing = tmp_path / "typo"
+    result = kvlab(*args, state=missing, check=False)
+    assert_one_line_error(result, str(missing.resolve()), "does not exist")
+    assert not missing.exists()
+
+
+# -- clock advance needs an amount ------------------------------------------------------
+
+
+@pytest.mark.parametrize("amount", [(), ("--days", "0"), ("--days", "0", "--hours", "0", "--minutes", "0")])
+def test_clock_advance_without_an_amount_is_a_usage_error(tmp_path, amount):
+    kvlab("vault", "create", "--name", "kv-clock", state=tmp_path)
+    result = kvlab("clock", "advance", *amount, state=tmp_path, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and all(o in errors[0] for o in ("--days", "--hours", "--minutes")), result.stderr
+
+
+@pytest.mark.parametrize("option", ["--days", "--hours", "--minutes"])
+def test_clock_advance_refuses_a_negative_amount(tmp_path, option):
+    kvlab("vault", "create", "--name", "kv-clock", state=tmp_path)
+    other = "--minutes" if option != "--minutes" else "--days"
+    result = kvlab("clock", "advance", option, "-1", other, "2", state=tmp_path, check=False)
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    assert option in result.stderr
+    assert as_json(kvlab("clock", "show", state=tmp_path))["offsetSeconds"] == 0
+
+
+# -- tables fit the terminal --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def busy(emulator):
+    """The session emulator with the widest real rows: long names, secret scopes, lists, audit and events."""
+    url = officer_vault(emulator, "kv-widetbl-")
+    vault = url.split("//", 1)[1].split(".", 1)[0]
+    who = emulator.create_identity(f"id-a-rather-long-identity-name-{uuid.uuid4().hex[:8]}")["name"]
+    emulator.assign_role("Key Vault Secrets User", who, f"{vault}/secrets/a-secret-with-a-long-name-for-tables")
+    with DefaultAzureCredential() as credential, SecretClient(url, credential) as client:
+        client.set_secret("a-secret-with-a-long-name-for-tables", FAKE_VALUE)
+        client.get_secret("a-secret-with-a-long-name-for-tables")
+    return Path(emulator.state_dir), vault
+
+
+WIDE_TABLES = [("audit",), ("events",), ("role", "assignment", "list"), ("vault", "list"), ("identity", "list"),
+               ("role", "definition")]
+
+
+def table(state: Path, args: tuple[str, ...], columns: int | None) -> str:
+    """``kvlab ARGS -o table`` with stdout a pipe (never a terminal), ``$COLUMNS`` set or not."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    result = subprocess.run([KVLAB, *args, "-o", "table"], env={**env, "KVLAB_STATE_DIR": str(state)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("args", WIDE_TABLES, ids=" ".join)
+@pytest.mark.parametrize("columns, width", [(None, 120), (80, 80), (200, 200), (40, 40)])
+def test_tables_fit_the_terminal_and_show_no_python_reprs(busy, args, columns, width):
+    text = table(busy[0], args, columns)
+    lines = text.splitlines()
+    assert len(lines) >= 3
+    too_wide = [line for line in lines if len(line) > width]
+    assert not too_wide, f"{len(too_wide[0])} > {width}: {too_wide[0]!r}"
+    assert "['" not in text and "{'" not in text and "[]" not in text
+    assert FAKE_VALUE not in text
+
+
+def test_list_cells_read_as_text(busy):
+    text = table(busy[0], ("role", "definition"), 200)
+    assert "Microsoft.KeyVault/vaults/secrets/getSecret/action" in text
+    assert "/action," in text  # a list reads "a, b", not "['a', 'b']"
+
+
+def test_at_the_usual_width_ids_names_and_times_stay_whole(busy):
+    state, vault = busy
+    events = table(state, ("events",), 120)
+    assert vault in events and "SecretNewVersionCreated" in events
+    audit = table(state, ("audit",), 120)
+    assert "SecretSet" in audit and "SecretGet" in audit
+    assert "00482a5a-887f-4fb3-b363-3b7fe8e74483" in table(state, ("role", "definition"), 120)
+
+
+def test_assignment_table_shows_scopes_as_scope_takes_them(busy):
+    state, vault = busy
+    text = table(state, ("role", "assignment", "list"), 200)
+    assert f"{vault}/secrets/a-secret-with-a-long-name-for-tables" in text
+    assert "/subscriptions/" not in text
