@@ -21,7 +21,8 @@ _LABEL = {
     NOT_ATTEMPTED: "Not attempted yet",
     UNAVAILABLE: "Can't be checked here",
 }
-_MARK = {CORRECT: "[ok]", INCORRECT: "[x]", NOT_ATTEMPTED: "[ ]", UNAVAILABLE: "[-]"}
+# plain-text marks that read right in a CI log (a checkbox "[x]" would say "done" for "not yet")
+MARK = {CORRECT: "[PASS]", INCORRECT: "[FAIL]", NOT_ATTEMPTED: "[TODO]", UNAVAILABLE: "[SKIP]"}
 _COLOUR = {CORRECT: "#1a7f37", INCORRECT: "#cf222e", NOT_ATTEMPTED: "#6e7781", UNAVAILABLE: "#9a6700"}
 
 
@@ -49,7 +50,7 @@ class Result:
         return {"lesson": self.lesson, "exercise": self.exercise, "status": self.status, "message": self.message}
 
     def plain(self) -> str:
-        lines = [f"{_MARK[self.status]} {self.id} {self.title}: {_LABEL[self.status]}"]
+        lines = [f"{MARK[self.status]} {self.id} {self.title}: {_LABEL[self.status]}"]
         lines += [f"    - {item}" for item in self.passed]
         if self.message:
             lines += [f"    {line}" for line in self.message.splitlines()]

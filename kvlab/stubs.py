@@ -22,6 +22,8 @@ import html
 import re
 from dataclasses import dataclass
 
+from .feedback import MARK, NOT_ATTEMPTED
+
 TAG = "raises-exception"  # nbclient, nbval and JupyterLab's Run All go on past a cell tagged so
 MARKER = "# YOUR CODE HERE"
 RAISE = "raise NotImplementedError("
@@ -53,7 +55,7 @@ class Notice:
         return f"ex{match.group('number')}" if match else None
 
     def plain(self) -> str:
-        return (f"[ ] {self.task}: your turn. Replace `raise NotImplementedError(...)` with your code "
+        return (f"{MARK[NOT_ATTEMPTED]} {self.task}: your turn. Replace `raise NotImplementedError(...)` with your code "
                 "and run the cell again.")
 
     def html(self) -> str:

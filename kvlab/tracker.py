@@ -16,15 +16,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import paths
-from .feedback import CORRECT, STATUSES
+from .feedback import CORRECT, MARK, STATUSES
 
 FILE = "progress.json"
 _RANK = {"unavailable": 0, "not-attempted": 1, "incorrect": 2, "correct": 3}
-_MARK = {"correct": "ok", "incorrect": "x", "not-attempted": "-", "unavailable": "n/a", None: "."}
+_MARK = {**MARK, None: "[    ]"}  # never checked
 
 
-def _path(state_dir=None) -> Path:
-    return paths.state_dir(state_dir) / FILE
+def _path(state_dir=None, create: bool = False) -> Path:
+    """The progress file; only recording a result may create the state directory."""
+    return paths.state_dir(state_dir, create=create) / FILE
 
 
 def load(state_dir=None) -> dict:
@@ -46,7 +47,7 @@ def record(result, state_dir=None) -> None:
     later run (a guided notebook's demonstration, a fresh start) checks it again.
     """
     try:
-        path = _path(state_dir)
+        path = _path(state_dir, create=True)
         data = load(state_dir)
         entry = data.setdefault(result.lesson, {}).get(result.exercise, {})
         best = entry.get("best")
@@ -103,7 +104,7 @@ def text(state_dir=None) -> str:
         lines.append(f"Lesson {lesson['lesson']} {lesson['title']}: {lesson['correct']}/{lesson['total']} correct")
         for row in rows(state_dir):
             if row["lesson"] == lesson["lesson"]:
-                lines.append(f"  [{_MARK[row['status']]:>3}] {row['exercise']} {row['title']}")
+                lines.append(f"  {_MARK[row['status']]} {row['exercise']} {row['title']}")
     return "\n".join(lines) or "No lessons."
 
 

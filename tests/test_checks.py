@@ -94,6 +94,7 @@ class FakeLesson:
     lab: object = None
     history_position: int = 0
     audit_position: int = 0
+    watch: object = None
 
 
 def check(exercise: str, namespace: dict | None = None, **lesson) -> Result:
@@ -220,7 +221,7 @@ def test_a_real_vault_lesson_checks_the_client_offline_and_records_progress_in_i
     kernel.run(EX1)
     result = kernel.check("ex1")
     assert result.status == "correct", result.message
-    assert result.passed == [f"`client` is a SecretClient for {AZURE_URL}", "it authenticates with DefaultAzureCredential"]
+    assert result.passed == [f"`client` is a SecretClient for {AZURE_URL}"]
     from kvlab import tracker
 
     assert tracker.load(tmp_path)["00"]["ex1"]["status"] == "correct"
@@ -283,17 +284,17 @@ def test_plain_text_is_deterministic_and_exact():
     assert make().plain() == make().plain()
     assert make() == make()
     assert make().plain() == (
-        "[x] 00.ex2 Store <your> secret: Not yet\n"
+        "[FAIL] 00.ex2 Store <your> secret: Not yet\n"
         "    - the vault holds `first-secret`\n"
         "    Use <b>content_type</b> & retry\n"
         "    A hint: hint('ex2')"
     )
     assert repr(make()) == make().plain()
-    assert make("correct", "", passed=["a", "b"]).plain() == "[ok] 00.ex2 Store <your> secret: Correct\n    - a\n    - b"
+    assert make("correct", "", passed=["a", "b"]).plain() == "[PASS] 00.ex2 Store <your> secret: Correct\n    - a\n    - b"
     assert make("not-attempted", "line one\nline two", passed=[]).plain() == (
-        "[ ] 00.ex2 Store <your> secret: Not attempted yet\n    line one\n    line two"
+        "[TODO] 00.ex2 Store <your> secret: Not attempted yet\n    line one\n    line two"
     )
-    assert make("unavailable", "no audit", passed=[]).plain() == "[-] 00.ex2 Store <your> secret: Can't be checked here\n    no audit"
+    assert make("unavailable", "no audit", passed=[]).plain() == "[SKIP] 00.ex2 Store <your> secret: Can't be checked here\n    no audit"
 
 
 def test_html_escapes_what_it_shows():
@@ -405,10 +406,11 @@ def test_the_correct_answers_are_correct(kernel, emulator):
     url = emulator.vault_url("kv-start")
     one, two, three = kernel.check("ex1"), kernel.check("ex2"), kernel.check("ex3")
     assert one.status == "correct", one.message
-    assert one.passed == [f"`client` is a SecretClient for {url}", "it authenticates with DefaultAzureCredential"]
+    assert one.passed == [f"`client` is a SecretClient for {url}", "it signs in as you (the audit log names the caller)"]
     assert two.status == "correct", two.message
-    assert two.passed == ["the vault holds `first-secret`", "this run set it (audit: 1 SecretSet by learner)",
-                          "its content type is text/plain"]
+    assert two.passed[:3] == ["the vault holds `first-secret`", "this run set it (audit: 1 SecretSet by learner)",
+                              "its content type is text/plain"]
+    assert two.passed[3].startswith("the value of `first-secret` is as unguessable as a generated one")
     assert three.status == "correct", three.message
     assert three.passed == ["`value` holds the current value of `first-secret`",
                             "the audit log shows your read (as learner)", "the value appears nowhere in your code"]
@@ -466,7 +468,7 @@ def test_ex1_a_client_secret_in_the_code_is_incorrect(kernel):
     )
     result = kernel.check("ex1")
     assert result.status == "incorrect"
-    assert result.message.startswith("Create the client with credential=DefaultAzureCredential()")
+    assert result.message.startswith("`client` could not sign in (ClientAuthenticationError)")
     assert "no password or client secret goes into your code" in result.message
 
 
@@ -586,5 +588,6 @@ def test_run_check_directly_with_a_namespace(emulator):
         namespace["client"] = client
         namespace["In"].append("client = SecretClient(lesson.vault_url(), DefaultAzureCredential())")
         assert run_check(lesson, "ex1", namespace).status == "correct"
-        namespace["In"].append("credential = ClientSecretCredential(tenant, app, 'fake')  # pragma: allowlist secret")
-        assert run_check(lesson, "ex1", namespace).status == "incorrect"
+        # what the client does is judged, not what the code mentions: a comment cannot fail a right answer
+        namespace["In"].append("# not a ClientSecretCredential, no client_secret: DefaultAzureCredential")
+        assert run_check(lesson, "ex1", namespace).status == "correct"

@@ -136,10 +136,81 @@ class Context:
             if marker in source:
                 return
 
+    def caller_of(self, client) -> str | None:
+        """Who a learner's SecretClient signs in as, on the emulator; None on a real vault (no audit log at hand).
+
+        The client lists one page of secret names, and the audit log names the
+        caller of that request. So any way of writing the client (an alias, a
+        module import, another credential that reaches the same identity) is
+        judged by what it does, not by how it is spelled.
+        """
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+        if self.lesson.lab is None:
+            return None
+        name = _name_of(client, self.namespace)
+        position = self.lesson.lab.audit_position()
+        try:
+            next(iter(client.list_properties_of_secrets(max_page_size=1)), None)
+        except ClientAuthenticationError as exc:
+            raise Incorrect(
+                f"`{name}` could not sign in ({type(exc).__name__}). Give it credential=DefaultAzureCredential(): "
+                "it finds the right identity by itself, here and in Azure, so no password or client secret goes "
+                "into your code."
+            ) from None
+        except HttpResponseError as exc:
+            if exc.status_code != 403:  # a 403 names its caller in the audit log too
+                raise Incorrect(f"`{name}` could not reach the vault: {_first_line(exc)}") from None
+        records = [r for r in self.lesson.lab.audit(after=position) if r.get("operationName") == "SecretList"]
+        return records[-1].get("identity") if records else None
+
+    def require_generated(self, value: str, what: str) -> str:
+        """Incorrect unless ``value`` is as unguessable as a generated secret and was not typed into the code."""
+        from zxcvbn import zxcvbn
+
+        if value and any(value in source for source in self.sources()):
+            raise Incorrect(f"The value of {what} is typed into your code. Generate it (e.g. secrets.token_urlsafe(24)) "
+                            "so that no one ever has to type, paste or see it.")
+        guesses = zxcvbn(value[:100])["guesses_log10"] if value else 0
+        if guesses < GENERATED_GUESSES_LOG10:
+            raise Incorrect(f"The value of {what} could be guessed in about 10^{guesses:.0f} tries: it looks chosen, not "
+                            "generated. Generate it with Python's secrets module, e.g. secrets.token_urlsafe(24).")
+        return f"the value of {what} is as unguessable as a generated one (about 10^{guesses:.0f} guesses)"
+
+    def require_nothing_shown(self) -> None:
+        """Incorrect when a value of one of the lesson's secrets showed in an output since set-up."""
+        lab, seen = self.lesson.lab, self.lesson.watch
+        if lab is None or seen is None:
+            return
+        values: dict[str, list[str]] = {}
+        for vault in self.lesson.spec.vaults:
+            for name, found in lab.secret_values(vault).items():
+                values.setdefault(name, []).extend(found)
+        sightings = seen.sightings(values)
+        if sightings:
+            raise Incorrect(
+                f"{sightings[0].describe()}. A secret on screen is a "
+                "leaked secret: it is saved in the notebook and seen in screen shares. Remove the print or "
+                "display, then run that cell again."
+            )
+
     def sources(self) -> list[str]:
         """The code cells this kernel ran since the lesson's set-up cell, oldest first."""
         history = self.namespace.get("In") or []
         return [s for s in history[self.lesson.history_position :] if s]
+
+
+GENERATED_GUESSES_LOG10 = 20  # zxcvbn's estimate; secrets.token_urlsafe(24) scores about 31
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _name_of(value, namespace: dict) -> str:
+    """The learner's name for an object (for messages), or its type."""
+    return next((k for k, v in namespace.items() if v is value and not k.startswith("_")), type(value).__name__)
 
 
 def lesson_spec(number: str) -> LessonSpec:
@@ -166,6 +237,7 @@ def run_check(lesson, exercise_id: str, namespace: dict) -> Result:
     base = dict(lesson=spec.number, exercise=exercise.id, title=exercise.title, hint_count=len(exercise.hints))
     try:
         context.require_stub_replaced(exercise)
+        context.require_nothing_shown()
         passed = exercise.check(context) or []
         result = Result(status=CORRECT, message="", passed=list(passed), **base)
     except NotAttempted as exc:

@@ -23,6 +23,7 @@ def _audit(ctx: Context, operation: str) -> list[dict]:
 
 
 def check_client(ctx: Context) -> list[str]:
+    """Judged by what the client is and does, however it was written (aliases, module imports)."""
     from azure.keyvault.secrets import SecretClient
 
     client = ctx.require("client", SecretClient, "SecretClient")
@@ -31,15 +32,16 @@ def check_client(ctx: Context) -> list[str]:
             f"`client` talks to {client.vault_url}, but this lesson's vault is {_vault(ctx)}. "
             "Pass vault_url=lesson.vault_url() when you create it."
         )
-    code = "\n".join(ctx.sources())
-    if "DefaultAzureCredential(" not in code or any(
-        word in code for word in ("ClientSecretCredential", "client_secret", "UsernamePasswordCredential")
-    ):
+    checked = [f"`client` is a SecretClient for {_vault(ctx)}"]
+    caller = ctx.caller_of(client)
+    if caller is not None and caller != "learner":
         raise Incorrect(
-            "Create the client with credential=DefaultAzureCredential(): it finds the right identity by "
-            "itself, here and in Azure, so no password or client secret goes into your code."
+            f"`client` signs in as {caller}, not as you. Give it credential=DefaultAzureCredential(): "
+            "it finds your sign-in by itself, here and in Azure, so no password or client secret goes into code."
         )
-    return [f"`client` is a SecretClient for {_vault(ctx)}", "it authenticates with DefaultAzureCredential"]
+    if caller is not None:
+        checked.append("it signs in as you (the audit log names the caller)")
+    return checked
 
 
 def check_set(ctx: Context) -> list[str]:
@@ -55,6 +57,7 @@ def check_set(ctx: Context) -> list[str]:
     if secret["contentType"] != "text/plain":
         raise Incorrect("Give the secret content_type='text/plain', so whoever reads it knows what it holds.")
     checked.append("its content type is text/plain")
+    checked.append(ctx.require_generated(secret["value"], f"`{SECRET}`"))
     return checked
 
 
@@ -72,6 +75,8 @@ def check_read(ctx: Context) -> list[str]:
     if any(value in source for source in ctx.sources()):
         raise Incorrect("The secret's value appears in your code. Read it from the vault instead of typing it.")
     checked.append("the value appears nowhere in your code")
+    if ctx.lesson.watch is not None:
+        checked.append("nor in any output of this run")
     return checked
 
 

@@ -1,0 +1,140 @@
+"""The output watch: what a lesson run showed on screen, compared with its secrets' values.
+
+A secret printed in a notebook is a leaked secret: it is saved in the .ipynb,
+pushed with it, shown in screen shares. So from `start_lesson` on, the kernel's
+outputs are kept (text forms only): what went to stdout and stderr (``print``,
+``logging``), what was displayed, and each cell's result. A check then asks
+whether any value a lesson secret holds or held appears in them, and says in
+which cell and how it showed.
+
+How: stdout and stderr are wrapped for the length of each cell (as
+``contextlib.redirect_stdout`` would; the wrapper passes everything on);
+displays and results are seen through ipykernel's message hooks on the display
+publisher and the display hook. Outside an IPython kernel nothing is watched.
+
+A cell run again replaces what it showed before (by the cell id JupyterLab
+sends; without one, by its source), as the notebook replaces its output.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+from dataclasses import dataclass, field
+
+LIMIT = 2_000_000  # characters kept per run: enough for any lesson, bounded for a runaway loop
+MIN_LENGTH = 6  # shorter values ("1", "yes") would be found everywhere
+
+
+@dataclass
+class Shown:
+    """Something a cell showed: where (stdout, stderr, display, result) and the text."""
+
+    cell: str  # the cell's source
+    channel: str
+    text: str
+
+
+@dataclass
+class Sighting:
+    secret: str
+    cell: str
+    channel: str
+
+    def describe(self) -> str:
+        first = next((line for line in self.cell.splitlines() if line.strip() and not line.startswith("#")), "")
+        return f"The value of `{self.secret}` showed in the {self.channel} of your cell `{first.strip()[:60]}`"
+
+
+class _Tee:
+    """A stream that passes everything on to the real one and tells the watch what was written."""
+
+    def __init__(self, stream, watch: "Watch", channel: str):
+        self._stream, self._watch, self._channel = stream, watch, channel
+
+    def write(self, text):
+        if isinstance(text, str):
+            self._watch.add(self._channel, text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@dataclass
+class Watch:
+    shown: dict[object, list[Shown]] = field(default_factory=dict)
+    size: int = 0
+    _cell: tuple[object, str] = (None, "")
+    _saved: tuple | None = None
+
+    # -- recording ----------------------------------------------------------------
+
+    def add(self, channel: str, text: str) -> None:
+        key, source = self._cell
+        if not text or self.size + len(text) > LIMIT:
+            return
+        self.size += len(text)
+        self.shown.setdefault(key, []).append(Shown(source, channel, text))
+
+    def pre_run_cell(self, info) -> None:
+        source = getattr(info, "raw_cell", "") or ""
+        key = getattr(info, "cell_id", None) or source
+        for old in self.shown.pop(key, []):  # a cell run again: its old output is gone from the notebook too
+            self.size -= len(old.text)
+        self._cell = (key, source)
+        self._saved = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = _Tee(sys.stdout, self, "output"), _Tee(sys.stderr, self, "error output")
+
+    def post_run_cell(self, result) -> None:
+        if self._saved is not None and isinstance(sys.stdout, _Tee) and sys.stdout._watch is self:
+            sys.stdout, sys.stderr = self._saved
+        self._saved = None
+
+    def message(self, msg):
+        """An ipykernel hook: display_data and execute_result messages pass through here (unchanged)."""
+        data = (msg.get("content") or {}).get("data") or {}
+        channel = "displayed output" if msg.get("msg_type") == "display_data" else "result"
+        for mime in ("text/plain", "text/html", "text/markdown", "text/latex"):
+            if isinstance(data.get(mime), str):
+                self.add(channel, data[mime])
+        return msg
+
+    # -- asking ------------------------------------------------------------------
+
+    def sightings(self, values: dict[str, list[str]]) -> list[Sighting]:
+        """Where any of ``values`` ({secret name: its values}) showed, first sighting per secret."""
+        found = []
+        for name, candidates in values.items():
+            forms = {form for value in candidates if value and len(value) >= MIN_LENGTH
+                     for form in (value, html.escape(value), repr(value)[1:-1])}
+            hit = next((s for items in self.shown.values() for s in items if any(f in s.text for f in forms)), None)
+            if hit is not None:
+                found.append(Sighting(name, hit.cell, hit.channel))
+        return found
+
+
+def install() -> Watch | None:
+    """Start watching this IPython kernel's outputs (replacing an earlier lesson's watch); None outside one."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None:
+        return None
+    previous = getattr(shell, "_kvlab_watch", None)
+    if previous is not None:
+        shell.events.unregister("pre_run_cell", previous.pre_run_cell)
+        shell.events.unregister("post_run_cell", previous.post_run_cell)
+        for publisher in (shell.display_pub, shell.displayhook):
+            if hasattr(publisher, "unregister_hook"):
+                publisher.unregister_hook(previous.message)
+    watch = Watch()
+    shell.events.register("pre_run_cell", watch.pre_run_cell)
+    shell.events.register("post_run_cell", watch.post_run_cell)
+    for publisher in (shell.display_pub, shell.displayhook):
+        if hasattr(publisher, "register_hook"):
+            publisher.register_hook(watch.message)
+    shell._kvlab_watch = watch
+    return watch

@@ -1,0 +1,99 @@
+"""Checks judge what happened, in a real IPython kernel (nbclient), as a learner's notebook runs.
+
+The output watch (kvlab.watch): a secret's value printed, displayed, logged or
+left as a cell's result fails the check, naming the cell; answers written in
+another way than the solution (aliases, module imports) pass; a value that
+looks chosen rather than generated fails.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from kvlab.feedback import MIME
+from kvlab.watch import Watch
+
+SET_UP = 'import kvlab\nlesson = kvlab.start_lesson("00", vault_url="emulator")\ncheck = lesson.check'
+CLIENT = (
+    "from azure.identity import DefaultAzureCredential\n"
+    "from azure.keyvault.secrets import SecretClient\n"
+    "client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential())"
+)
+STORE = "import secrets\nclient.set_secret('first-secret', secrets.token_urlsafe(24), content_type='text/plain')"
+READ = "# Exercise 3 - read\nvalue = client.get_secret('first-secret').value"
+
+
+def run(*cells: str) -> dict[str, dict]:
+    """Run cells in a fresh kernel; the outcome of each `check(...)` cell, by exercise (the last one wins)."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in (SET_UP, *cells)]
+    NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
+    outcomes = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if MIME in output.get("data", {}):
+                result = output["data"][MIME]
+                outcomes[result["exercise"]] = result
+    return outcomes
+
+
+def test_a_right_answer_written_another_way_is_correct(emulator):
+    outcomes = run(
+        "import azure.keyvault.secrets as kv\nfrom azure.identity import DefaultAzureCredential as DAC\n"
+        "client = kv.SecretClient(lesson.vault_url(), DAC())",
+        'check("ex1")',
+        "import secrets as s\nclient.set_secret(name='first-secret', value=s.token_hex(20), content_type='text/plain')",
+        'check("ex2")',
+        "secret = client.get_secret('first-secret')\nvalue = secret.value",
+        'check("ex3")',
+    )
+    assert {ex: r["status"] for ex, r in outcomes.items()} == {"ex1": "correct", "ex2": "correct", "ex3": "correct"}
+
+
+@pytest.mark.parametrize("show, where", [
+    ("print(value)", "in the output of your cell `print(value)`"),
+    ("value", "in the result of your cell `value`"),
+    ("from IPython.display import display\ndisplay({'pw': value})", "in the displayed output of your cell"),
+    ("import logging\nlogging.warning('connected with %s', value)", "in the error output of your cell `import logging`"),
+    ("print(f'pw={value[:10]}' + value[10:])", "in the output of your cell"),
+])
+def test_a_secret_shown_in_any_output_fails_the_check_and_says_where(emulator, show, where):
+    outcomes = run(CLIENT, STORE, READ, show, 'check("ex3")')
+    assert outcomes["ex3"]["status"] == "incorrect"
+    assert outcomes["ex3"]["message"].startswith("The value of `first-secret` showed " + where)
+
+
+def test_only_part_of_a_secret_or_its_length_is_not_a_leak(emulator):
+    outcomes = run(CLIENT, STORE, READ, "print(len(value), value[:3] + '...')", 'check("ex3")')
+    assert outcomes["ex3"]["status"] == "correct", outcomes["ex3"]["message"]
+
+
+def test_a_chosen_value_fails_even_when_it_is_not_typed_out(emulator):
+    outcomes = run(CLIENT, "client.set_secret('first-secret', 'pass' + 'word' + '1234' * 3, content_type='text/plain')",
+                   'check("ex2")')
+    assert outcomes["ex2"]["status"] == "incorrect"
+    assert "looks chosen, not generated" in outcomes["ex2"]["message"]
+
+
+def test_a_typed_value_fails(emulator):
+    outcomes = run(CLIENT, "client.set_secret('first-secret', 'Xq7#mK2!vR9@pL4$wN8&zT5', content_type='text/plain')"
+                   "  # pragma: allowlist secret", 'check("ex2")')
+    assert outcomes["ex2"]["status"] == "incorrect"
+    assert "typed into your code" in outcomes["ex2"]["message"]
+
+
+def test_a_cell_run_again_replaces_what_it_showed():
+    """JupyterLab sends each cell's id: a fixed cell run again no longer counts its old output."""
+    watch = Watch()
+    watch.pre_run_cell(SimpleNamespace(raw_cell="print(value)", cell_id="cell-7"))
+    watch.add("output", "s3cret-value-123\n")
+    watch.post_run_cell(None)
+    assert [s.secret for s in watch.sightings({"pw": ["s3cret-value-123"]})] == ["pw"]
+    watch.pre_run_cell(SimpleNamespace(raw_cell="print(len(value))", cell_id="cell-7"))
+    watch.add("output", "16\n")
+    watch.post_run_cell(None)
+    assert watch.sightings({"pw": ["s3cret-value-123"]}) == []
