@@ -112,3 +112,28 @@ class Hint:
 
     def __repr__(self) -> str:
         return self.plain()
+
+
+@dataclass
+class Solution:
+    """An exercise's worked answer, shown only when asked for with ``solution("exN")``."""
+
+    exercise: str
+    source: str  # where it comes from, e.g. solutions/00-start-here.ipynb
+    code: str
+
+    def plain(self) -> str:
+        body = "\n".join(f"    {line}" for line in self.code.splitlines())
+        return f"Solution for {self.exercise} (from {self.source}):\n{body}"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return {
+            "text/plain": self.plain(),
+            "text/html": f"<div style='border-left:4px solid #8250df;padding:6px 10px'><b>Solution</b> for "
+            f"{html.escape(self.exercise)} <span style='color:#57606a'>(from {html.escape(self.source)})</span>"
+            f"<pre style='margin:4px 0'>{html.escape(self.code)}</pre>"
+            "<div style='color:#57606a'>Type it in your own words, run it, then check it.</div></div>",
+        }
+
+    def __repr__(self) -> str:
+        return self.plain()

@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 
 from . import stubs, tracker, watch
-from .checks import LessonSpec, caller_namespace, lesson_spec, make_hint, run_check
-from .feedback import Hint, Result
+from .checks import LessonSpec, caller_namespace, lesson_spec, make_hint, make_solution, run_check
+from .feedback import Hint, Result, Solution
 
 EMULATOR = "emulator"
 
@@ -84,6 +84,10 @@ class Lesson:
     def hint(self, exercise: str) -> Hint:
         """The next hint for an exercise (each call shows one more)."""
         return make_hint(self.spec, exercise, self._hints_shown)
+
+    def solution(self, exercise: str) -> Solution:
+        """The worked answer of an exercise, for when the hints are not enough (as the solution notebook has it)."""
+        return make_solution(self.spec, exercise)
 
     def __repr__(self) -> str:
         where = "the emulator" if self.lab is not None else self._azure_url

@@ -591,3 +591,33 @@ def test_run_check_directly_with_a_namespace(emulator):
         # what the client does is judged, not what the code mentions: a comment cannot fail a right answer
         namespace["In"].append("# not a ClientSecretCredential, no client_secret: DefaultAzureCredential")
         assert run_check(lesson, "ex1", namespace).status == "correct"
+
+
+# -- solutions, apart from hints ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", all_lessons())
+def test_every_exercise_has_a_solution_and_no_hint_gives_it_away(number):
+    from kvlab.checks import make_solution
+
+    spec = lesson_spec(number)
+    for exercise in spec.exercises:
+        solution = make_solution(spec, exercise.id)
+        assert solution.source.startswith(f"solutions/{number}-") and solution.code.strip()
+        assert "BEGIN SOLUTION" not in solution.code and "END SOLUTION" not in solution.code
+        assert 2 <= len(exercise.hints), exercise.id  # a nudge, then something closer
+        lines = [line.strip() for line in solution.code.splitlines() if len(line.strip()) > 30]
+        given_away = [line for line in lines for hint in exercise.hints if line in hint]
+        assert given_away == [], (exercise.id, given_away)
+
+
+def test_solution_shows_the_solution_notebooks_code_plain_and_rich(emulator):
+    kernel = Kernel()
+    kernel.run("import kvlab\nlesson = kvlab.start_lesson('00')\nsolution = lesson.solution")
+    kernel.run("_s = solution('ex3')")
+    shown = kernel.ns["_s"]
+    assert shown.plain().splitlines()[0] == "Solution for ex3 (from solutions/00-start-here.ipynb):"
+    assert "client.get_secret(" in shown.code and "value" in shown.code
+    assert "<pre" in shown._repr_mimebundle_()["text/html"]
+    with pytest.raises(KeyError, match="has no exercise 'ex9'"):
+        kernel.run("solution('ex9')")

@@ -22,10 +22,11 @@ import importlib
 import pkgutil
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from .. import stubs
-from ..feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE, Hint, Result
+from ..feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE, Hint, Result, Solution
 
 
 class NotAttempted(Exception):
@@ -259,6 +260,38 @@ def run_check(lesson, exercise_id: str, namespace: dict) -> Result:
 def caller_namespace(depth: int = 2) -> dict:
     """The globals of the code that called ``check`` (a notebook's user namespace)."""
     return sys._getframe(depth).f_globals
+
+
+SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"  # the workbook's solutions/, beside the package
+
+
+def make_solution(spec: LessonSpec, exercise_id: str, folder: Path = SOLUTIONS) -> Solution:
+    """The exercise's answer, as its solution notebook holds it (the one source of answers).
+
+    Read from the ``BEGIN SOLUTION: Exercise N`` region of ``solutions/NN-*.ipynb``,
+    so what ``solution()`` shows is exactly what CI checks as correct.
+    """
+    import nbformat
+
+    from ..labs import CODE_BEGIN, CODE_END
+
+    exercise = spec.exercise(exercise_id)
+    number = exercise.id[2:] if exercise.id.startswith("ex") else exercise.id
+    found = sorted(folder.glob(f"{spec.number}-*.ipynb"))
+    if not found:
+        raise KeyError(f"no solution notebook for lesson {spec.number} in {folder}")
+    path = found[0]
+    for cell in nbformat.read(path, as_version=4).cells:
+        lines, region = cell.source.split("\n"), None
+        for line in lines:
+            begin = CODE_BEGIN.match(line) if cell.cell_type == "code" else None
+            if begin and begin.group("task").startswith(f"Exercise {number} "):
+                region, indent = [], len(begin.group("indent"))
+            elif region is not None and CODE_END.match(line):
+                return Solution(exercise.id, f"{folder.name}/{path.name}", "\n".join(region))
+            elif region is not None:
+                region.append(line[indent:] if line[:indent].isspace() else line)
+    raise KeyError(f"{path.name} has no solution region for {exercise.id}")
 
 
 def make_hint(spec: LessonSpec, exercise_id: str, shown: dict[str, int]) -> Hint:

@@ -87,17 +87,18 @@ LESSON = LessonSpec(
     grants=(("Key Vault Secrets Officer", "learner", VAULT),),
     exercises=(
         Exercise("ex1", "Create a SecretClient", check_client, (
-            "Import SecretClient from azure.keyvault.secrets and DefaultAzureCredential from azure.identity.",
-            "client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential())",
+            "A SecretClient needs two things: where the vault is, and how to sign in.",
+            "The vault's URL is lesson.vault_url(). The credential that finds your sign-in by itself, here and "
+            "in Azure, is azure.identity's DefaultAzureCredential.",
         )),
         Exercise("ex2", "Store your first secret", check_set, (
-            "client.set_secret(name, value, content_type=...) stores a new version. Generate the value "
-            "with Python's secrets module instead of typing one.",
-            f"client.set_secret('{SECRET}', secrets.token_urlsafe(24), content_type='text/plain')",
+            "Never type a secret's value: let Python make one that nobody has seen.",
+            "Python's secrets module makes unguessable values (token_urlsafe). client.set_secret takes the "
+            "name, the value and a content_type keyword.",
         )),
         Exercise("ex3", "Read it back without printing it", check_read, (
-            "client.get_secret(name) returns a KeyVaultSecret; its .value is the secret.",
-            f"value = client.get_secret('{SECRET}').value  (and do not print it)",
+            "client.get_secret(name) returns a KeyVaultSecret object, not the value itself.",
+            "Keep the object's .value in `value` and show nothing: no print, and not as the cell's last line.",
         )),
     ),
 )

@@ -237,17 +237,19 @@ LESSON = LessonSpec(
         Exercise("ex1", "Find the commit that leaked a secret", check_find_leak, (
             "Scan the whole history, not the working tree: leaks.scan_history(practice) (or, in a terminal, "
             "kvlab scan --history with the folder practice.path). Each finding names the commit that introduced it.",
-            "print(leaks.table(leaks.scan_history(practice))) - then copy its `commit` and `type`.",
+            "Each finding of the history scan has a `commit` and a `type`: take them from the one it reports.",
         )),
         Exercise("ex2", "Scan a notebook cell by cell", check_leaky_cells, (
-            f"leaks.scan({leaks.INCOMING_NOTEBOOK!r}, root=practice) reads the notebook with nbformat and "
-            "scans each cell; every finding has a `cell`.",
-            "leaky_cells = sorted({f.cell for f in findings})",
+            f"Scan the notebook file itself: leaks.scan({leaks.INCOMING_NOTEBOOK!r}, root=practice) reads it "
+            "cell by cell.",
+            "Every finding has a `cell` number; several findings can share a cell. leaky_cells is each cell once, "
+            "in order.",
         )),
         Exercise("ex3", "Read the password from the vault instead", check_fixed_cell, (
-            "Create a SecretClient for lesson.vault_url() with DefaultAzureCredential(), then "
-            f"password = client.get_secret({SECRET!r}).value",
-            "Build conn_str with an f-string: ...;Password={password};... and never print it.",
+            f"The password now lives in the vault as `{SECRET}`: the cell reads it at run time instead of "
+            "holding it.",
+            "A SecretClient for lesson.vault_url() reads it; an f-string puts it in place of the leaked one. "
+            "Never print the result.",
         )),
     ),
 )

@@ -341,9 +341,8 @@ LESSON = LessonSpec(
         Exercise("ex1", "Give yourself a role and store the three secrets", check_dev_secrets, (
             f"First grant yourself {OFFICER} on {DEV} (grant(...) does it here and prints the az command), "
             "then set_secret each secret with content_type, tags and expires_on.",
-            "client.set_secret(name, secrets.token_urlsafe(32), content_type='text/plain', "
-            "tags={'env': 'dev', 'owner': 'data-platform'}, "
-            "expires_on=datetime.now(timezone.utc) + timedelta(days=90))",
+            "Each set_secret takes content_type, tags (a dict with env and owner) and expires_on (an aware "
+            "datetime in UTC, 90 days ahead); generate every value.",
         )),
         Exercise("ex2", "Least privilege for six identities", check_least_privilege, (
             "Follow the RBAC table: pipelines that only read get Secrets User, the deploying pipeline Secrets "
@@ -354,8 +353,8 @@ LESSON = LessonSpec(
         Exercise("ex3", "Keep production separate", check_environments, (
             f"Grant {OFFICER} on {PROD} to id-devops-sales (not to yourself), then store the three secrets "
             "as that identity, with new values and env=prod tags.",
-            "SecretClient(lesson.vault_url('kv-sales-prod'), DefaultAzureCredential("
-            "managed_identity_client_id=lesson.lab.identity('id-devops-sales')['clientId']))",
+            "To act as that identity, give DefaultAzureCredential its client id (managed_identity_client_id); "
+            "lesson.lab.identity(name) tells you the id.",
         )),
     ),
 )

@@ -315,9 +315,8 @@ LESSON = LessonSpec(
         Exercise("ex1", "Read a secret as the Function app's identity", check_read_as_function, (
             "DefaultAzureCredential(managed_identity_client_id=func_client_id) signs in as the user-assigned "
             "identity whose client id you pass.",
-            "func_client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential("
-            "managed_identity_client_id=func_client_id)); db_password = func_client.get_secret("
-            f"'{DB_SECRET}').value",
+            f"Build func_client with that credential for lesson.vault_url(), and read `{DB_SECRET}` through it, "
+            "not through your own client.",
         )),
         Exercise("ex2", "Rotate, follow the latest, pin the previous version", check_rotation, (
             "Before rotating, note the current version: client.get_secret(name).properties.version. "
