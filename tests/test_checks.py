@@ -183,7 +183,7 @@ def test_lessons_are_found_by_number():
 
 
 def test_context_emulator_is_unavailable_on_a_real_vault():
-    with pytest.raises(Unavailable, match="on a real vault, look at the vault's diagnostic logs"):
+    with pytest.raises(Unavailable, match="on a real vault, look at the vault's logs instead .they exist only once a diagnostic setting"):
         Context(FakeLesson(lab=None), {}).emulator
     lab = object()
     assert Context(FakeLesson(lab=lab), {}).emulator is lab
@@ -355,7 +355,7 @@ def test_hint_escapes_html():
 def test_lesson_hints_are_per_lesson_run():
     lesson = Lesson(lesson_spec("00"), vault_url=AZURE_URL)
     assert lesson.hint("ex1").number == 1
-    assert lesson.hint("ex1").text == "client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential())"
+    assert lesson.hint("ex1").text.startswith("The vault's URL is lesson.vault_url().")
     assert lesson.hint("ex1").number == 2
     assert lesson.hint("ex3").number == 1
     assert Lesson(lesson_spec("00"), vault_url=AZURE_URL).hint("ex1").number == 1

@@ -82,7 +82,8 @@ class Context:
         if self.lesson.lab is None:
             raise Unavailable(
                 "this check reads the emulator's own records (audit log, role assignments); "
-                "on a real vault, look at the vault's diagnostic logs in the Azure portal instead"
+                "on a real vault, look at the vault's logs instead (they exist only once a diagnostic setting "
+                "sends its AuditEvent category to Log Analytics, storage or an Event Hub)"
             )
         return self.lesson.lab
 

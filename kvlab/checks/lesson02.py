@@ -47,7 +47,7 @@ class Workload:
 
 
 WORKLOADS = (
-    Workload("id-databricks-sales", "the Databricks cluster", "read secrets", USER,
+    Workload("id-databricks-sales", "Databricks (its AzureDatabricks application)", "read secrets", USER,
              ("adls-storage-key", "sql-db-password")),
     Workload("id-adf-sales", "the Data Factory", "read secrets", USER, ("sql-db-password",)),
     Workload("id-func-sales", "the Function app", "read one secret, resend-api-key", USER,

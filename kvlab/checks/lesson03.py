@@ -277,7 +277,7 @@ def check_cache(ctx: Context) -> list[str]:
     checked = _probe_cache(cache_class)
     if ctx.lesson.lab is None:
         raise Unavailable(checked[0] + " (passed). Counting your cache's real reads needs the emulator's "
-                          "audit log; on a real vault, look at its diagnostic logs instead.")
+                          "audit log; on a real vault, look at its logs instead (a diagnostic setting must send AuditEvent somewhere).")
     stored = ctx.secret(STORAGE_SECRET, VAULT)
     if stored is None:
         raise Incorrect(f"The vault has no live `{STORAGE_SECRET}`. Run the set-up cell again.")

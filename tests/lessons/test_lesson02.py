@@ -240,7 +240,7 @@ def test_ex2_administrator_for_the_pipeline_and_officer_for_the_security_team(de
 def test_ex2_a_forgotten_identity_is_named(dev):
     dev.run(variant(EX2, 'grant("Key Vault Secrets User", "id-databricks-sales", "kv-sales-dev")\n', ""))
     assert incorrect(dev, "ex2") == (
-        "`id-databricks-sales` has no role on kv-sales-dev yet: the Databricks cluster needs to read secrets, "
+        "`id-databricks-sales` has no role on kv-sales-dev yet: Databricks (its AzureDatabricks application) needs to read secrets, "
         "so it needs Key Vault Secrets User."
     )
 
