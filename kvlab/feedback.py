@@ -15,7 +15,7 @@ MIME = "application/vnd.kvlab.check+json"
 CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE = "correct", "incorrect", "not-attempted", "unavailable"
 STATUSES = (CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE)
 
-_LABEL = {
+LABEL = {
     CORRECT: "Correct",
     INCORRECT: "Not yet",
     NOT_ATTEMPTED: "Not attempted yet",
@@ -50,7 +50,7 @@ class Result:
         return {"lesson": self.lesson, "exercise": self.exercise, "status": self.status, "message": self.message}
 
     def plain(self) -> str:
-        lines = [f"{MARK[self.status]} {self.id} {self.title}: {_LABEL[self.status]}"]
+        lines = [f"{MARK[self.status]} {self.id} {self.title}: {LABEL[self.status]}"]
         lines += [f"    - {item}" for item in self.passed]
         if self.message:
             lines += [f"    {line}" for line in self.message.splitlines()]
@@ -69,7 +69,7 @@ class Result:
         return (
             f"<div class='kvlab-check' data-status='{self.status}' style='border-left:4px solid {colour};"
             f"padding:6px 10px;margin:4px 0;font-family:sans-serif'>"
-            f"<div><span style='color:{colour};font-weight:bold'>{_LABEL[self.status]}</span> "
+            f"<div><span style='color:{colour};font-weight:bold'>{LABEL[self.status]}</span> "
             f"&middot; <b>{html.escape(self.id)}</b> {html.escape(self.title)}</div>"
             + (f"<ul style='margin:4px 0'>{items}</ul>" if items else "")
             + (f"<div>{message}</div>" if message else "")

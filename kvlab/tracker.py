@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import paths
-from .feedback import CORRECT, MARK, STATUSES
+from .feedback import CORRECT, LABEL, MARK, STATUSES
 
 FILE = "progress.json"
 _RANK = {"unavailable": 0, "not-attempted": 1, "incorrect": 2, "correct": 3}
@@ -130,10 +130,11 @@ class Dashboard:
             )
             parts += [
                 f"<tr><td>{html.escape(r['exercise'])}</td><td>{html.escape(r['title'])}</td>"
-                f"<td>{html.escape(r['status'] or 'not checked')}</td></tr>"
+                f"<td>{html.escape(LABEL.get(r['status'], 'Not checked yet'))}</td></tr>"
                 for r in all_rows if r["lesson"] == lesson["lesson"]
             ]
-        return f"<table class='kvlab-progress'>{''.join(parts)}</table>"
+        return (f"<table class='kvlab-progress'><style>.kvlab-progress td, .kvlab-progress th {{text-align:left}}"
+                f"</style>{''.join(parts)}</table>")
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         return {"text/plain": text(self.state_dir), "text/html": self.html()}

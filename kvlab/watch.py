@@ -43,7 +43,7 @@ class Sighting:
 
     def describe(self) -> str:
         first = next((line for line in self.cell.splitlines() if line.strip() and not line.startswith("#")), "")
-        return f"The value of `{self.secret}` showed in the {self.channel} of your cell `{first.strip()[:60]}`"
+        return f"The value of `{self.secret}` showed in the {self.channel} of your cell that starts `{first.strip()[:60]}`"
 
 
 class _Tee:

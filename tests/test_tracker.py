@@ -213,9 +213,9 @@ def test_the_dashboard_is_text_and_static_html_with_a_bar_per_lesson(state):
     page = bundle["text/html"]
     assert page.count("<progress ") == len(all_lessons())
     assert f"Lesson 00 {LESSON00} <progress value='1' max='3'></progress> 1/3" in page
-    assert "<tr><td>ex1</td><td>Create a SecretClient</td><td>correct</td></tr>" in page
-    assert "<tr><td>ex2</td><td>Store your first secret</td><td>incorrect</td></tr>" in page
-    assert "<tr><td>ex3</td><td>Read it back without printing it</td><td>not checked</td></tr>" in page
+    assert "<tr><td>ex1</td><td>Create a SecretClient</td><td>Correct</td></tr>" in page
+    assert "<tr><td>ex2</td><td>Store your first secret</td><td>Not yet</td></tr>" in page
+    assert "<tr><td>ex3</td><td>Read it back without printing it</td><td>Not checked yet</td></tr>" in page
 
 
 def test_progress_shows_in_a_notebook_exported_to_html(state):
@@ -228,8 +228,8 @@ def test_progress_shows_in_a_notebook_exported_to_html(state):
     notebook.cells.append(nbformat.v4.new_code_cell(f"import kvlab\nkvlab.progress({str(state)!r})"))
     NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
     page, _ = HTMLExporter().from_notebook_node(notebook)
-    assert "<table class='kvlab-progress'>" in page or '<table class="kvlab-progress">' in page
-    assert "<td>Create a SecretClient</td><td>correct</td>" in page
+    assert "kvlab-progress" in page
+    assert "<td>Create a SecretClient</td><td>Correct</td>" in page
 
 
 def test_kvlab_progress_returns_the_dashboard(state, monkeypatch):

@@ -55,10 +55,10 @@ def test_a_right_answer_written_another_way_is_correct(emulator):
 
 
 @pytest.mark.parametrize("show, where", [
-    ("print(value)", "in the output of your cell `print(value)`"),
-    ("value", "in the result of your cell `value`"),
+    ("print(value)", "in the output of your cell that starts `print(value)`"),
+    ("value", "in the result of your cell that starts `value`"),
     ("from IPython.display import display\ndisplay({'pw': value})", "in the displayed output of your cell"),
-    ("import logging\nlogging.warning('connected with %s', value)", "in the error output of your cell `import logging`"),
+    ("import logging\nlogging.warning('connected with %s', value)", "in the error output of your cell that starts `import logging`"),
     ("print(f'pw={value[:10]}' + value[10:])", "in the output of your cell"),
 ])
 def test_a_secret_shown_in_any_output_fails_the_check_and_says_where(emulator, show, where):
@@ -97,3 +97,19 @@ def test_a_cell_run_again_replaces_what_it_showed():
     watch.add("output", "16\n")
     watch.post_run_cell(None)
     assert watch.sightings({"pw": ["s3cret-value-123"]}) == []
+
+
+def test_lesson_01_printing_the_fixed_connection_string_shows_the_password(emulator):
+    """The leaked-secrets lesson: a fixed cell that prints its connection string leaks the new password."""
+    from pathlib import Path
+
+    solution = nbformat.read(Path(__file__).resolve().parents[1] / "solutions" / "01-leaked-secrets.ipynb", as_version=4)
+    cells = [c.source for c in solution.cells if c.cell_type == "code"]
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(s) for s in cells + ["print('connecting with', conn_str)", 'check("ex3")']]
+    NotebookClient(notebook, kernel_name="python3", timeout=300,
+                   resources={"metadata": {"path": str(Path(__file__).resolve().parents[1] / "solutions")}}).execute()
+    last = notebook.cells[-1].outputs[-1]["data"][MIME]
+    assert last["status"] == "incorrect"
+    assert last["message"].startswith("The value of `sql-db-password` showed in the output of your cell that starts "
+                                      "`print('connecting with', conn_str)`")
