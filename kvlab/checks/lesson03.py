@@ -188,10 +188,6 @@ def check_soft_delete(ctx: Context) -> list[str]:
             f"While `{API_SECRET}` is deleted, try set_secret on the same name and handle the 409 "
             "(ResourceExistsError): print e.status_code, e.error.code and e.error.innererror['code']."
         )
-    code = "\n".join(ctx.sources())
-    if "except" not in code or not any(word in code for word in ("ResourceExistsError", "HttpResponseError")):
-        raise Incorrect("Catch the 409 with `except ResourceExistsError as e:` (from azure.core.exceptions) "
-                        "and print its codes, so the cell reports the conflict instead of a traceback.")
     recovers = [r for r in after if r["operationName"] == "SecretRecover" and r["httpStatusCode"] == 200]
     if not recovers:
         raise Incorrect(f"`{API_SECRET}` is still deleted. Bring it back with "
@@ -200,7 +196,7 @@ def check_soft_delete(ctx: Context) -> list[str]:
         raise Incorrect(f"`{API_SECRET}` was recovered, then deleted again: the vault has no live `{API_SECRET}` now.")
     return [
         f"`{API_SECRET}` was soft-deleted in this run",
-        "setting the deleted name answered 409 and your code catches it",
+        "setting the deleted name answered 409 (your code went on: it handled the conflict)",
         f"`{API_SECRET}` was recovered and is live again",
     ]
 
@@ -302,11 +298,83 @@ def check_cache(ctx: Context) -> list[str]:
     ]
 
 
+# -- exercise 5: tell failures apart -------------------------------------------------------------
+
+STRANGER = "id-report-job"  # an identity with no role on the vault: its reads are refused
+DIAGNOSES = ("not-found", "no-access", "disabled", "deleted", "other")
+
+
+def _staged_failures(ctx: Context) -> list[tuple[str, str, BaseException]]:
+    """Real SDK exceptions from real requests: (what happened, the expected diagnosis, the exception).
+
+    Staged on secrets of their own (``diagnose-*``), so no other exercise's
+    records change, and raised by the SDK exactly as the learner's code meets them.
+    """
+    import secrets as random
+
+    from azure.core.exceptions import HttpResponseError
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+
+    url = ctx.lesson.vault_url(VAULT)
+    stranger_id = ctx.emulator.identity(STRANGER)["clientId"]
+    staged: list[tuple[str, str, BaseException]] = []
+
+    def failure(what: str, expected: str, action) -> None:
+        try:
+            action()
+        except HttpResponseError as exc:
+            staged.append((what, expected, exc))
+        else:
+            raise RuntimeError(f"staging '{what}' did not fail")
+
+    with DefaultAzureCredential() as mine, SecretClient(url, mine) as admin, \
+            DefaultAzureCredential(managed_identity_client_id=stranger_id) as theirs, SecretClient(url, theirs) as other:
+        failure("a typo in the name (404 SecretNotFound)", "not-found", lambda: admin.get_secret("sql-db-pasword"))
+        failure("an identity without a role (403 ForbiddenByRbac)", "no-access", lambda: other.get_secret(DB_SECRET))
+        admin.set_secret("diagnose-disabled", random.token_urlsafe(16))
+        admin.update_secret_properties("diagnose-disabled", enabled=False)
+        failure("a disabled latest version (403 SecretDisabled)", "disabled",
+                lambda: admin.get_secret("diagnose-disabled"))
+        admin.set_secret("diagnose-deleted", random.token_urlsafe(16))
+        admin.begin_delete_secret("diagnose-deleted").wait()
+        failure("setting a soft-deleted name (409 ObjectIsDeletedButRecoverable)", "deleted",
+                lambda: admin.set_secret("diagnose-deleted", random.token_urlsafe(16)))
+        failure("a name Key Vault refuses (400 BadParameter)", "other", lambda: admin.set_secret("not_valid!", "x"))
+    return staged
+
+
+def check_diagnose(ctx: Context) -> list[str]:
+    diagnose = ctx.require("diagnose")
+    if not callable(diagnose):
+        raise Incorrect(f"`diagnose` should be a function of one error, but it is a {type(diagnose).__name__}.")
+    _ = ctx.emulator  # staging failures needs the emulator's identities
+    import random
+
+    staged = _staged_failures(ctx)
+    asked = staged * 2  # each failure twice, in a new order every run: an answer must come from the error
+    random.shuffle(asked)
+    answers = []
+    for what, expected, error in asked:
+        try:
+            answer = diagnose(error)
+        except Exception as exc:  # the learner's function failed on a real error: say which, in one line
+            raise Incorrect(f"diagnose(...) raised {type(exc).__name__} for {what}; it should return "
+                            f"{expected!r}.") from None
+        if answer != expected:
+            raise Incorrect(f"For {what}, diagnose(...) returned {answer!r}; it should be {expected!r}. "
+                            "Tell errors apart by their type or by status_code and error.code, and the inner "
+                            "code where two share a status.")
+        answers.append(f"{what} -> {expected!r}")
+    return ["diagnose(...) was run on five real failures staged against the vault, each twice, in a random order:",
+            *[f"{what} -> {expected!r}" for what, expected, _ in staged]]
+
+
 LESSON = LessonSpec(
     number="03",
     title="SecretClient and Managed Identity",
     vaults=(VAULT,),
-    identities=(FUNC_IDENTITY,),
+    identities=(FUNC_IDENTITY, STRANGER),
     grants=(
         ("Key Vault Secrets Officer", "learner", VAULT),
         ("Key Vault Secrets User", FUNC_IDENTITY, VAULT),
@@ -335,6 +403,12 @@ LESSON = LessonSpec(
             "self.clock() - read_at < self.ttl_seconds; otherwise read the vault and store the new pair.",
             "Use the `clock` argument (default time.monotonic) for every time you take, never time.time() "
             "or datetime directly: then a test can move the clock.",
+        )),
+        Exercise("ex5", "Tell failures apart", check_diagnose, (
+            "Each failure is an azure.core.exceptions error with a status_code and error.code (the service's "
+            "code); a missing secret even has its own type, ResourceNotFoundError.",
+            "Two failures answer 403: error.innererror['code'] tells ForbiddenByRbac from SecretDisabled. "
+            "Anything you do not recognise is 'other'.",
         )),
     ),
 )

@@ -29,7 +29,7 @@ def cells(folder: str) -> list[str]:
 
 SOLUTION = cells("solutions")
 PARAMETERS, SETUP, IDENTITY = SOLUTION[0], SOLUTION[1], SOLUTION[2]
-EX1, EX2, EX3, EX4 = (exercise_cell(SOLUTION, n) for n in (1, 2, 3, 4))
+EX1, EX2, EX3, EX4, EX5 = (exercise_cell(SOLUTION, n) for n in (1, 2, 3, 4, 5))
 
 
 class Kernel(notebook_kernel.Kernel):
@@ -60,10 +60,10 @@ def answer(source: str) -> str:
 
 def test_the_solution_is_correct_and_prints_no_secret_value(kernel, emulator):
     results = []
-    for number, source in enumerate((EX1, EX2, EX3, EX4), 1):  # in the notebook's order, each then its check
+    for number, source in enumerate((EX1, EX2, EX3, EX4, EX5), 1):  # in the notebook's order, each then its check
         kernel.run(source)
         results.append(kernel.check(f"ex{number}"))
-    assert [r.status for r in results] == ["correct"] * 4, [r.message for r in results]
+    assert [r.status for r in results] == ["correct"] * 5, [r.message for r in results]
     assert results[0].passed[1] == "the audit log shows `sql-db-password` read as id-func-orders (1 SecretGet)"
     assert results[1].passed[1] == "`latest` is the new version, read without naming a version (as id-func-orders)"
     assert results[3].passed[1:] == [
@@ -87,8 +87,8 @@ def _values(emulator, name: str) -> list[str]:
 
 
 def test_the_labs_stubs_are_not_attempted(kernel):
-    assert len(lesson_spec("03").exercises) == 4
-    assert_stubs_not_attempted(kernel, cells("labs"), 4)
+    assert len(lesson_spec("03").exercises) == 5
+    assert_stubs_not_attempted(kernel, cells("labs"), 5)
 
 
 def test_the_lesson_starts_from_its_seeded_vault_and_the_functions_grant(kernel, emulator):
@@ -218,14 +218,15 @@ def test_ex3_without_meeting_the_409_is_incorrect(kernel):
         "While `resend-api-key` is deleted, try set_secret on the same name and handle the 409 (ResourceExistsError)")
 
 
-def test_ex3_a_409_left_unhandled_is_incorrect(kernel):
+def test_ex3_is_judged_by_what_the_vault_saw_not_by_the_words_in_the_code(kernel):
+    """The 409 met and the secret recovered is the exercise; telling errors apart is exercise 5's, run for real."""
     from azure.core.exceptions import ResourceExistsError
 
     kernel.run('client.begin_delete_secret("resend-api-key").wait()')
     with pytest.raises(ResourceExistsError):
         kernel.run('client.set_secret("resend-api-key", "a new value")')
     kernel.run('client.begin_recover_deleted_secret("resend-api-key").wait()')
-    assert incorrect(kernel, "ex3").startswith("Catch the 409 with `except ResourceExistsError as e:`")
+    assert kernel.check("ex3").status == "correct"
 
 
 def test_ex3_deleted_but_not_recovered_is_incorrect(kernel):
@@ -338,9 +339,58 @@ def test_against_a_real_vault_the_checks_are_unavailable_and_never_crash(tmp_pat
         "latest = pinned = KeyVaultSecret(SecretProperties(vault_id=lesson.vault_url() + 'secrets/sql-db-password/' + '0' * 32), 'v')\n"
     )
     kernel.run(EX4.split("cache = SecretCache")[0] + "cache = SecretCache(func_client)")
-    results = {e: kernel.check(e) for e in ("ex1", "ex2", "ex3", "ex4")}
+    kernel.run(answer(EX5))
+    results = {e: kernel.check(e) for e in ("ex1", "ex2", "ex3", "ex4", "ex5")}
     assert {e: r.status for e, r in results.items()} == dict.fromkeys(results, "unavailable")
     assert results["ex4"].message.startswith(
         "with a stand-in client and clock: one vault read per name within the TTL, a fresh read after it (passed).")
     assert re.search(r"look at (the vault's|its) logs", results["ex1"].message)
     kernel.ns["func_client"].close()
+
+
+# -- exercise 5: diagnose(error), run against failures staged for real -----------------------------------
+
+
+def test_ex5_a_diagnosis_written_another_way_is_correct(kernel):
+    """By status and codes alone (no exception types), in one expression per case: as right as the solution."""
+    kernel.run(
+        "# Exercise 5 - my way\n"
+        "def diagnose(error):\n"
+        "    status = getattr(error, 'status_code', None)\n"
+        "    detail = getattr(error, 'error', None)\n"
+        "    inner = ((detail.innererror or {}).get('code') if detail is not None else None)\n"
+        "    return {(404, None): 'not-found', (403, 'ForbiddenByRbac'): 'no-access',\n"
+        "            (403, 'SecretDisabled'): 'disabled', (409, 'ObjectIsDeletedButRecoverable'): 'deleted'}.get(\n"
+        "        (status, None if status == 404 else inner), 'other')"
+    )
+    result = kernel.check("ex5")
+    assert result.status == "correct", result.message
+    assert result.passed[0].startswith("diagnose(...) was run on five real failures staged against the vault")
+    assert "an identity without a role (403 ForbiddenByRbac) -> 'no-access'" in result.passed
+
+
+def test_ex5_swallowing_every_error_alike_is_incorrect(kernel):
+    kernel.run("# Exercise 5 - hack\ndef diagnose(error):\n    return 'other'")
+    assert re.match(r"For .*, diagnose\(\.\.\.\) returned 'other'; it should be '(not-found|no-access|disabled|deleted)'\.",
+                    incorrect(kernel, "ex5"))
+
+
+def test_ex5_every_403_taken_for_a_missing_role_is_incorrect(kernel):
+    kernel.run(answer(EX5).replace('return {"ForbiddenByRbac": "no-access", "SecretDisabled": "disabled"}.get(inner, "other")',
+                                   'return "no-access"'))
+    assert incorrect(kernel, "ex5").startswith(
+        "For a disabled latest version (403 SecretDisabled), diagnose(...) returned 'no-access'; it should be 'disabled'.")
+
+
+def test_ex5_a_diagnosis_that_crashes_on_a_real_error_is_incorrect(kernel):
+    kernel.run("# Exercise 5 - fragile\ndef diagnose(error):\n    return {'SecretNotFound': 'not-found'}[error.error.code]")
+    assert re.match(r"diagnose\(\.\.\.\) raised KeyError for .* \((403|409|400) .*\); it should return '(no-access|disabled|deleted|other)'\.$",
+                    incorrect(kernel, "ex5"))
+
+
+def test_ex5_hard_coded_answers_in_order_are_incorrect(kernel):
+    """The failures come twice each, in a new order every run: replaying the answers without looking fails."""
+    kernel.run("# Exercise 5 - replay\nimport itertools\n"
+               "_answers = itertools.cycle(['not-found', 'no-access', 'disabled', 'deleted', 'other'])\n"
+               "def diagnose(error):\n    return next(_answers)")
+    assert kernel.check("ex5").status == "incorrect"
