@@ -71,6 +71,9 @@ class Lesson:
         """The URL of one of the lesson's vaults (the first by default)."""
         name = name or self.spec.vaults[0]
         if self.lab is None:
+            if name.lower() != self.spec.vaults[0].lower():  # never aim another vault's step at this one
+                raise ValueError(f"{name} has no real vault in this run: {self._azure_url} stands in for "
+                                 f"{self.spec.vaults[0]} only")
             return self._azure_url
         return self.lab.vault_url(name)
 

@@ -49,7 +49,8 @@ class Workload:
 WORKLOADS = (
     Workload("id-databricks-sales", "Databricks (its AzureDatabricks application)", "read secrets", USER,
              ("adls-storage-key", "sql-db-password")),
-    Workload("id-adf-sales", "the Data Factory", "read secrets", USER, ("sql-db-password",)),
+    Workload("id-adf-sales", "the Data Factory", "read one secret, sql-db-password, for its linked service", USER,
+             ("sql-db-password",), only="sql-db-password"),
     Workload("id-func-sales", "the Function app", "read one secret, resend-api-key", USER,
              ("resend-api-key",), only="resend-api-key"),
     Workload("id-devops-sales", "the DevOps pipeline", "write, update and delete secrets as it deploys them", OFFICER),
@@ -57,6 +58,7 @@ WORKLOADS = (
     Workload("id-auditor", "the auditor", "see which secrets exist and when they expire, never their values", READER),
 )
 DEV_WORKLOADS = WORKLOADS[:3]  # the dev pipelines' own identities: they never reach staging or prod
+MISTAKE = (USER, "id-adf-sales", PROD)  # "just to test the prod linked service": left behind, found in exercise 3
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -295,8 +297,8 @@ def check_environments(ctx: Context) -> list[str]:
                 raise Incorrect(
                     f"`{w.identity}` holds {role} on {_where(vault, secret)}: it is the identity of the dev "
                     f"{w.what.removeprefix('the ')}, and dev workloads must never reach {vault.rsplit('-', 1)[1]} "
-                    "secrets. "
-                    f"That environment's workloads get identities of their own."
+                    "secrets (that environment's workloads get identities of their own). Remove the assignment: "
+                    f"revoke({role!r}, {w.identity!r}, {(f'{vault}/secrets/{secret}' if secret else vault)!r})."
                 )
     deployer = Workload("id-devops-sales", "the DevOps pipeline", "deploy production's secrets", OFFICER)
     checked = [_judge_roles(ctx, deployer, PROD)]
@@ -327,8 +329,20 @@ def check_environments(ctx: Context) -> list[str]:
                 if _allowed(_read(prod_client, name)):
                     raise _let_through(w.identity, f"reading {name}", PROD, "dev workloads must never reach prod")
     checked.append(f"as `{func.identity}`: reads {func.only} in {DEV}, refused (403) in {PROD}")
-    checked.append(f"as the other dev identities: every read in {PROD} refused (403)")
+    checked.append(f"as the other dev identities: every read in {PROD} refused (403), the shortcut left in "
+                   f"{PROD} removed")
     return checked
+
+
+def _leave_a_shortcut_in_prod(lesson) -> None:
+    """The lab starts with a colleague's shortcut in production, for exercise 3 to find and remove.
+
+    Not in the guided notebook (``demo``): its walkthrough shows a production
+    vault that no dev workload reaches.
+    """
+    if not lesson.demo:
+        role, assignee, scope = MISTAKE
+        lesson.lab.assign_role(role, assignee, scope)
 
 
 LESSON = LessonSpec(
@@ -337,6 +351,7 @@ LESSON = LessonSpec(
     vaults=(DEV, STAGING, PROD),
     identities=tuple(w.identity for w in WORKLOADS),
     grants=(),  # a new RBAC vault grants nobody data access, not even its creator
+    seed=_leave_a_shortcut_in_prod,
     exercises=(
         Exercise("ex1", "Give yourself a role and store the three secrets", check_dev_secrets, (
             f"First grant yourself {OFFICER} on {DEV} (grant(...) does it here and prints the az command), "

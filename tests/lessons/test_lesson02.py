@@ -192,7 +192,16 @@ def test_ex2_secrets_officer_where_secrets_user_suffices(dev):
                     'grant("Key Vault Secrets Officer", "id-adf-sales"'))
     assert incorrect(dev, "ex2") == (
         "`id-adf-sales` holds Key Vault Secrets Officer, which lets it read, write and delete secrets: "
-        "the Data Factory only needs to read secrets - least privilege means Key Vault Secrets User."
+        "the Data Factory only needs to read one secret, sql-db-password, for its linked service - least "
+        "privilege means Key Vault Secrets User."
+    )
+
+
+def test_ex2_the_data_factory_on_the_whole_vault_where_the_lesson_scopes_it_to_its_secret(dev):
+    dev.run(variant(EX2, '"id-adf-sales", "kv-sales-dev/secrets/sql-db-password"', '"id-adf-sales", "kv-sales-dev"'))
+    assert incorrect(dev, "ex2") == (
+        "`id-adf-sales` holds Key Vault Secrets User on the whole vault kv-sales-dev: the Data Factory only "
+        "needs sql-db-password, so scope the role to that one secret: kv-sales-dev/secrets/sql-db-password."
     )
 
 
@@ -289,6 +298,13 @@ def staged(dev):
 
 def test_ex3_nothing_done_for_prod_names_the_pipelines_missing_role(staged):
     staged.run("# Exercise 3 - not yet\npass")
+    assert incorrect(staged, "ex3") == (  # first, the colleague's shortcut the lesson starts with
+        "`id-adf-sales` holds Key Vault Secrets User on the whole vault kv-sales-prod: it is the identity of the "
+        "dev Data Factory, and dev workloads must never reach prod secrets (that environment's workloads get "
+        "identities of their own). Remove the assignment: revoke('Key Vault Secrets User', 'id-adf-sales', "
+        "'kv-sales-prod')."
+    )
+    staged.run("revoke('Key Vault Secrets User', 'id-adf-sales', 'kv-sales-prod')")
     assert incorrect(staged, "ex3") == (
         "`id-devops-sales` has no role on kv-sales-prod yet: the DevOps pipeline needs to deploy production's "
         "secrets, so it needs Key Vault Secrets Officer."
@@ -312,6 +328,7 @@ def test_ex3_a_person_with_a_role_on_prod_is_incorrect(staged):
     staged.run("lesson.lab.delete_role_assignment(role='Key Vault Secrets Officer', assignee='learner', "
                "scope='kv-sales-prod')")
     staged.run("grant('Key Vault Secrets Officer', 'id-devops-sales', 'kv-sales-prod')")
+    staged.run("revoke('Key Vault Secrets User', 'id-adf-sales', 'kv-sales-prod')")
     assert incorrect(staged, "ex3") == (
         "`adls-storage-key` in kv-sales-prod was written by learner: write production's secrets as "
         "`id-devops-sales` (DefaultAzureCredential(managed_identity_client_id=...))."
@@ -322,9 +339,9 @@ def test_ex3_a_dev_workload_with_a_role_on_prod_is_incorrect(staged):
     staged.run(EX3 + "\ngrant('Key Vault Secrets User', 'id-func-sales', 'kv-sales-prod/secrets/resend-api-key')")
     assert incorrect(staged, "ex3") == (
         "`id-func-sales` holds Key Vault Secrets User on kv-sales-prod/secrets/resend-api-key: it is the identity "
-        "of the dev "
-        "Function app, and dev workloads must never reach prod secrets. That environment's workloads get "
-        "identities of their own."
+        "of the dev Function app, and dev workloads must never reach prod secrets (that environment's workloads "
+        "get identities of their own). Remove the assignment: revoke('Key Vault Secrets User', 'id-func-sales', "
+        "'kv-sales-prod/secrets/resend-api-key')."
     )
 
 
@@ -388,10 +405,28 @@ def test_the_helpers_print_az_commands_on_a_real_vault(tmp_path):
     out = kernel.take_output().splitlines()
     assert out[2] == (
         'az role assignment create --role "Key Vault Secrets User" --assignee-object-id '
-        "$(az identity show -g rg-sales -n id-func-sales --query principalId -o tsv) "
-        "--assignee-principal-type ServicePrincipal --scope $(az keyvault show -n example --query id -o tsv)"
+        "$(az identity show -g rg-sales-dev -n id-func-sales --query principalId -o tsv) "
+        "--assignee-principal-type ServicePrincipal --scope \"$(az keyvault show -n example --query id -o tsv)\""
         "/secrets/resend-api-key"
     )
     assert out[-1] == "id-auditor signs in only on Azure compute: test its access from the workload itself."
     assert kernel.check("ex2").status == "unavailable"
+    kernel.close()
+
+
+def test_on_a_real_vault_no_step_for_production_is_aimed_at_the_dev_vault(tmp_path):
+    """One real vault stands in for kv-sales-dev: a prod command names a placeholder, and prod's URL is refused."""
+    kernel = Kernel()
+    kernel.run(PARAMS.replace('"emulator"', repr(AZURE_URL)))
+    kernel.run(SETUP.replace("vault_url=vault_url)", f"vault_url=vault_url, state_dir={str(tmp_path)!r})"))
+    kernel.run(HELPERS)
+    kernel.take_output()
+    kernel.run("grant('Key Vault Secrets Officer', 'id-devops-sales', 'kv-sales-prod')\n"
+               "revoke('Key Vault Secrets User', 'id-adf-sales', 'kv-sales-prod')")
+    out = kernel.take_output()
+    assert "-n example" not in out and out.count("<your prod vault>") == 2
+    assert out.splitlines()[0] == f"# kv-sales-prod: this run uses one real vault, {AZURE_URL}, in place of kv-sales-dev only."
+    assert "az role assignment delete --role \"Key Vault Secrets User\"" in out
+    with pytest.raises(ValueError, match="kv-sales-prod has no real vault in this run"):
+        kernel.run("lesson.vault_url('kv-sales-prod')")
     kernel.close()
