@@ -23,12 +23,24 @@ from . import Context, Exercise, Incorrect, LessonSpec, Unavailable
 
 VAULT = "kv-leaks-dev"
 SECRET = "sql-db-password"
+SAS_SECRET = "landing-sas-token"  # exercise 3: the revoked SAS's successor, a query string without "?"
+ORDERS_BLOB = ("https", "stsalesdev.blob.core.windows.net", "/landing/orders.csv")
 ROTATOR = "id-secops"
 MIN_COMMIT_ID = 7
 
 
+def new_sas_token() -> str:
+    """A SAS token's query string, shaped as Azure issues them, with a generated signature (never a real one)."""
+    import base64
+    import secrets
+    from urllib.parse import quote
+
+    signature = quote(base64.b64encode(secrets.token_bytes(32)).decode(), safe="")
+    return f"sv=2022-11-02&ss=b&srt=o&sp=r&se=2030-01-01T00:00:00Z&spr=https&sig={signature}"
+
+
 def seed(lesson) -> None:
-    """Put the rotated password in the vault, generated, written by the identity that rotates secrets."""
+    """Put the rotated password and the new SAS token in the vault, generated, written by the rotating identity."""
     import secrets
 
     from azure.identity import ManagedIdentityCredential
@@ -38,6 +50,7 @@ def seed(lesson) -> None:
     with ManagedIdentityCredential(client_id=client_id) as credential, \
             SecretClient(lesson.vault_url(VAULT), credential) as client:
         client.set_secret(SECRET, secrets.token_urlsafe(24), content_type="text/plain")
+        client.set_secret(SAS_SECRET, new_sas_token(), content_type="text/plain")
 
 
 @dataclass(frozen=True)
@@ -160,53 +173,41 @@ def check_leaky_cells(ctx: Context) -> list[str]:
 # -- exercise 3: the cell, fixed --------------------------------------------------------------------------------
 
 
-def _parts(connection_string: str) -> dict[str, str]:
-    """A connection string's ``key=value`` parts, keys in lower case."""
-    parts = {}
-    for part in connection_string.split(";"):
-        key, sep, value = part.partition("=")
-        if sep:
-            parts[key.strip().lower()] = value.strip()
-    return parts
-
-
-# detect-secrets' guessing detectors: `secret_name = "sql-db-password"` is a keyword hit, not a leak
+# detect-secrets' guessing detectors: `secret_name = "landing-sas-token"` is a keyword hit, not a leak
 GUESSES = {"Secret Keyword", "Base64 High Entropy String", "Hex High Entropy String"}
-EXPECTED_PARTS = {"server": f"tcp:{leaks.SQL_SERVER},1433", "database": "SalesDB", "user id": "etl_user",
-                  "encrypt": "True"}
 
 
-def check_fixed_cell(ctx: Context) -> list[str]:
-    conn_str = ctx.require("conn_str", str, "str (the connection string)")
+def check_sas_url(ctx: Context) -> list[str]:
+    """Cell 4 of the colleague's notebook, fixed: the same blob, with the SAS token read from the vault."""
+    from urllib.parse import urlsplit
+
+    orders_url = ctx.require("orders_url", str, "str (the blob's URL)")
     code = ctx.sources()
-    if any(leaks.FAKE_SQL_PASSWORD in source for source in code):
-        raise Incorrect(
-            "The leaked password is still in your code. Delete it: it is burnt (and it has been rotated anyway); "
-            f"the password now comes only from the vault's `{SECRET}`."
-        )
-    parts = _parts(conn_str)
-    password = parts.get("password", parts.get("pwd"))
-    if password is None:
-        raise Incorrect("`conn_str` has no `Password=...;` part: keep the connection string, with the password "
-                        "read from the vault in place of the leaked one.")
-    if password == leaks.FAKE_SQL_PASSWORD:
-        raise Incorrect("`conn_str` still holds the leaked password. It has been rotated: read the current one "
-                        f"from the vault's `{SECRET}`.")
-    stored = ctx.secret(SECRET)
+    if any(leaks.FAKE_SAS_SIGNATURE in source for source in code):
+        raise Incorrect("The leaked signature is still in your code. Delete it: that SAS was revoked, and its "
+                        f"successor comes only from the vault's `{SAS_SECRET}`.")
+    parts = urlsplit(orders_url)
+    if (parts.scheme, parts.netloc.lower(), parts.path) != ORDERS_BLOB:
+        raise Incorrect(f"Keep the blob's address as it was ({ORDERS_BLOB[0]}://{ORDERS_BLOB[1]}{ORDERS_BLOB[2]}): "
+                        "only the SAS token after the `?` comes from somewhere else now.")
+    if not parts.query:
+        raise Incorrect("`orders_url` has no SAS token after the `?`: without one, the storage account refuses "
+                        "the read. Put the vault's token there.")
+    if leaks.FAKE_SAS_SIGNATURE in parts.query:
+        raise Incorrect("`orders_url` still carries the leaked SAS. It was revoked: read its successor from the "
+                        f"vault's `{SAS_SECRET}`.")
+    stored = ctx.secret(SAS_SECRET)
     if stored is None:
-        raise Incorrect(f"The vault has no secret named `{SECRET}`. On a real vault, create it first (a generated "
-                        "value), then read it.")
-    if password != stored["value"]:
-        raise Incorrect(f"The password in `conn_str` is not the current value of `{SECRET}`: read it with "
-                        f"client.get_secret({SECRET!r}).value.")
-    if any(stored["value"] in source for source in code):
+        raise Incorrect(f"The vault has no secret named `{SAS_SECRET}`. On a real vault, store a SAS token you "
+                        "generated there first, then read it.")
+    token = stored["value"].lstrip("?")
+    if parts.query != token:
+        raise Incorrect(f"The SAS token in `orders_url` is not the current value of `{SAS_SECRET}`: read it with "
+                        f"client.get_secret({SAS_SECRET!r}).value and put it after the `?` as it is.")
+    if any(token in source for source in code):
         raise Incorrect("The vault's value appears in your code: read it from the vault at run time, never paste it.")
-    different = [key for key, value in EXPECTED_PARTS.items() if parts.get(key, "").lower() != value.lower()]
-    if different:
-        raise Incorrect(f"Keep the rest of the connection string as it was: `{different[0]}` changed. Only the "
-                        "password comes from somewhere else now.")
-    checked = ["the leaked password appears nowhere in your code",
-               f"`conn_str` holds the current value of `{SECRET}` (not shown), the rest as it was"]
+    checked = ["the leaked signature appears nowhere in your code",
+               f"`orders_url` is the same blob with the current value of `{SAS_SECRET}` (not shown)"]
     for source in code:
         found = [f for f in leaks.scan_text(source) if f.type not in GUESSES]
         if found:
@@ -215,13 +216,14 @@ def check_fixed_cell(ctx: Context) -> list[str]:
     checked.append("kvlab's scanner finds no known secret format in the code you ran")
     if ctx.lesson.lab is not None:
         reads = [r for r in ctx.audit(vault=VAULT, operationName="SecretGet", httpStatusCode=200)
-                 if (r.get("secretName") or "").lower() == SECRET]
+                 if (r.get("secretName") or "").lower() == SAS_SECRET]
         if not reads:
-            raise Incorrect(f"`{SECRET}` was not read from the vault in this run: the audit log shows no SecretGet.")
+            raise Incorrect(f"`{SAS_SECRET}` was not read from the vault in this run: the audit log shows no "
+                            "SecretGet.")
         checked.append(f"the audit log shows your read (SecretGet as {reads[-1]['identity']})")
         return checked
     raise Unavailable(
-        "Everything else checks out. Whether you read the password from the vault shows only in the vault's "
+        "Everything else checks out. Whether you read the token from the vault shows only in the vault's "
         "audit log (diagnostic settings, AuditEvent), which this check cannot read on a real vault."
     )
 
@@ -245,11 +247,11 @@ LESSON = LessonSpec(
             "Every finding has a `cell` number; several findings can share a cell. leaky_cells is each cell once, "
             "in order.",
         )),
-        Exercise("ex3", "Read the password from the vault instead", check_fixed_cell, (
-            f"The password now lives in the vault as `{SECRET}`: the cell reads it at run time instead of "
-            "holding it.",
-            "A SecretClient for lesson.vault_url() reads it; an f-string puts it in place of the leaked one. "
-            "Never print the result.",
+        Exercise("ex3", "Read the SAS token from the vault instead", check_sas_url, (
+            f"The storage account's new SAS token lives in the vault as `{SAS_SECRET}`: everything after the `?` "
+            "comes from there at run time.",
+            "Read it with a SecretClient for lesson.vault_url() and put it after the `?` of the same blob URL, as "
+            "it is (it is already URL-encoded). Never print the URL.",
         )),
     ),
 )

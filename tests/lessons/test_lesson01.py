@@ -69,12 +69,12 @@ def test_the_solution_is_correct(kernel, emulator):
     assert two.passed[0].startswith("cells [2, 4, 6] of incoming/ingest.ipynb hold possible secrets")
     assert three.status == "correct", three.message
     assert three.passed == [
-        "the leaked password appears nowhere in your code",
-        "`conn_str` holds the current value of `sql-db-password` (not shown), the rest as it was",
+        "the leaked signature appears nowhere in your code",
+        "`orders_url` is the same blob with the current value of `landing-sas-token` (not shown)",
         "kvlab's scanner finds no known secret format in the code you ran",
         "the audit log shows your read (SecretGet as learner)",
     ]
-    stored = emulator.inspect_secret(lesson01.VAULT, lesson01.SECRET)["value"]
+    stored = emulator.inspect_secret(lesson01.VAULT, lesson01.SAS_SECRET)["value"]
     assert stored not in kernel.output.getvalue()
     assert all(stored not in result.plain() for result in (one, two, three))
 
@@ -212,56 +212,79 @@ def test_ex2_wrong_kinds_of_values_are_incorrect(kernel):
 # -- exercise 3 ----------------------------------------------------------------------------------------------
 
 
-LEAKED_CELL = ('server = "sql-sales-dev.database.windows.net"\n'
-               'conn_str = f"Server=tcp:{server},1433;Database=SalesDB;User ID=etl_user;'
-               f'Password={leaks.FAKE_SQL_PASSWORD};Encrypt=True;"')
+BLOB = "https://stsalesdev.blob.core.windows.net/landing/orders.csv"
+LEAKED_CELL = (f'orders_url = ("{BLOB}"\n'
+               f'              "?sv=2022-11-02&ss=b&srt=o&sp=r&se=2030-01-01T00:00:00Z&sig={leaks.FAKE_SAS_SIGNATURE}")')
 READ = ("from azure.identity import DefaultAzureCredential\n"
         "from azure.keyvault.secrets import SecretClient\n"
         "client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential())\n"
-        "password = client.get_secret('sql-db-password').value\n")
-TEMPLATE = 'f"Server=tcp:{server},1433;Database=SalesDB;User ID=etl_user;Password={password};Encrypt=True;"'
+        "sas_token = client.get_secret('landing-sas-token').value\n")
+
+
+def stored_token(emulator) -> str:
+    return emulator.inspect_secret(lesson01.VAULT, lesson01.SAS_SECRET)["value"]
+
+
+def test_ex3_written_another_way_is_correct(kernel):
+    """urllib.parse instead of an f-string, the secret's name in a variable: as right as the solution."""
+    kernel.run("# Exercise 3 - my way\nfrom urllib.parse import urlunsplit\n"
+               "import azure.keyvault.secrets as kv\nfrom azure.identity import DefaultAzureCredential as Cred\n"
+               "name = 'landing-sas-token'\n"
+               "token = kv.SecretClient(lesson.vault_url(), Cred()).get_secret(name).value\n"
+               "orders_url = urlunsplit(('https', 'stsalesdev.blob.core.windows.net', '/landing/orders.csv', token, ''))")
+    assert kernel.check("ex3").status == "correct"
 
 
 def test_ex3_the_leaked_cell_as_it_was_is_incorrect(kernel):
     kernel.run(f"# Exercise 3 - fix it\n{LEAKED_CELL}")
-    assert incorrect(kernel, "ex3").startswith("The leaked password is still in your code.")
+    assert incorrect(kernel, "ex3").startswith("The leaked signature is still in your code.")
 
 
-def test_ex3_the_leaked_password_left_in_a_comment_is_incorrect(kernel):
-    kernel.run(EX3.replace("conn_str = f", f"# old: Password={leaks.FAKE_SQL_PASSWORD}\nconn_str = f"))
-    assert kernel.check("ex3").message.startswith("The leaked password is still in your code.")
+def test_ex3_the_leaked_signature_left_in_a_comment_is_incorrect(kernel):
+    kernel.run(EX3.replace("orders_url = f", f"# old: sig={leaks.FAKE_SAS_SIGNATURE}\norders_url = f"))
+    assert incorrect(kernel, "ex3").startswith("The leaked signature is still in your code.")
 
 
-def test_ex3_a_connection_string_without_a_password_is_incorrect(kernel):
-    kernel.run(READ + 'server = "sql-sales-dev.database.windows.net"\n'
-               'conn_str = f"Server=tcp:{server},1433;Database=SalesDB;User ID=etl_user;Encrypt=True;"')
-    assert incorrect(kernel, "ex3").startswith("`conn_str` has no `Password=...;` part")
+def test_ex3_the_guided_lessons_connection_string_fix_does_not_answer_it(kernel):
+    """Copying the guided notebook's cell gives a conn_str, not the blob's URL: the exercise is a new case."""
+    kernel.run(READ.replace("landing-sas-token", "sql-db-password").replace("sas_token", "password")
+               + 'conn_str = f"Server=tcp:sql-sales-dev.database.windows.net,1433;Password={password};"')
+    assert kernel.check("ex3").status == "not-attempted"
 
 
-def test_ex3_the_leaked_password_assembled_in_pieces_is_incorrect(kernel):
-    kernel.run(f"password = {leaks.FAKE_SQL_PASSWORD[:6]!r} + {leaks.FAKE_SQL_PASSWORD[6:]!r}\n"
-               f'server = "sql-sales-dev.database.windows.net"\nconn_str = {TEMPLATE}')
-    assert incorrect(kernel, "ex3").startswith("`conn_str` still holds the leaked password. It has been rotated")
+def test_ex3_a_url_without_a_token_is_incorrect(kernel):
+    kernel.run(READ + f"orders_url = {BLOB!r}")
+    assert incorrect(kernel, "ex3").startswith("`orders_url` has no SAS token after the `?`")
 
 
-def test_ex3_a_password_that_is_not_the_vaults_is_incorrect(kernel):
-    kernel.run("import secrets\npassword = secrets.token_urlsafe(24)\n"
-               f'server = "sql-sales-dev.database.windows.net"\nconn_str = {TEMPLATE}')
-    assert incorrect(kernel, "ex3") == ("The password in `conn_str` is not the current value of `sql-db-password`: "
-                                        "read it with client.get_secret('sql-db-password').value.")
+def test_ex3_the_leaked_token_assembled_in_pieces_is_incorrect(kernel):
+    half = len(leaks.FAKE_SAS_SIGNATURE) // 2
+    kernel.run(f"sig = {leaks.FAKE_SAS_SIGNATURE[:half]!r} + {leaks.FAKE_SAS_SIGNATURE[half:]!r}\n"
+               f"orders_url = {BLOB!r} + '?sv=2022-11-02&sp=r&sig=' + sig")
+    assert incorrect(kernel, "ex3").startswith("`orders_url` still carries the leaked SAS. It was revoked")
+
+
+def test_ex3_a_token_that_is_not_the_vaults_is_incorrect(kernel):
+    kernel.run("from kvlab.checks.lesson01 import new_sas_token\n"
+               f"orders_url = {BLOB!r} + '?' + new_sas_token()")
+    assert incorrect(kernel, "ex3").startswith(
+        "The SAS token in `orders_url` is not the current value of `landing-sas-token`")
+
+
+def test_ex3_a_token_encoded_twice_is_incorrect(kernel):
+    kernel.run(READ + "from urllib.parse import quote\n" f"orders_url = {BLOB!r} + '?' + quote(sas_token)")
+    assert incorrect(kernel, "ex3").startswith("The SAS token in `orders_url` is not the current value")
 
 
 def test_ex3_the_vaults_value_pasted_into_code_is_incorrect(kernel, emulator):
-    stored = emulator.inspect_secret(lesson01.VAULT, lesson01.SECRET)["value"]
-    kernel.run(f"password = {stored!r}\n" f'server = "sql-sales-dev.database.windows.net"\nconn_str = {TEMPLATE}')
+    kernel.run(f"orders_url = {BLOB!r} + '?' + {stored_token(emulator)!r}")
     assert incorrect(kernel, "ex3") == (
         "The vault's value appears in your code: read it from the vault at run time, never paste it.")
 
 
-def test_ex3_a_changed_connection_string_is_incorrect(kernel):
-    kernel.run(EX3.replace("Database=SalesDB", "Database=master"))
-    assert incorrect(kernel, "ex3") == ("Keep the rest of the connection string as it was: `database` changed. Only "
-                                        "the password comes from somewhere else now.")
+def test_ex3_another_blob_is_incorrect(kernel):
+    kernel.run(EX3.replace("/landing/orders.csv", "/landing/customers.csv"))
+    assert incorrect(kernel, "ex3").startswith("Keep the blob's address as it was")
 
 
 def test_ex3_another_secret_typed_into_a_cell_is_incorrect(kernel):
@@ -272,26 +295,18 @@ def test_ex3_another_secret_typed_into_a_cell_is_incorrect(kernel):
     assert leaks.FAKE_DATABRICKS_TOKEN not in message
 
 
-def test_ex3_a_variable_holding_the_secrets_name_is_fine(kernel):
-    """detect-secrets' keyword heuristic flags `secret_name = "..."`; a name is not a leak."""
-    kernel.run(EX3.replace("client.get_secret(\"sql-db-password\")", "client.get_secret(secret_name)")
-               .replace("password = client", "secret_name = \"sql-db-password\"\npassword = client"))
-    assert "secret_name" in kernel.ns
-    assert kernel.check("ex3").status == "correct"
-
-
 def test_ex3_a_value_not_read_in_this_run_is_incorrect(kernel, emulator):
     kernel.run(EX3)
     kernel.ns["lesson"].audit_position = emulator.audit_position()  # as if read before this run
     assert incorrect(kernel, "ex3") == (
-        "`sql-db-password` was not read from the vault in this run: the audit log shows no SecretGet.")
+        "`landing-sas-token` was not read from the vault in this run: the audit log shows no SecretGet.")
 
 
 def test_ex3_a_stale_answer_after_the_set_up_runs_again_is_incorrect(kernel):
     kernel.run(EX3)
     assert kernel.check("ex3").status == "correct"
-    kernel.start()  # a new run rotates the password: the old conn_str is stale
-    assert incorrect(kernel, "ex3").startswith("The password in `conn_str` is not the current value")
+    kernel.start()  # a new run issues a new token: the old URL is stale, so a copied answer fails
+    assert incorrect(kernel, "ex3").startswith("The SAS token in `orders_url` is not the current value")
 
 
 # -- against a real vault: Git and scanning still work, the audit log is not ours to read ------------------------
@@ -307,9 +322,9 @@ def test_on_a_real_vault_ex1_and_ex2_are_checked_and_ex3_is_unavailable(tmp_path
     assert kernel.check("ex1").status == "correct"
     assert kernel.check("ex2").status == "correct"
     # the real vault's value, without reaching Azure: what the learner's get_secret would have returned
-    monkeypatch.setattr(Context, "secret", lambda self, name, vault=None: {"value": "generated-in-the-real-vault"})
-    kernel.run('server = "sql-sales-dev.database.windows.net"\n'
-               "password = ''.join(reversed('tluav-laer-eht-ni-detareneg'))\n" f"conn_str = {TEMPLATE}")
+    monkeypatch.setattr(Context, "secret", lambda self, name, vault=None: {"value": "sv=2022-11-02&sig=real%3D"})
+    kernel.run("# Exercise 3 - a stand-in for the real read\n"
+               f"orders_url = {BLOB!r} + '?' + ''.join(reversed('D3%laer=gis&20-11-2202=vs'))")
     result = kernel.check("ex3")
     assert result.status == "unavailable", result.message
     assert result.message.startswith("Everything else checks out.")
