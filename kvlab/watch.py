@@ -13,7 +13,10 @@ displays and results are seen through ipykernel's message hooks on the display
 publisher and the display hook. Outside an IPython kernel nothing is watched.
 
 A cell run again replaces what it showed before (by the cell id JupyterLab
-sends; without one, by its source), as the notebook replaces its output.
+sends; without one, by its source), as the notebook replaces its output. So
+the watch also knows which lab stubs still show their "your turn" notice: an
+exercise is not attempted while its cell's latest run was the stub, however
+the learner rewrites the cell.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import html
 import sys
 from dataclasses import dataclass, field
 
+from . import stubs
+
+STUB = "stub"  # the channel of a stub's notice (kvlab.stubs), which is no output a secret can hide in
 LIMIT = 2_000_000  # characters kept per run: enough for any lesson, bounded for a runaway loop
 MIN_LENGTH = 6  # shorter values ("1", "yes") would be found everywhere
 
@@ -65,6 +71,7 @@ class _Tee:
 class Watch:
     shown: dict[object, list[Shown]] = field(default_factory=dict)
     size: int = 0
+    cell_ids: bool = False  # whether the front end names cells (JupyterLab does)
     _cell: tuple[object, str] = (None, "")
     _saved: tuple | None = None
 
@@ -79,7 +86,9 @@ class Watch:
 
     def pre_run_cell(self, info) -> None:
         source = getattr(info, "raw_cell", "") or ""
-        key = getattr(info, "cell_id", None) or source
+        cell_id = getattr(info, "cell_id", None)
+        self.cell_ids = self.cell_ids or bool(cell_id)
+        key = cell_id or source
         for old in self.shown.pop(key, []):  # a cell run again: its old output is gone from the notebook too
             self.size -= len(old.text)
         self._cell = (key, source)
@@ -94,6 +103,9 @@ class Watch:
     def message(self, msg):
         """An ipykernel hook: display_data and execute_result messages pass through here (unchanged)."""
         data = (msg.get("content") or {}).get("data") or {}
+        if isinstance(data.get(stubs.MIME), dict):  # a lab stub ran: its cell shows "your turn" until run again
+            self.add(STUB, data[stubs.MIME].get("exercise") or "")
+            return msg
         channel = "displayed output" if msg.get("msg_type") == "display_data" else "result"
         for mime in ("text/plain", "text/html", "text/markdown", "text/latex"):
             if isinstance(data.get(mime), str):
@@ -102,13 +114,24 @@ class Watch:
 
     # -- asking ------------------------------------------------------------------
 
+    def pending_stubs(self) -> set[str] | None:
+        """The exercises whose stub's "your turn" notice is still their cell's latest output.
+
+        None when the front end sends no cell ids (papermill, some editors): an
+        edited cell then looks like another cell, so the watch cannot tell.
+        """
+        if not self.cell_ids:
+            return None
+        return {s.text for items in self.shown.values() for s in items if s.channel == STUB}
+
     def sightings(self, values: dict[str, list[str]]) -> list[Sighting]:
         """Where any of ``values`` ({secret name: its values}) showed, first sighting per secret."""
         found = []
         for name, candidates in values.items():
             forms = {form for value in candidates if value and len(value) >= MIN_LENGTH
                      for form in (value, html.escape(value), repr(value)[1:-1])}
-            hit = next((s for items in self.shown.values() for s in items if any(f in s.text for f in forms)), None)
+            hit = next((s for items in self.shown.values() for s in items
+                        if s.channel != STUB and any(f in s.text for f in forms)), None)
             if hit is not None:
                 found.append(Sighting(name, hit.cell, hit.channel))
         return found

@@ -113,3 +113,19 @@ def test_lesson_01_printing_the_fixed_url_shows_the_new_token(emulator):
     assert last["status"] == "incorrect"
     assert last["message"].startswith("The value of `landing-sas-token` showed in the output of your cell that starts "
                                       "`print('reading', orders_url)`")
+
+
+def test_a_stub_waits_until_its_own_cell_runs_something_else():
+    """In JupyterLab (cell ids): the stub's notice marks its exercise as not attempted, whatever the cell says later."""
+    from kvlab import stubs
+
+    watch = Watch()
+    assert watch.pending_stubs() is None  # no cell ids seen: the checks fall back to reading the cells
+    watch.pre_run_cell(SimpleNamespace(raw_cell="# Exercise 2 - store it\nraise NotImplementedError(...)", cell_id="c9"))
+    watch.message({"msg_type": "display_data", "content": {"data": {stubs.MIME: {"task": "Exercise 2 - store it",
+                                                                                  "exercise": "ex2"}}}})
+    watch.post_run_cell(None)
+    assert watch.pending_stubs() == {"ex2"}
+    watch.pre_run_cell(SimpleNamespace(raw_cell="client.set_secret('first-secret', token)", cell_id="c9"))  # comment gone
+    watch.post_run_cell(None)
+    assert watch.pending_stubs() == set()

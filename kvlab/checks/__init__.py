@@ -126,15 +126,25 @@ class Context:
                 "enabled": found.properties.enabled, "exp": int(expires.timestamp()) if expires else None}
 
     def require_stub_replaced(self, exercise: Exercise) -> None:
-        """NotAttempted while the newest run of this exercise's cell is still the lab's stub."""
+        """NotAttempted while the exercise's stub is what its cell last did.
+
+        Where the front end names cells (JupyterLab), the output watch knows it
+        from the stub's own notice in that cell (kvlab.watch), so any rewrite of
+        the cell counts. Elsewhere the newest cell that names the exercise tells.
+        """
         number = exercise.id[2:] if exercise.id.startswith("ex") else exercise.id
+        pending = (f"Exercise {number} still has its stub: replace `raise NotImplementedError(...)` "
+                   "with your code and run the cell.")
+        watch = getattr(self.lesson, "watch", None)
+        waiting = watch.pending_stubs() if watch is not None else None
+        if waiting is not None:
+            if exercise.id in waiting:
+                raise NotAttempted(pending)
+            return
         marker = f"Exercise {number} "
         for source in reversed(self.sources()):
             if marker in source and stubs.is_stub_source(source):
-                raise NotAttempted(
-                    f"Exercise {number} still has its stub: replace `raise NotImplementedError(...)` "
-                    "with your code and run the cell."
-                )
+                raise NotAttempted(pending)
             if marker in source:
                 return
 

@@ -75,7 +75,7 @@ def check_read(ctx: Context) -> list[str]:
     if any(value in source for source in ctx.sources()):
         raise Incorrect("The secret's value appears in your code. Read it from the vault instead of typing it.")
     checked.append("the value appears nowhere in your code")
-    if ctx.lesson.watch is not None:
+    if ctx.lesson.watch is not None and ctx.lesson.lab is not None:
         checked.append("nor in any output of this run")
     return checked
 
