@@ -307,8 +307,9 @@ DIAGNOSES = ("not-found", "no-access", "disabled", "deleted", "other")
 def _staged_failures(ctx: Context) -> list[tuple[str, str, BaseException]]:
     """Real SDK exceptions from real requests: (what happened, the expected diagnosis, the exception).
 
-    Staged on secrets of their own (``diagnose-*``), so no other exercise's
-    records change, and raised by the SDK exactly as the learner's code meets them.
+    Staged on secrets of their own (``diagnose-*``, new names each time, so a
+    check run twice meets the same failures), so no other exercise's records
+    change, and raised by the SDK exactly as the learner's code meets them.
     """
     import secrets as random
 
@@ -332,14 +333,14 @@ def _staged_failures(ctx: Context) -> list[tuple[str, str, BaseException]]:
             DefaultAzureCredential(managed_identity_client_id=stranger_id) as theirs, SecretClient(url, theirs) as other:
         failure("a typo in the name (404 SecretNotFound)", "not-found", lambda: admin.get_secret("sql-db-pasword"))
         failure("an identity without a role (403 ForbiddenByRbac)", "no-access", lambda: other.get_secret(DB_SECRET))
-        admin.set_secret("diagnose-disabled", random.token_urlsafe(16))
-        admin.update_secret_properties("diagnose-disabled", enabled=False)
-        failure("a disabled latest version (403 SecretDisabled)", "disabled",
-                lambda: admin.get_secret("diagnose-disabled"))
-        admin.set_secret("diagnose-deleted", random.token_urlsafe(16))
-        admin.begin_delete_secret("diagnose-deleted").wait()
+        disabled, deleted = (f"diagnose-{kind}-{random.token_hex(4)}" for kind in ("disabled", "deleted"))
+        admin.set_secret(disabled, random.token_urlsafe(16))
+        admin.update_secret_properties(disabled, enabled=False)
+        failure("a disabled latest version (403 SecretDisabled)", "disabled", lambda: admin.get_secret(disabled))
+        admin.set_secret(deleted, random.token_urlsafe(16))
+        admin.begin_delete_secret(deleted).wait()
         failure("setting a soft-deleted name (409 ObjectIsDeletedButRecoverable)", "deleted",
-                lambda: admin.set_secret("diagnose-deleted", random.token_urlsafe(16)))
+                lambda: admin.set_secret(deleted, random.token_urlsafe(16)))
         failure("a name Key Vault refuses (400 BadParameter)", "other", lambda: admin.set_secret("not_valid!", "x"))
     return staged
 

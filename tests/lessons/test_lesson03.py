@@ -396,3 +396,9 @@ def test_ex5_hard_coded_answers_in_order_are_incorrect(kernel):
                "_answers = itertools.cycle(['not-found', 'no-access', 'disabled', 'deleted', 'other'])\n"
                "def diagnose(error):\n    return next(_answers)")
     assert kernel.check("ex5").status == "incorrect"
+
+
+def test_ex5_checked_twice_in_one_run_stages_the_same_failures(kernel):
+    kernel.run(answer(EX5))
+    assert kernel.check("ex5").status == "correct"
+    assert kernel.check("ex5").status == "correct"

@@ -1,0 +1,107 @@
+"""Each lab, as a learner really answers it, in a real kernel: right answers written another way pass, hacks fail.
+
+For every lab the solution notebook runs first (all correct), then each variant
+below runs as a new cell followed by its check: a right answer in the
+learner's own words must be "correct"; a hack (printing a secret, swallowing
+an error, hard-coding what should be read or generated) must be "incorrect",
+with the reason given. Hacks that print a secret come last in a notebook: a
+secret once shown stays shown for every later check of that run, as it should.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from kvlab.feedback import MIME
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Answer(NamedTuple):
+    exercise: str
+    kind: str  # "own way" (must be correct) or the hack it tries
+    code: str
+    status: str
+    reason: str = ""  # how the check's message starts, for an incorrect one
+
+
+SHOWN = "The value of `{}` showed in the output of your cell"
+
+ANSWERS = {
+    "00-start-here.ipynb": [
+        Answer("ex1", "own way", "import azure.keyvault.secrets as kv\nfrom azure.identity import DefaultAzureCredential as DAC\n"
+               "client = kv.SecretClient(lesson.vault_url(), DAC())", "correct"),
+        Answer("ex2", "own way", "from secrets import token_hex\n"
+               "client.set_secret(name='first-secret', value=token_hex(24), content_type='text/plain')", "correct"),
+        Answer("ex3", "own way", "secret = client.get_secret('first-secret')\nvalue = secret.value", "correct"),
+        Answer("ex3", "swallowing the error", "try:\n    value = client.get_secret('first-secrt').value\n"
+               "except Exception:\n    value = ''", "incorrect", "`value` is not the value stored in `first-secret`"),
+        Answer("ex2", "hard-coding the value", "client.set_secret('first-secret', 'Winter2026!Sales', "
+               "content_type='text/plain')  # pragma: allowlist secret", "incorrect", "The value of `first-secret` is typed"),
+        Answer("ex3", "printing the secret", "value = client.get_secret('first-secret').value\nprint('got', value)",
+               "incorrect", SHOWN.format("first-secret")),
+    ],
+    "01-leaked-secrets.ipynb": [
+        Answer("ex1", "own way (the kvlab CLI)", "import json, subprocess, sys\n"
+               "found = json.loads(subprocess.run([sys.executable, '-m', 'kvlab.cli', 'scan', '--history', "
+               "str(practice.path)], capture_output=True, text=True).stdout)\n"
+               "leak_commit, leaked_type = found[0]['commit'][:10], found[0]['type']", "correct"),
+        Answer("ex2", "own way", "leaky_cells = list(dict.fromkeys(f.cell for f in "
+               "leaks.scan('incoming/ingest.ipynb', root=practice)))", "correct"),
+        Answer("ex3", "own way", "from urllib.parse import urlunsplit\n"
+               "token = client.get_secret('landing-sas-token').value\n"
+               "orders_url = urlunsplit(('https', 'stsalesdev.blob.core.windows.net', '/landing/orders.csv', token, ''))",
+               "correct"),
+        Answer("ex3", "printing the URL", "print('reading', orders_url)", "incorrect", SHOWN.format("landing-sas-token")),
+    ],
+    "02-creating-a-vault.ipynb": [
+        Answer("ex2", "own way (the management plane directly)",
+               "for who, scope in [('id-databricks-sales', 'kv-sales-dev'), ('id-adf-sales', 'kv-sales-dev/secrets/sql-db-password')]:\n"
+               "    lesson.lab.assign_role('Key Vault Secrets User', who, scope)", "correct"),
+        Answer("ex1", "printing a value to check it worked", "print(client.get_secret('sql-db-password').value)",
+               "incorrect", SHOWN.format("sql-db-password")),
+    ],
+    "03-secretclient-and-managed-identity.ipynb": [
+        Answer("ex4", "own way (expiry times)", "import time\n\nclass SecretCache:\n"
+               "    def __init__(self, client, ttl_seconds=300, clock=time.monotonic):\n"
+               "        self.client, self.ttl_seconds, self.clock, self.expires, self.values = client, ttl_seconds, clock, {}, {}\n"
+               "    def get(self, name):\n"
+               "        if self.clock() >= self.expires.get(name, float('-inf')):\n"
+               "            self.values[name] = self.client.get_secret(name).value\n"
+               "            self.expires[name] = self.clock() + self.ttl_seconds\n"
+               "        return self.values[name]\n\n"
+               "cache = SecretCache(func_client)\nfor _ in range(5):\n    cache.get('adls-storage-key')", "correct"),
+        Answer("ex5", "swallowing every error alike", "def diagnose(error):\n    return 'other'", "incorrect", "For "),
+        Answer("ex1", "printing the password", "print(db_password)", "incorrect", SHOWN.format("sql-db-password")),
+    ],
+}
+
+
+def run_with_answers(name: str, answers: list[Answer]) -> list[dict]:
+    """The solution notebook, then each answer and its check; the checks' outcomes, in order."""
+    solution = nbformat.read(ROOT / "solutions" / name, as_version=4)
+    notebook = nbformat.v4.new_notebook(metadata=solution.metadata)
+    notebook.cells = [nbformat.v4.new_code_cell(c.source) for c in solution.cells if c.cell_type == "code"]
+    first = len(notebook.cells)
+    for answer in answers:
+        notebook.cells += [nbformat.v4.new_code_cell(f"# {answer.kind}\n{answer.code}"),
+                           nbformat.v4.new_code_cell(f"check({answer.exercise!r})")]
+    NotebookClient(notebook, kernel_name="python3", timeout=300,
+                   resources={"metadata": {"path": str(ROOT / "solutions")}}).execute()
+    return [output["data"][MIME] for cell in notebook.cells[first + 1::2] for output in cell.outputs
+            if MIME in output.get("data", {})]
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERS), ids=lambda n: n[:2])
+def test_other_right_answers_pass_and_hacks_fail(name, emulator):
+    answers = ANSWERS[name]
+    outcomes = run_with_answers(name, answers)
+    assert len(outcomes) == len(answers)
+    got = [(a.exercise, a.kind, o["status"], o["message"][:len(a.reason)] if a.reason else "")
+           for a, o in zip(answers, outcomes)]
+    assert got == [(a.exercise, a.kind, a.status, a.reason) for a in answers]
