@@ -166,7 +166,13 @@ def test_ex1_a_missing_secret_is_named(kernel):
 def test_ex1_a_typed_value_is_incorrect(kernel):
     typed = "fake-not-a-real-password-0000"  # pragma: allowlist secret
     kernel.run(variant(EX1, "secrets.token_urlsafe(32)", repr(typed)))
-    assert incorrect(kernel, "ex1").startswith("A secret's value appears in your code.")
+    assert incorrect(kernel, "ex1").startswith("The value of `adls-storage-key` is typed into your code.")
+
+
+def test_ex1_a_chosen_value_built_in_code_is_incorrect(kernel):
+    """Not typed out, but chosen: judged by how guessable it is, not by how it was written."""
+    kernel.run(variant(EX1, "secrets.token_urlsafe(32)", "'Sales' + name.title() + '2026!'"))
+    assert "looks chosen, not generated" in incorrect(kernel, "ex1")
 
 
 def test_ex1_secrets_stored_before_this_run_do_not_count(kernel, emulator):
