@@ -165,40 +165,100 @@ def check_rotation(ctx: Context) -> list[str]:
     ]
 
 
-# -- exercise 3: soft delete, the 409, recover -------------------------------------------------
+# -- exercise 3: a store that survives a soft-deleted name ------------------------------------------
 
 
-def check_soft_delete(ctx: Context) -> list[str]:
-    _ = ctx.emulator  # this check reads the audit log
-    deletes = _records(ctx, "SecretDelete", API_SECRET)
-    if not deletes:
-        raise Incorrect(f"The audit log shows no delete of `{API_SECRET}` in this run. "
-                        f"Start with client.begin_delete_secret('{API_SECRET}').wait().")
-    mine = [r for r in ctx.audit(vault=VAULT) if (r.get("secretName") or "").lower() == API_SECRET]
-    last_delete = max(i for i, r in enumerate(mine) if r["operationName"] == "SecretDelete" and r["httpStatusCode"] == 200)
-    after = mine[last_delete + 1:]
-    if any(r["operationName"] == "SecretPurge" and r["httpStatusCode"] == 204 for r in after):
-        raise Incorrect(
-            f"`{API_SECRET}` was purged: a purge cannot be undone, so there is nothing left to recover. "
-            "Run the set-up cell again, then recover instead of purging."
-        )
-    conflicts = [r for r in after if r["operationName"] == "SecretSet" and r["httpStatusCode"] == 409]
-    if not conflicts:
-        raise Incorrect(
-            f"While `{API_SECRET}` is deleted, try set_secret on the same name and handle the 409 "
-            "(ResourceExistsError): print e.status_code, e.error.code and e.error.innererror['code']."
-        )
-    recovers = [r for r in after if r["operationName"] == "SecretRecover" and r["httpStatusCode"] == 200]
-    if not recovers:
-        raise Incorrect(f"`{API_SECRET}` is still deleted. Bring it back with "
-                        f"client.begin_recover_deleted_secret('{API_SECRET}').wait().")
-    if ctx.secret(API_SECRET, VAULT) is None:
-        raise Incorrect(f"`{API_SECRET}` was recovered, then deleted again: the vault has no live `{API_SECRET}` now.")
+def _stage_ensure(ctx: Context, ensure) -> list[str]:
+    """Run the learner's ``ensure_secret`` on states staged for real, on names of its own; what held."""
+    import secrets as random
+
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+
+    url = ctx.lesson.vault_url(VAULT)
+    stranger_id = ctx.emulator.identity(STRANGER)["clientId"]
+
+    def call(client, name: str, value: str, state: str):
+        try:
+            return ensure(client, name, value)
+        except HttpResponseError as exc:
+            raise Incorrect(f"ensure_secret(client, name, value) raised {type(exc).__name__} ({exc.status_code} "
+                            f"{_inner(exc)}) for {state}.") from None
+        except Exception as exc:  # the learner's function: name what it did, in one line
+            raise Incorrect(f"ensure_secret(...) raised {type(exc).__name__} for {state}: {exc}".strip()) from None
+
+    def versions(client, name: str) -> list[str]:
+        return [p.version for p in client.list_properties_of_secret_versions(name)]
+
+    def value_of(client, name: str) -> str | None:
+        try:
+            return client.get_secret(name).value
+        except ResourceNotFoundError:  # never stored, or still soft-deleted
+            return None
+
+    with DefaultAzureCredential() as mine, SecretClient(url, mine) as admin, \
+            DefaultAzureCredential(managed_identity_client_id=stranger_id) as theirs, SecretClient(url, theirs) as other:
+        name = f"ensure-{random.token_hex(4)}"
+        first, second, third = (random.token_urlsafe(16) for _ in range(3))
+        call(admin, name, first, "a name not used yet")
+        if value_of(admin, name) != first:
+            raise Incorrect("After ensure_secret(client, name, value) on a new name, the secret does not hold `value`.")
+        call(admin, name, second, "a live secret")
+        if value_of(admin, name) != second or len(versions(admin, name)) != 2:
+            raise Incorrect("On a live secret, ensure_secret should add `value` as a new version (set_secret does).")
+        admin.begin_delete_secret(name).wait()
+        call(admin, name, third, "a name held by a soft-deleted secret (409 ObjectIsDeletedButRecoverable)")
+        now = value_of(admin, name)
+        if now is None:
+            raise Incorrect("After a soft delete, ensure_secret returned but the secret is still deleted: the 409 "
+                            "was swallowed. Recover the secret, then store the value.")
+        if now != third:
+            raise Incorrect("After a soft delete, ensure_secret returned but the secret does not hold the new value.")
+        held = versions(admin, name)
+        if len(held) != 3:
+            raise Incorrect("After a soft delete, ensure_secret stored the value but the secret's history is gone "
+                            "(a purge?): recover the deleted secret, which brings back every version, then set.")
+        for client, state in ((other, "an identity without a role (403 ForbiddenByRbac)"),
+                              (admin, "a name Key Vault refuses (400 BadParameter)")):
+            target = name if client is other else "not_valid!"
+            try:
+                ensure(client, target, random.token_urlsafe(16))
+            except HttpResponseError:
+                continue
+            except Exception as exc:
+                raise Incorrect(f"ensure_secret(...) raised {type(exc).__name__} for {state}, not the SDK's "
+                                "error: let errors you do not handle reach the caller as they are.") from None
+            raise Incorrect(f"For {state}, ensure_secret(...) returned as if it had worked: it swallowed the error. "
+                            "Handle only the soft-deleted name; every other failure must reach the caller.")
     return [
-        f"`{API_SECRET}` was soft-deleted in this run",
-        "setting the deleted name answered 409 (your code went on: it handled the conflict)",
-        f"`{API_SECRET}` was recovered and is live again",
+        "ensure_secret was run on states staged for real: a new name, a live secret, a soft-deleted name "
+        "(recovered with its versions, then set), a 403 and a 400 (both reached the caller)",
     ]
+
+
+def _inner(exc) -> str:
+    error = getattr(exc, "error", None)
+    return ((getattr(error, "innererror", None) or {}).get("code") or getattr(error, "code", None) or "").strip()
+
+
+def check_ensure(ctx: Context) -> list[str]:
+    ensure = ctx.require("ensure_secret")
+    if not callable(ensure):
+        raise Incorrect(f"`ensure_secret` should be a function, but it is a {type(ensure).__name__}.")
+    checked = _stage_ensure(ctx, ensure)
+    after_delete = [r for r in ctx.audit(vault=VAULT) if (r.get("secretName") or "").lower() == API_SECRET]
+    deletes = [i for i, r in enumerate(after_delete) if r["operationName"] == "SecretDelete" and r["httpStatusCode"] == 200]
+    if not deletes:
+        raise Incorrect(f"`{API_SECRET}` was not deleted in this run: run the cell above the exercise (someone's "
+                        "mistake), then restore it with your ensure_secret.")
+    later = after_delete[deletes[-1] + 1:]
+    if not any(r["operationName"] == "SecretRecover" and r["httpStatusCode"] == 200 for r in later) \
+            or ctx.secret(API_SECRET, VAULT) is None:
+        raise Incorrect(f"`{API_SECRET}` is still deleted: use your ensure_secret to store it again "
+                        "(with a new generated value).")
+    checked.append(f"`{API_SECRET}` is back: recovered in this run, with its earlier versions, and set again")
+    return checked
 
 
 # -- exercise 4: a small cache with a TTL --------------------------------------------------------
@@ -393,11 +453,11 @@ LESSON = LessonSpec(
             "latest = func_client.get_secret(name) (no version: it follows rotation); "
             "pinned = func_client.get_secret(name, version=previous_version).",
         )),
-        Exercise("ex3", "Soft delete, the 409, recover", check_soft_delete, (
-            "client.begin_delete_secret(name).wait(); then set_secret on the same name raises "
-            "ResourceExistsError (409): catch it and print e.error.code.",
-            "client.begin_recover_deleted_secret(name).wait() brings the secret back with all its versions. "
-            "Do not purge: that cannot be undone.",
+        Exercise("ex3", "A store that survives a soft-deleted name", check_ensure, (
+            "Try set_secret first. Only one failure is yours to handle: the 409 whose inner code is "
+            "ObjectIsDeletedButRecoverable; let every other exception go on.",
+            "For that one: begin_recover_deleted_secret(name).wait() brings every version back; then set the "
+            "value again. Never purge: it cannot be undone.",
         )),
         Exercise("ex4", "A small cache with a TTL", check_cache, (
             "Keep a dict name -> (value, read_at). In get(name), return the value while "

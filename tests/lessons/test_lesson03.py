@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import notebook_kernel
-from notebook_kernel import variant, assert_stubs_not_attempted, code_cells, exercise_cell, incorrect
+from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells, exercise_cell, incorrect, variant
 
 from kvlab.checks import lesson_spec
 
@@ -61,6 +61,8 @@ def answer(source: str) -> str:
 def test_the_solution_is_correct_and_prints_no_secret_value(kernel, emulator):
     results = []
     for number, source in enumerate((EX1, EX2, EX3, EX4, EX5), 1):  # in the notebook's order, each then its check
+        if number == 3:
+            kernel.run(MISTAKE)  # the cell above exercise 3
         kernel.run(source)
         results.append(kernel.check(f"ex{number}"))
     assert [r.status for r in results] == ["correct"] * 5, [r.message for r in results]
@@ -71,9 +73,8 @@ def test_the_solution_is_correct_and_prints_no_secret_value(kernel, emulator):
         "in this run the vault served `adls-storage-key` 1 time (as id-func-orders)",
     ]
     printed = kernel.output.getvalue()
-    assert "409 Conflict ObjectIsDeletedButRecoverable" in printed
     values = [v for name in ("sql-db-password", "resend-api-key", "adls-storage-key") for v in _values(emulator, name)]
-    assert len(values) == 4  # three seeded, one rotation
+    assert len(values) == 5  # three seeded, one rotation, resend-api-key stored again
     assert not any(value in printed for value in values)
     assert not any(value in source for value in values for source in kernel.ns["In"])
 
@@ -202,44 +203,66 @@ def test_ex2_pinning_the_latest_instead_of_the_previous_version_is_incorrect(ker
 # -- exercise 3: soft delete, 409, recover ----------------------------------------------------------
 
 
-def test_ex3_purging_instead_of_recovering_is_incorrect(kernel):
-    kernel.run(answer(EX3).replace('client.begin_recover_deleted_secret("resend-api-key").wait()',
-                                   'client.purge_deleted_secret("resend-api-key")'))
-    assert incorrect(kernel, "ex3") == (
-        "`resend-api-key` was purged: a purge cannot be undone, so there is nothing left to recover. "
-        "Run the set-up cell again, then recover instead of purging."
+MISTAKE = cell_with(SOLUTION, "someone's mistake, last night")
+ENSURE = answer(EX3).split("\n\n\nensure_secret(client")[0]  # the function alone
+RESTORE = 'ensure_secret(client, "resend-api-key", secrets.token_urlsafe(24), content_type="text/plain")'
+
+
+def test_ex3_an_ensure_written_another_way_is_correct(kernel):
+    """By status and inner code on HttpResponseError, recovering with .result(): as right as the solution."""
+    kernel.run(MISTAKE)
+    kernel.run(
+        "# Exercise 3 - my way\n"
+        "from azure.core.exceptions import HttpResponseError\n"
+        "def ensure_secret(client, name, value):\n"
+        "    try:\n"
+        "        return client.set_secret(name, value)\n"
+        "    except HttpResponseError as e:\n"
+        "        deleted = e.status_code == 409 and 'ObjectIsDeletedButRecoverable' in str(e.error.innererror)\n"
+        "        if not deleted:\n"
+        "            raise\n"
+        "    client.begin_recover_deleted_secret(name).result()\n"
+        "    return client.set_secret(name, value)\n"
+        "ensure_secret(client, 'resend-api-key', secrets.token_urlsafe(24))"
     )
+    result = kernel.check("ex3")
+    assert result.status == "correct", result.message
 
 
-def test_ex3_without_meeting_the_409_is_incorrect(kernel):
-    body = EX3.split("try:")[0] + 'client.begin_recover_deleted_secret("resend-api-key").wait()\n'
-    kernel.run(body)
+def test_ex3_swallowing_every_error_is_incorrect(kernel):
+    kernel.run(MISTAKE)
+    kernel.run(variant(ENSURE, "except ResourceExistsError as error:", "except Exception as error:")
+               .replace("            raise", "            return None") + "\n" + RESTORE)
+    assert incorrect(kernel, "ex3") == (
+        "For an identity without a role (403 ForbiddenByRbac), ensure_secret(...) returned as if it had worked: it "
+        "swallowed the error. Handle only the soft-deleted name; every other failure must reach the caller.")
+
+
+def test_ex3_set_secret_alone_fails_on_the_deleted_name(kernel):
+    kernel.run("# Exercise 3 - naive\ndef ensure_secret(client, name, value):\n    return client.set_secret(name, value)")
+    assert incorrect(kernel, "ex3") == (
+        "ensure_secret(client, name, value) raised ResourceExistsError (409 ObjectIsDeletedButRecoverable) for a "
+        "name held by a soft-deleted secret (409 ObjectIsDeletedButRecoverable).")
+
+
+def test_ex3_purging_instead_of_recovering_loses_the_history(kernel):
+    kernel.run(variant(ENSURE, "client.begin_recover_deleted_secret(name).wait()",
+                       "client.purge_deleted_secret(name)"))
     assert incorrect(kernel, "ex3").startswith(
-        "While `resend-api-key` is deleted, try set_secret on the same name and handle the 409 (ResourceExistsError)")
+        "After a soft delete, ensure_secret stored the value but the secret's history is gone (a purge?)")
 
 
-def test_ex3_is_judged_by_what_the_vault_saw_not_by_the_words_in_the_code(kernel):
-    """The 409 met and the secret recovered is the exercise; telling errors apart is exercise 5's, run for real."""
-    from azure.core.exceptions import ResourceExistsError
-
-    kernel.run('client.begin_delete_secret("resend-api-key").wait()')
-    with pytest.raises(ResourceExistsError):
-        kernel.run('client.set_secret("resend-api-key", "a new value")')
-    kernel.run('client.begin_recover_deleted_secret("resend-api-key").wait()')
-    assert kernel.check("ex3").status == "correct"
-
-
-def test_ex3_deleted_but_not_recovered_is_incorrect(kernel):
-    kernel.run(EX3.split("client.begin_recover_deleted_secret")[0])
+def test_ex3_recovering_without_storing_the_value_is_incorrect(kernel):
+    kernel.run(variant(ENSURE, "    client.begin_recover_deleted_secret(name).wait()\n    return client.set_secret(name, value, **properties)",
+                       "    return client.begin_recover_deleted_secret(name).result()"))
     assert incorrect(kernel, "ex3") == (
-        "`resend-api-key` is still deleted. Bring it back with "
-        "client.begin_recover_deleted_secret('resend-api-key').wait()."
-    )
+        "After a soft delete, ensure_secret returned but the secret does not hold the new value.")
 
 
-def test_ex3_nothing_deleted_is_incorrect(kernel):
-    kernel.run('client.begin_delete_secret("sql-db-password").wait()')  # the wrong secret
-    assert incorrect(kernel, "ex3").startswith("The audit log shows no delete of `resend-api-key` in this run.")
+def test_ex3_a_right_function_that_never_restored_the_secret_is_incorrect(kernel):
+    kernel.run(MISTAKE)
+    kernel.run(ENSURE)
+    assert incorrect(kernel, "ex3").startswith("`resend-api-key` is still deleted: use your ensure_secret")
 
 
 # -- exercise 4: the TTL cache ---------------------------------------------------------------------
@@ -340,6 +363,7 @@ def test_against_a_real_vault_the_checks_are_unavailable_and_never_crash(tmp_pat
     )
     kernel.run(EX4.split("cache = SecretCache")[0] + "cache = SecretCache(func_client)")
     kernel.run(answer(EX5))
+    kernel.run(ENSURE)
     results = {e: kernel.check(e) for e in ("ex1", "ex2", "ex3", "ex4", "ex5")}
     assert {e: r.status for e, r in results.items()} == dict.fromkeys(results, "unavailable")
     assert results["ex4"].message.startswith(

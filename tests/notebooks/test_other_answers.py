@@ -76,6 +76,9 @@ ANSWERS = {
                "            self.expires[name] = self.clock() + self.ttl_seconds\n"
                "        return self.values[name]\n\n"
                "cache = SecretCache(func_client)\nfor _ in range(5):\n    cache.get('adls-storage-key')", "correct"),
+        Answer("ex3", "swallowing every error", "def ensure_secret(client, name, value):\n    try:\n"
+               "        return client.set_secret(name, value)\n    except Exception:\n        return None",
+               "incorrect", "After a soft delete, ensure_secret returned but the secret is still deleted"),
         Answer("ex5", "swallowing every error alike", "def diagnose(error):\n    return 'other'", "incorrect", "For "),
         Answer("ex1", "printing the password", "print(db_password)", "incorrect", SHOWN.format("sql-db-password")),
     ],
