@@ -107,61 +107,65 @@ def check_read_as_function(ctx: Context) -> list[str]:
     ]
 
 
-# -- exercise 2: rotate, follow the latest, pin the previous version ------------------------------
+# -- exercise 2: roll back a bad rotation ----------------------------------------------------------
+
+NIGHTLY = {"job": "nightly-rotation"}  # the tag of the bad version the lab's cell replays
 
 
-def check_rotation(ctx: Context) -> list[str]:
+def _version_rows(ctx: Context, name: str) -> list:
+    """Every version of ``name``, oldest first, read behind the vault's back (leaves no audit record)."""
+    from ..emulator.state import State
+
+    with State(ctx.emulator.state_dir) as state:
+        found = state.store.secret_state(VAULT, name)
+        return state.store.all_versions(VAULT, found[0]) if found else []
+
+
+def check_rollback(ctx: Context) -> list[str]:
     from azure.keyvault.secrets import KeyVaultSecret
 
-    previous = ctx.require("previous_version", str, "str (a version id)").strip().lower()
     latest = ctx.require("latest", KeyVaultSecret, "KeyVaultSecret (what get_secret returns)")
-    pinned = ctx.require("pinned", KeyVaultSecret, "KeyVaultSecret (what get_secret returns)")
-    _ = ctx.emulator  # the rest reads the audit log: on a real vault, say so before reading anything
-    current = ctx.secret(DB_SECRET, VAULT)
-    if current is None:
-        raise Incorrect(f"The vault has no live `{DB_SECRET}`. Run the set-up cell again, then this exercise.")
-    current_version = current["version"].lower()
-    values = _version_values(ctx, DB_SECRET)
-    if current_version == previous:
-        if len(values) > 1:
-            raise Incorrect(f"`previous_version` is the version your rotation created, the latest. Note the "
-                            "current version *before* set_secret: that is the one to pin.")
-        raise Incorrect(f"`{DB_SECRET}` still has a single version: nothing was rotated. "
-                        "set_secret with a new value adds a new version.")
-    if previous not in values:
-        raise Incorrect(f"`previous_version` ({previous}) is not a version of `{DB_SECRET}`. "
-                        "Take it from get_secret(...).properties.version before you rotate.")
-    sets = [r for r in _records(ctx, "SecretSet", DB_SECRET) if (r.get("secretVersion") or "").lower() == current_version]
-    if not sets:
-        raise Incorrect(f"The latest version of `{DB_SECRET}` was not set in this run: rotate it with set_secret.")
-    if (latest.name or "").lower() != DB_SECRET or (latest.properties.version or "").lower() != current_version:
-        raise Incorrect(f"`latest` is version {latest.properties.version} of `{latest.name}`, but the vault's "
-                        f"latest `{DB_SECRET}` is {current_version}. Read it again after the rotation, "
-                        "with get_secret(name) and no version.")
+    _ = ctx.emulator  # versions, tags and reads come from the emulator's records
+    rows = _version_rows(ctx, DB_SECRET)
+    bad_at = max((i for i, r in enumerate(rows) if (r.tags or {}).get("job") == NIGHTLY["job"]), default=None)
+    if not bad_at:
+        raise Incorrect("Run the cell above the exercise first: it replays the night's bad rotation.")
+    bad, good, current = rows[bad_at], rows[bad_at - 1], rows[-1]
+    if current.version == bad.version:
+        if not bad.enabled:
+            raise Incorrect(
+                f"The bad version is disabled, and it is still the latest: every unpinned get_secret('{DB_SECRET}') "
+                "now answers 403 SecretDisabled. Key Vault never falls back to an older version. Store the last "
+                "good value again, as a new version."
+            )
+        raise Incorrect(f"Unpinned consumers still get the bad version ({bad.version}): store the last good value "
+                        "(the version before it) again, as a new latest version.")
+    if current.value != good.value:
+        raise Incorrect(f"The latest version of `{DB_SECRET}` does not hold the last good value, the one of version "
+                        f"{good.version} (the version before the night's). Read it by its version, then store it.")
+    if not current.enabled:
+        raise Incorrect(f"The latest version of `{DB_SECRET}` is disabled: unpinned reads answer 403 SecretDisabled.")
+    if bad.enabled:
+        raise Incorrect(f"The bad version {bad.version} is still enabled: a consumer pinned to it, or a restore of "
+                        "it, would serve a password that works nowhere. Disable it with "
+                        "update_secret_properties(name, version, enabled=False).")
+    _no_value_in_code(ctx, good.value, f"`{DB_SECRET}`")
     reads = [r for r in _records(ctx, "SecretGet", DB_SECRET)
-             if (r.get("secretVersion") or "").lower() == current_version]
+             if r.get("identity") == FUNC_IDENTITY and (r.get("secretVersion") or "").lower() == current.version.lower()]
     if not reads:
-        raise Incorrect(f"Nobody read the new version of `{DB_SECRET}` from the vault. Read `latest` after the "
-                        f"rotation the way the Function's code does: func_client.get_secret('{DB_SECRET}').")
+        raise Incorrect(f"The Function app has not read the restored version yet: read `latest` as it does, "
+                        f"func_client.get_secret('{DB_SECRET}').")
     if all(_version_in_url(r) for r in reads):
-        raise Incorrect(
-            "`latest` was read by naming the new version. A consumer that should follow rotation calls "
-            f"get_secret('{DB_SECRET}') without a version: the next rotation then reaches it with no code change."
-        )
-    if (pinned.name or "").lower() != DB_SECRET or (pinned.properties.version or "").lower() != previous:
-        raise Incorrect(f"`pinned` is version {pinned.properties.version} of `{pinned.name}`; it should be "
-                        f"`previous_version` of `{DB_SECRET}`: get_secret(name, version=previous_version).")
-    pinned_reads = [r for r in _records(ctx, "SecretGet", DB_SECRET) if _version_in_url(r) == previous]
-    if not pinned_reads:
-        raise Incorrect("The audit log shows no read that names `previous_version` in its URL. "
-                        "Read it with get_secret(name, version=previous_version).")
-    if pinned.value != values[previous] or latest.value != values[current_version]:
-        raise Incorrect("`latest` or `pinned` does not hold the value of its version. Keep what get_secret returns.")
-    follower = reads[-1].get("identity")
+        raise Incorrect("`latest` was read by naming a version. The Function's code reads without one; that is "
+                        "why the roll-back reached it with no code change. Read it that way.")
+    if (latest.properties.version or "").lower() != current.version.lower() or latest.value != good.value:
+        raise Incorrect(f"`latest` is version {latest.properties.version}, but the vault's latest `{DB_SECRET}` is "
+                        f"{current.version}: read it again after your roll-back.")
     return [
-        f"set_secret added a new version of `{DB_SECRET}` in this run; `previous_version` is an older one",
-        f"`latest` is the new version, read without naming a version (as {follower})",
-        "`pinned` is the previous version, read by naming it",
+        f"the night's version {bad.version[:8]}... is disabled",
+        f"the last good value is the latest version again ({current.version[:8]}..., a new version: Key Vault "
+        "has no 'make an old version current')",
+        f"the Function app read it without naming a version (as {reads[-1].get('identity')}), with no code change",
     ]
 
 
@@ -447,11 +451,11 @@ LESSON = LessonSpec(
             f"Build func_client with that credential for lesson.vault_url(), and read `{DB_SECRET}` through it, "
             "not through your own client.",
         )),
-        Exercise("ex2", "Rotate, follow the latest, pin the previous version", check_rotation, (
-            "Before rotating, note the current version: client.get_secret(name).properties.version. "
-            "set_secret(name, new_value) then adds a version.",
-            "latest = func_client.get_secret(name) (no version: it follows rotation); "
-            "pinned = func_client.get_secret(name, version=previous_version).",
+        Exercise("ex2", "Roll back a bad rotation", check_rollback, (
+            "list_properties_of_secret_versions(name) shows every version with its tags; the night's carries "
+            "job=nightly-rotation. The good value is in the version before it.",
+            "Disabling the bad version alone leaves the latest disabled: get_secret answers 403, with no fall-back. "
+            "Read the good version by its id, store its value again, then disable the bad one.",
         )),
         Exercise("ex3", "A store that survives a soft-deleted name", check_ensure, (
             "Try set_secret first. Only one failure is yours to handle: the 409 whose inner code is "

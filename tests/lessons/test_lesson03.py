@@ -61,20 +61,21 @@ def answer(source: str) -> str:
 def test_the_solution_is_correct_and_prints_no_secret_value(kernel, emulator):
     results = []
     for number, source in enumerate((EX1, EX2, EX3, EX4, EX5), 1):  # in the notebook's order, each then its check
-        if number == 3:
-            kernel.run(MISTAKE)  # the cell above exercise 3
+        if number in (2, 3):
+            kernel.run(NIGHT if number == 2 else MISTAKE)  # the cell above the exercise
         kernel.run(source)
         results.append(kernel.check(f"ex{number}"))
     assert [r.status for r in results] == ["correct"] * 5, [r.message for r in results]
     assert results[0].passed[1] == "the audit log shows `sql-db-password` read as id-func-orders (1 SecretGet)"
-    assert results[1].passed[1] == "`latest` is the new version, read without naming a version (as id-func-orders)"
+    assert results[1].passed[2] == ("the Function app read it without naming a version (as id-func-orders), "
+                                    "with no code change")
     assert results[3].passed[1:] == [
         "your `cache`: 5 more calls of get('adls-storage-key') reached the vault 0 times (audit log)",
         "in this run the vault served `adls-storage-key` 1 time (as id-func-orders)",
     ]
     printed = kernel.output.getvalue()
     values = [v for name in ("sql-db-password", "resend-api-key", "adls-storage-key") for v in _values(emulator, name)]
-    assert len(values) == 5  # three seeded, one rotation, resend-api-key stored again
+    assert len(values) == 6  # three seeded, the night's version and its roll-back, resend-api-key stored again
     assert not any(value in printed for value in values)
     assert not any(value in source for value in values for source in kernel.ns["In"])
 
@@ -144,63 +145,73 @@ def test_ex1_a_client_for_another_vault_is_incorrect(kernel, emulator):
 # -- exercise 2: rotation and pinning -------------------------------------------------------------
 
 
-def test_ex2_a_consumer_that_pins_the_new_version_is_incorrect(kernel):
-    kernel.run(EX1)
-    kernel.run(EX2.replace(
-        'client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")',
-        'new = client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")',
-    ).replace('latest = func_client.get_secret("sql-db-password")',
-              'latest = func_client.get_secret("sql-db-password", version=new.properties.version)'))
-    message = incorrect(kernel, "ex2")
-    assert message.startswith("`latest` was read by naming the new version. A consumer that should follow rotation")
-    assert "the next rotation then reaches it with no code change" in message
+NIGHT = cell_with(SOLUTION, "02:00, the nightly rotation job")
 
 
-def test_ex2_the_value_set_secret_returned_is_not_a_consumer_reading_the_latest(kernel):
+@pytest.fixture
+def night(kernel):
+    """Exercise 1 done, then the night's bad rotation replayed, as in the lab."""
     kernel.run(EX1)
-    kernel.run(EX2.replace(
-        'client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")\n\n'
-        'latest = func_client.get_secret("sql-db-password")',
-        'latest = client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")',
-    ))
-    assert incorrect(kernel, "ex2") == (
-        "Nobody read the new version of `sql-db-password` from the vault. Read `latest` after the rotation "
-        "the way the Function's code does: func_client.get_secret('sql-db-password')."
+    kernel.run(NIGHT)
+    return kernel
+
+
+def test_ex2_before_the_night_is_replayed_the_check_says_so(kernel):
+    kernel.run(EX1)
+    kernel.run("# Exercise 2 - too early\nlatest = func_client.get_secret('sql-db-password')")
+    assert incorrect(kernel, "ex2") == "Run the cell above the exercise first: it replays the night's bad rotation."
+
+
+def test_ex2_a_roll_back_written_another_way_is_correct(night):
+    night.run(
+        "# Exercise 2 - my way: by creation order and the previous version's value\n"
+        "versions = sorted(client.list_properties_of_secret_versions('sql-db-password'), key=lambda p: p.tags is not None)\n"
+        "good_version, bad_version = versions[0].version, versions[-1].version\n"
+        "restored = client.set_secret('sql-db-password', client.get_secret('sql-db-password', good_version).value)\n"
+        "client.update_secret_properties('sql-db-password', version=bad_version, enabled=False)\n"
+        "latest = func_client.get_secret('sql-db-password')"
     )
+    result = night.check("ex2")
+    assert result.status == "correct", result.message
 
 
-def test_ex2_without_a_rotation_is_incorrect(kernel):
-    kernel.run(EX1)
-    kernel.run(EX2.replace(
-        'client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")', ""))
-    assert incorrect(kernel, "ex2") == (
-        "`sql-db-password` still has a single version: nothing was rotated. "
-        "set_secret with a new value adds a new version."
-    )
+def test_ex2_doing_nothing_leaves_the_bad_version_served(night):
+    night.run("# Exercise 2 - nothing\nlatest = func_client.get_secret('sql-db-password')")
+    assert incorrect(night, "ex2").startswith("Unpinned consumers still get the bad version")
 
 
-def test_ex2_noting_the_version_after_the_rotation_is_incorrect(kernel):
-    """Then `pinned` is the new version, not the previous one: the mistake is when the version was noted."""
-    kernel.run(EX1)
-    rotate = 'client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")\n'
-    note = 'previous_version = client.get_secret("sql-db-password").properties.version\n'
-    kernel.run(EX2.replace(note + rotate, rotate + note))
-    assert incorrect(kernel, "ex2") == (
-        "`previous_version` is the version your rotation created, the latest. "
-        "Note the current version *before* set_secret: that is the one to pin."
-    )
+def test_ex2_only_disabling_the_bad_version_breaks_every_reader(night):
+    """The accuracy point of the exercise: a disabled latest version answers 403; there is no fall-back."""
+    from azure.core.exceptions import HttpResponseError
+
+    night.run("# Exercise 2 - disable it\nbad = max(client.list_properties_of_secret_versions('sql-db-password'), "
+              "key=lambda p: p.tags is not None)\n"
+              "client.update_secret_properties('sql-db-password', bad.version, enabled=False)")
+    with pytest.raises(HttpResponseError) as refused:
+        night.run("latest = func_client.get_secret('sql-db-password')")
+    assert refused.value.status_code == 403 and refused.value.error.innererror["code"] == "SecretDisabled"
+    night.run("from azure.keyvault.secrets import KeyVaultSecret, SecretProperties\n"
+              "latest = KeyVaultSecret(SecretProperties(), '')  # what the learner is left holding")
+    assert incorrect(night, "ex2").startswith("The bad version is disabled, and it is still the latest")
 
 
-def test_ex2_pinning_the_latest_instead_of_the_previous_version_is_incorrect(kernel):
-    kernel.run(EX1)
-    kernel.run(EX2.replace('version=previous_version)', 'version=latest.properties.version)'))
-    message = incorrect(kernel, "ex2")
-    assert message.startswith("`pinned` is version ")
-    assert message.endswith("it should be `previous_version` of `sql-db-password`: "
-                            "get_secret(name, version=previous_version).")
+def test_ex2_a_new_password_instead_of_the_last_good_one_is_incorrect(night):
+    night.run(variant(answer(EX2), 'client.set_secret("sql-db-password", good_value, content_type="text/plain")',
+                      'client.set_secret("sql-db-password", secrets.token_urlsafe(24), content_type="text/plain")'))
+    assert incorrect(night, "ex2").startswith("The latest version of `sql-db-password` does not hold the last good value")
 
 
-# -- exercise 3: soft delete, 409, recover ----------------------------------------------------------
+def test_ex2_the_bad_version_left_enabled_is_incorrect(night):
+    night.run(variant(answer(EX2), 'client.update_secret_properties("sql-db-password", bad.version, enabled=False)',
+                      "pass"))
+    assert incorrect(night, "ex2").startswith("The bad version")
+    assert "is still enabled" in night.check("ex2").message
+
+
+def test_ex2_a_consumer_reading_by_version_is_incorrect(night):
+    night.run(variant(answer(EX2), 'latest = func_client.get_secret("sql-db-password")',
+                      'latest = func_client.get_secret("sql-db-password", client.get_secret("sql-db-password").properties.version)'))
+    assert incorrect(night, "ex2").startswith("`latest` was read by naming a version.")
 
 
 MISTAKE = cell_with(SOLUTION, "someone's mistake, last night")
