@@ -72,6 +72,7 @@ class Watch:
     shown: dict[object, list[Shown]] = field(default_factory=dict)
     size: int = 0
     cell_ids: bool = False  # whether the front end names cells (JupyterLab does)
+    results_hooked: bool = False  # whether the kernel's display hook passes cell results to `message`
     _cell: tuple[object, str] = (None, "")
     _saved: tuple | None = None
 
@@ -99,6 +100,8 @@ class Watch:
         if self._saved is not None and isinstance(sys.stdout, _Tee) and sys.stdout._watch is self:
             sys.stdout, sys.stderr = self._saved
         self._saved = None
+        if not self.results_hooked and getattr(result, "result", None) is not None:
+            self.add("result", repr(result.result))  # an ipykernel without a display-hook hook: its repr
 
     def message(self, msg):
         """An ipykernel hook: display_data and execute_result messages pass through here (unchanged)."""
@@ -159,5 +162,6 @@ def install() -> Watch | None:
     for publisher in (shell.display_pub, shell.displayhook):
         if hasattr(publisher, "register_hook"):
             publisher.register_hook(watch.message)
+    watch.results_hooked = hasattr(shell.displayhook, "register_hook")
     shell._kvlab_watch = watch
     return watch
