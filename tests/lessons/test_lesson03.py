@@ -164,7 +164,7 @@ def test_ex2_before_the_night_is_replayed_the_check_says_so(kernel):
 
 def test_ex2_a_roll_back_written_another_way_is_correct(night):
     night.run(
-        "# Exercise 2 - my way: by creation order and the previous version's value\n"
+        "# Exercise 2 - my way: the tagged version is the bad one, the other the good one\n"
         "versions = sorted(client.list_properties_of_secret_versions('sql-db-password'), key=lambda p: p.tags is not None)\n"
         "good_version, bad_version = versions[0].version, versions[-1].version\n"
         "restored = client.set_secret('sql-db-password', client.get_secret('sql-db-password', good_version).value)\n"
