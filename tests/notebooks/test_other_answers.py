@@ -51,6 +51,9 @@ ANSWERS = {
                "found = json.loads(subprocess.run([sys.executable, '-m', 'kvlab.cli', 'scan', '--history', "
                "str(practice.path)], capture_output=True, text=True).stdout)\n"
                "leak_commit, leaked_type = found[0]['commit'][:10], found[0]['type']", "correct"),
+        Answer("ex1", "the tool's answer typed in (allowed: the exercise is reading a tool's output)",
+               "from kvlab.checks.lesson01 import practice as fresh\n"
+               "leak_commit, leaked_type = fresh().leak.commit[:8], fresh().leak.type  # as if read off the table", "correct"),
         Answer("ex2", "own way", "leaky_cells = list(dict.fromkeys(f.cell for f in "
                "leaks.scan('incoming/ingest.ipynb', root=practice)))", "correct"),
         Answer("ex3", "own way", "from urllib.parse import urlunsplit\n"
@@ -60,6 +63,18 @@ ANSWERS = {
         Answer("ex3", "printing the URL", "print('reading', orders_url)", "incorrect", SHOWN.format("landing-sas-token")),
     ],
     "02-creating-a-vault.ipynb": [
+        Answer("ex1", "own way", "from datetime import datetime, timedelta, timezone\nimport secrets as s\n"
+               "tags = dict(env='dev', owner='sales-data')\n"
+               "for n in ('adls-storage-key', 'sql-db-password', 'resend-api-key'):\n"
+               "    client.set_secret(n, s.token_hex(32), content_type='application/octet-stream', tags=tags,\n"
+               "                      expires_on=datetime.now(timezone.utc) + timedelta(weeks=13))", "correct"),
+        Answer("ex3", "own way (ManagedIdentityCredential)", "from azure.identity import ManagedIdentityCredential\n"
+               "import secrets as s\nfrom datetime import datetime, timedelta, timezone\n"
+               "with ManagedIdentityCredential(client_id=lesson.lab.identity('id-devops-sales')['clientId']) as pipeline:\n"
+               "    prod = SecretClient(lesson.vault_url('kv-sales-prod'), pipeline)\n"
+               "    for n in SECRET_NAMES:\n"
+               "        prod.set_secret(n, s.token_urlsafe(40), content_type='text/plain', tags={'env': 'prod', 'owner': 'ops'},\n"
+               "                        expires_on=datetime.now(timezone.utc) + timedelta(days=60))", "correct"),
         Answer("ex2", "own way (the management plane directly)",
                "for who, scope in [('id-databricks-sales', 'kv-sales-dev'), ('id-adf-sales', 'kv-sales-dev/secrets/sql-db-password')]:\n"
                "    lesson.lab.assign_role('Key Vault Secrets User', who, scope)", "correct"),
@@ -67,6 +82,9 @@ ANSWERS = {
                "incorrect", SHOWN.format("sql-db-password")),
     ],
     "03-secretclient-and-managed-identity.ipynb": [
+        Answer("ex1", "own way (ManagedIdentityCredential)", "from azure.identity import ManagedIdentityCredential\n"
+               "func_client = SecretClient(lesson.vault_url(), ManagedIdentityCredential(client_id=func_client_id))\n"
+               "db_password = func_client.get_secret('sql-db-password').value", "correct"),
         Answer("ex4", "own way (expiry times)", "import time\n\nclass SecretCache:\n"
                "    def __init__(self, client, ttl_seconds=300, clock=time.monotonic):\n"
                "        self.client, self.ttl_seconds, self.clock, self.expires, self.values = client, ttl_seconds, clock, {}, {}\n"
