@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from . import Context, Exercise, Incorrect, LessonSpec, Unavailable
 
 VAULT = "kv-orders-dev"
-FUNC_IDENTITY = "id-func-orders"
+FUNC_IDENTITY = "id-func-orders"  # the guided notebook's Function app identity
+SLOTS = ("id-func-orders-blue", "id-func-orders-green")  # the lab's: two deployment slots, one of them live
 DB_SECRET = "sql-db-password"
 API_SECRET = "resend-api-key"
 STORAGE_SECRET = "adls-storage-key"
@@ -72,37 +73,61 @@ def _no_value_in_code(ctx: Context, value: str, what: str) -> None:
 # -- exercise 1: read as the Function app's user-assigned identity ------------------------------
 
 
+def _function_identity(ctx: Context) -> str:
+    """The Function app's identity in this run: the one that holds Key Vault Secrets User on the vault.
+
+    In the lab it is one of two deployment slots' identities, drawn at set-up,
+    so the learner has to find it; in the guided notebook it is id-func-orders.
+    """
+    holders = {a["principalName"] for a in ctx.emulator.role_assignments(scope=VAULT)
+               if a["roleDefinitionName"] == "Key Vault Secrets User"}
+    return next((name for name in (*SLOTS, FUNC_IDENTITY) if name in holders), FUNC_IDENTITY)
+
+
+def _grant_the_function(lesson) -> None:
+    """The guided notebook's Function identity, or in the lab one slot's drawn at random, gets its read role."""
+    import random
+
+    assignee = FUNC_IDENTITY if lesson.demo else random.choice(SLOTS)
+    lesson.lab.assign_role("Key Vault Secrets User", assignee, VAULT)
+
+
 def check_read_as_function(ctx: Context) -> list[str]:
     _require_vault_client(ctx, "func_client")
+    func = _function_identity(ctx)
     password = ctx.require("db_password", str, "str (the secret's value, `.value`)")
     reads = _records(ctx, "SecretGet", DB_SECRET)
     denied = _records(ctx, "SecretGet", DB_SECRET, status=403)
     if not reads:
-        if any(r.get("identity") == FUNC_IDENTITY for r in denied):
-            raise Incorrect(f"{FUNC_IDENTITY} was refused (403) reading `{DB_SECRET}`. "
+        idle = sorted({str(r.get("identity")) for r in denied if r.get("identity") != func})
+        if idle:
+            raise Incorrect(f"{idle[0]} was refused (403) reading `{DB_SECRET}`: it holds no role on the vault. "
+                            "Find the identity that does (the vault's role assignments) and sign in as that one.")
+        if any(r.get("identity") == func for r in denied):
+            raise Incorrect(f"{func} was refused (403) reading `{DB_SECRET}`. "
                             "Its role comes with the lesson: run the set-up cell again.")
         raise Incorrect(f"The audit log shows no successful read of `{DB_SECRET}` in this run. "
                         f"Read it with func_client.get_secret('{DB_SECRET}').")
-    by_function = [r for r in reads if r.get("identity") == FUNC_IDENTITY]
+    by_function = [r for r in reads if r.get("identity") == func]
     if not by_function:
         callers = sorted({str(r.get("identity")) for r in reads})
         raise Incorrect(
             f"The vault saw `{DB_SECRET}` read as {', '.join(callers)}, not as the Function app's identity "
-            f"{FUNC_IDENTITY}. Create func_client's credential with "
-            "DefaultAzureCredential(managed_identity_client_id=func_client_id)."
+            f"{func}. Create func_client's credential with that identity's client id "
+            "(DefaultAzureCredential(managed_identity_client_id=...))."
         )
     values = _version_values(ctx, DB_SECRET)
     read_values = {values.get((r.get("secretVersion") or "").lower()) for r in by_function}
     if password not in read_values:
         if password in values.values():
-            raise Incorrect(f"`db_password` holds a version of `{DB_SECRET}` that {FUNC_IDENTITY} never read. "
+            raise Incorrect(f"`db_password` holds a version of `{DB_SECRET}` that {func} never read. "
                             "Assign it from func_client.get_secret(...).value.")
         raise Incorrect(f"`db_password` is not the value stored in `{DB_SECRET}`. "
                         "Assign it from func_client.get_secret(...).value.")
     _no_value_in_code(ctx, password, f"`{DB_SECRET}`")
     return [
         f"`func_client` is a SecretClient for {ctx.lesson.vault_url(VAULT)}",
-        f"the audit log shows `{DB_SECRET}` read as {FUNC_IDENTITY} ({len(by_function)} SecretGet)",
+        f"the audit log shows `{DB_SECRET}` read as {func} ({len(by_function)} SecretGet)",
         "`db_password` holds the value it read, and the value appears nowhere in your code",
     ]
 
@@ -151,7 +176,8 @@ def check_rollback(ctx: Context) -> list[str]:
                         "update_secret_properties(name, version, enabled=False).")
     _no_value_in_code(ctx, good.value, f"`{DB_SECRET}`")
     reads = [r for r in _records(ctx, "SecretGet", DB_SECRET)
-             if r.get("identity") == FUNC_IDENTITY and (r.get("secretVersion") or "").lower() == current.version.lower()]
+             if r.get("identity") == _function_identity(ctx)
+             and (r.get("secretVersion") or "").lower() == current.version.lower()]
     if not reads:
         raise Incorrect(f"The Function app has not read the restored version yet: read `latest` as it does, "
                         f"func_client.get_secret('{DB_SECRET}').")
@@ -439,17 +465,17 @@ LESSON = LessonSpec(
     number="03",
     title="SecretClient and Managed Identity",
     vaults=(VAULT,),
-    identities=(FUNC_IDENTITY, STRANGER),
+    identities=(FUNC_IDENTITY, *SLOTS, STRANGER),
     grants=(
         ("Key Vault Secrets Officer", "learner", VAULT),
-        ("Key Vault Secrets User", FUNC_IDENTITY, VAULT),
     ),
+    seed=_grant_the_function,
     exercises=(
-        Exercise("ex1", "Read a secret as the Function app's identity", check_read_as_function, (
-            "DefaultAzureCredential(managed_identity_client_id=func_client_id) signs in as the user-assigned "
-            "identity whose client id you pass.",
-            f"Build func_client with that credential for lesson.vault_url(), and read `{DB_SECRET}` through it, "
-            "not through your own client.",
+        Exercise("ex1", "Read a secret as the live slot's identity", check_read_as_function, (
+            "Only one of the two slot identities holds a role on kv-orders-dev: the vault's role assignments "
+            "say which (lesson.lab.role_assignments(scope=...), or az role assignment list --scope ...).",
+            "DefaultAzureCredential(managed_identity_client_id=...) signs in as the user-assigned identity whose "
+            f"client id you pass; read `{DB_SECRET}` through that client, not your own.",
         )),
         Exercise("ex2", "Roll back a bad rotation", check_rollback, (
             "list_properties_of_secret_versions(name) shows every version with its tags; the night's carries "

@@ -66,12 +66,14 @@ def test_the_solution_is_correct_and_prints_no_secret_value(kernel, emulator):
         kernel.run(source)
         results.append(kernel.check(f"ex{number}"))
     assert [r.status for r in results] == ["correct"] * 5, [r.message for r in results]
-    assert results[0].passed[1] == "the audit log shows `sql-db-password` read as id-func-orders (1 SecretGet)"
-    assert results[1].passed[2] == ("the Function app read it without naming a version (as id-func-orders), "
+    live = kernel.ns["live"]
+    assert live in ("id-func-orders-blue", "id-func-orders-green")
+    assert results[0].passed[1] == f"the audit log shows `sql-db-password` read as {live} (1 SecretGet)"
+    assert results[1].passed[2] == (f"the Function app read it without naming a version (as {live}), "
                                     "with no code change")
     assert results[3].passed[1:] == [
         "your `cache`: 5 more calls of get('adls-storage-key') reached the vault 0 times (audit log)",
-        "in this run the vault served `adls-storage-key` 1 time (as id-func-orders)",
+        f"in this run the vault served `adls-storage-key` 1 time (as {live})",
     ]
     printed = kernel.output.getvalue()
     values = [v for name in ("sql-db-password", "resend-api-key", "adls-storage-key") for v in _values(emulator, name)]
@@ -97,8 +99,33 @@ def test_the_lesson_starts_from_its_seeded_vault_and_the_functions_grant(kernel,
     assert sorted(s for s in ("sql-db-password", "resend-api-key", "adls-storage-key")
                   if emulator.inspect_secret(VAULT, s)) == ["adls-storage-key", "resend-api-key", "sql-db-password"]
     roles = {(a["principalName"], a["roleDefinitionName"]) for a in emulator.role_assignments(scope=VAULT)}
-    assert roles == {("learner", "Key Vault Secrets Officer"), ("id-func-orders", "Key Vault Secrets User")}
-    assert kernel.ns["func_client_id"] == emulator.identity("id-func-orders")["clientId"]
+    users = {who for who, role in roles if role == "Key Vault Secrets User"}
+    assert roles - {(who, "Key Vault Secrets User") for who in users} == {("learner", "Key Vault Secrets Officer")}
+    assert len(users) == 1 and users <= {"id-func-orders-blue", "id-func-orders-green"}  # one slot, drawn
+
+
+def test_the_live_slot_is_drawn_anew_so_a_copied_identity_goes_stale(kernel, emulator):
+    drawn = set()
+    for _ in range(12):  # both slots come up (a miss has odds 2 ** -11)
+        kernel.start()
+        drawn |= {a["principalName"] for a in emulator.role_assignments(scope=VAULT)
+                  if a["roleDefinitionName"] == "Key Vault Secrets User"}
+    assert drawn == {"id-func-orders-blue", "id-func-orders-green"}
+
+
+def test_ex1_the_idle_slots_identity_is_refused_and_the_check_says_why(kernel, emulator):
+    kernel.run(EX1)
+    idle = next(s for s in ("id-func-orders-blue", "id-func-orders-green") if s != kernel.ns["live"])
+    kernel.run(f"# Exercise 1 - the other slot\nfunc_client_id = lesson.lab.identity({idle!r})['clientId']\n"
+               "func_client = SecretClient(lesson.vault_url(), DefaultAzureCredential(managed_identity_client_id=func_client_id))")
+    kernel.ns["lesson"].audit_position = emulator.audit_position()
+    from azure.core.exceptions import HttpResponseError
+
+    with pytest.raises(HttpResponseError):
+        kernel.run("db_password = func_client.get_secret('sql-db-password').value")
+    assert incorrect(kernel, "ex1") == (
+        f"{idle} was refused (403) reading `sql-db-password`: it holds no role on the vault. Find the identity "
+        "that does (the vault's role assignments) and sign in as that one.")
 
 
 # -- exercise 1: read as the Function app's identity ------------------------------------------------
@@ -114,8 +141,9 @@ def test_ex1_reading_as_the_learner_instead_of_the_functions_identity_is_incorre
     kernel.run(EX1.replace("DefaultAzureCredential(managed_identity_client_id=func_client_id)",
                            "DefaultAzureCredential()"))
     assert incorrect(kernel, "ex1") == (
-        "The vault saw `sql-db-password` read as learner, not as the Function app's identity id-func-orders. "
-        "Create func_client's credential with DefaultAzureCredential(managed_identity_client_id=func_client_id)."
+        f"The vault saw `sql-db-password` read as learner, not as the Function app's identity {kernel.ns['live']}. "
+        "Create func_client's credential with that identity's client id "
+        "(DefaultAzureCredential(managed_identity_client_id=...))."
     )
 
 
@@ -361,7 +389,7 @@ def test_against_a_real_vault_the_checks_are_unavailable_and_never_crash(tmp_pat
                "check, hint = lesson.check, lesson.hint")
     kernel.run(IDENTITY)  # prints the az commands instead of asking the emulator
     assert kernel.ns["func_client_id"] is None
-    assert "az identity create -g <rg> -n id-func-orders" in kernel.output.getvalue()
+    assert "az role assignment list --scope <vault id> -o table" in kernel.output.getvalue()
     kernel.run(
         "# Exercise 1 - offline stand-ins for what the learner's code would hold\n"
         "from azure.identity import DefaultAzureCredential\n"
