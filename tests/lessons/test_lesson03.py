@@ -465,3 +465,16 @@ def test_ex5_checked_twice_in_one_run_stages_the_same_failures(kernel):
     kernel.run(answer(EX5))
     assert kernel.check("ex5").status == "correct"
     assert kernel.check("ex5").status == "correct"
+
+
+def test_ex1_the_guided_lessons_identity_is_not_the_labs_and_the_check_says_why(kernel):
+    """Copied from the guided notebook, the read is refused; the check explains instead of "not attempted"."""
+    from azure.core.exceptions import HttpResponseError
+
+    with pytest.raises(HttpResponseError):
+        kernel.run("# Exercise 1 - as in the guided lesson\n"
+                   "func_client = SecretClient(lesson.vault_url(), DefaultAzureCredential("
+                   "managed_identity_client_id=lesson.lab.identity('id-func-orders')['clientId']))\n"
+                   "db_password = func_client.get_secret('sql-db-password').value")
+    assert incorrect(kernel, "ex1").startswith("id-func-orders was refused (403) reading `sql-db-password`: it holds "
+                                               "no role on the vault.")
