@@ -99,22 +99,6 @@ def test_a_cell_run_again_replaces_what_it_showed():
     assert watch.sightings({"pw": ["s3cret-value-123"]}) == []
 
 
-def test_lesson_01_printing_the_fixed_url_shows_the_new_token(emulator):
-    """The leaked-secrets lesson: a fixed cell that prints its SAS URL leaks the new token."""
-    from pathlib import Path
-
-    solution = nbformat.read(Path(__file__).resolve().parents[1] / "solutions" / "01-leaked-secrets.ipynb", as_version=4)
-    cells = [c.source for c in solution.cells if c.cell_type == "code"]
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(s) for s in cells + ["print('reading', orders_url)", 'check("ex3")']]
-    NotebookClient(notebook, kernel_name="python3", timeout=300,
-                   resources={"metadata": {"path": str(Path(__file__).resolve().parents[1] / "solutions")}}).execute()
-    last = notebook.cells[-1].outputs[-1]["data"][MIME]
-    assert last["status"] == "incorrect"
-    assert last["message"].startswith("The value of `landing-sas-token` showed in the output of your cell that starts "
-                                      "`print('reading', orders_url)`")
-
-
 def test_a_stub_waits_until_its_own_cell_runs_something_else():
     """In JupyterLab (cell ids): the stub's notice marks its exercise as not attempted, whatever the cell says later."""
     from kvlab import stubs

@@ -1,18 +1,21 @@
 """Lesson 03 - SecretClient and Managed Identity.
 
 The lesson's story: an Azure Function app (`func-orders`) reads its secrets
-from `kv-orders-dev` with its user-assigned managed identity `id-func-orders`,
-which holds Key Vault Secrets User. The learner holds Secrets Officer and
-plays the admin who seeds, rotates and recovers secrets.
+from `kv-orders-dev` with a user-assigned managed identity that holds Key
+Vault Secrets User: `id-func-orders` in the guided notebook, in the lab the
+identity of one of two deployment slots, drawn at each set-up. The learner
+holds Secrets Officer and plays the admin who seeds, rolls back and recovers.
 
 The checks judge what the vault saw (its audit log: who read what, which
-version, with which outcome), not only the learner's variables. The cache
-exercise is also exercised directly with a stand-in client and clock, so a
-cache that never expires is caught without waiting for its TTL.
+version, with which outcome), not only the learner's variables. Functions the
+learner writes (the cache, ensure_secret, diagnose) are run: the cache with a
+stand-in client and clock, the others on failures staged against the vault.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
 from urllib.parse import urlsplit
 
 from . import Context, Exercise, Incorrect, LessonSpec, Unavailable
@@ -198,6 +201,20 @@ def check_rollback(ctx: Context) -> list[str]:
     ]
 
 
+@contextmanager
+def _admin_and_stranger(ctx: Context) -> Iterator[tuple]:
+    """Two clients of the lesson's vault for staging failures: the learner (Secrets Officer) and an identity
+    with no role (STRANGER), both signed in through the real SDK as the learner's own code would be."""
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+
+    url = ctx.lesson.vault_url(VAULT)
+    stranger_id = ctx.emulator.identity(STRANGER)["clientId"]
+    with DefaultAzureCredential() as mine, SecretClient(url, mine) as admin, \
+            DefaultAzureCredential(managed_identity_client_id=stranger_id) as theirs, SecretClient(url, theirs) as other:
+        yield admin, other
+
+
 # -- exercise 3: a store that survives a soft-deleted name ------------------------------------------
 
 
@@ -206,11 +223,6 @@ def _stage_ensure(ctx: Context, ensure) -> list[str]:
     import secrets as random
 
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-    from azure.identity import DefaultAzureCredential
-    from azure.keyvault.secrets import SecretClient
-
-    url = ctx.lesson.vault_url(VAULT)
-    stranger_id = ctx.emulator.identity(STRANGER)["clientId"]
 
     def call(client, name: str, value: str, state: str):
         try:
@@ -230,8 +242,7 @@ def _stage_ensure(ctx: Context, ensure) -> list[str]:
         except ResourceNotFoundError:  # never stored, or still soft-deleted
             return None
 
-    with DefaultAzureCredential() as mine, SecretClient(url, mine) as admin, \
-            DefaultAzureCredential(managed_identity_client_id=stranger_id) as theirs, SecretClient(url, theirs) as other:
+    with _admin_and_stranger(ctx) as (admin, other):
         name = f"ensure-{random.token_hex(4)}"
         first, second, third = (random.token_urlsafe(16) for _ in range(3))
         call(admin, name, first, "a name not used yet")
@@ -407,11 +418,7 @@ def _staged_failures(ctx: Context) -> list[tuple[str, str, BaseException]]:
     import secrets as random
 
     from azure.core.exceptions import HttpResponseError
-    from azure.identity import DefaultAzureCredential
-    from azure.keyvault.secrets import SecretClient
 
-    url = ctx.lesson.vault_url(VAULT)
-    stranger_id = ctx.emulator.identity(STRANGER)["clientId"]
     staged: list[tuple[str, str, BaseException]] = []
 
     def failure(what: str, expected: str, action) -> None:
@@ -422,8 +429,7 @@ def _staged_failures(ctx: Context) -> list[tuple[str, str, BaseException]]:
         else:
             raise RuntimeError(f"staging '{what}' did not fail")
 
-    with DefaultAzureCredential() as mine, SecretClient(url, mine) as admin, \
-            DefaultAzureCredential(managed_identity_client_id=stranger_id) as theirs, SecretClient(url, theirs) as other:
+    with _admin_and_stranger(ctx) as (admin, other):
         failure("a typo in the name (404 SecretNotFound)", "not-found", lambda: admin.get_secret("sql-db-pasword"))
         failure("an identity without a role (403 ForbiddenByRbac)", "no-access", lambda: other.get_secret(DB_SECRET))
         disabled, deleted = (f"diagnose-{kind}-{random.token_hex(4)}" for kind in ("disabled", "deleted"))
