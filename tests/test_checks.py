@@ -8,12 +8,14 @@ an IPython kernel would: ``In`` grows before a cell runs, ``start_lesson`` and
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import notebook_kernel
+from conftest import officer_vault
 
 import kvlab
 from kvlab.checks import (
@@ -213,15 +215,27 @@ def test_a_real_vault_lesson_neither_connects_nor_creates_anything(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_real_vault_lesson_checks_the_client_offline_and_records_progress_in_its_state_dir(tmp_path):
+def test_a_real_vault_lesson_checks_through_the_sdk_and_records_progress_in_its_state_dir(tmp_path, emulator):
+    """Pointed at a vault URL (here an emulator vault standing in for Azure), checks read what the SDK shows."""
+    real = officer_vault(emulator, "real")
     kernel = Kernel()
-    kernel.run(f"import kvlab\nlesson = kvlab.start_lesson('00', vault_url={AZURE_URL!r}, state_dir={str(tmp_path)!r})\n"
+    kernel.run(f"import kvlab\nlesson = kvlab.start_lesson('00', vault_url={real!r}, state_dir={str(tmp_path)!r})\n"
                "check, hint = lesson.check, lesson.hint")
     assert kernel.ns["lesson"].history_position == 2
+    kernel.run("from datetime import datetime, timedelta, timezone\nimport secrets\n"
+               "from azure.identity import DefaultAzureCredential\nfrom azure.keyvault.secrets import SecretClient\n"
+               "_c = SecretClient(lesson.vault_url(), DefaultAzureCredential())\n"
+               "_c.set_secret('old-one', secrets.token_urlsafe(), expires_on=datetime.now(timezone.utc) - timedelta(days=3))\n"
+               "_c.set_secret('new-one', secrets.token_urlsafe(), expires_on=datetime.now(timezone.utc) + timedelta(days=3))")
     kernel.run(EX1)
     result = kernel.check("ex1")
     assert result.status == "correct", result.message
-    assert result.passed == [f"`client` is a SecretClient for {AZURE_URL}"]
+    assert result.passed == [f"`client` is a SecretClient for {real}",
+                             "`stale` names exactly the 1 secrets whose expiry date has passed (old-one)"]
+    kernel.run("stale = ['old-one', 'new-one']")
+    assert kernel.check("ex1").message.startswith("`stale` names new-one, which does not expire for another 3 days")
+    kernel.run(EX1)
+    assert kernel.check("ex1").status == "correct"
     from kvlab import tracker
 
     assert tracker.load(tmp_path)["00"]["ex1"]["status"] == "correct"
@@ -355,8 +369,9 @@ def test_hint_escapes_html():
 def test_lesson_hints_are_per_lesson_run():
     lesson = Lesson(lesson_spec("00"), vault_url=AZURE_URL)
     assert lesson.hint("ex1").number == 1
-    assert lesson.hint("ex1").text.startswith("The vault's URL is lesson.vault_url().")
-    assert lesson.hint("ex1").number == 2
+    assert lesson.hint("ex1").text.startswith("client.list_properties_of_secrets() yields one SecretProperties")
+    assert lesson.hint("ex1").number == 3
+    assert lesson.hint("ex1").number == 3  # the last one again
     assert lesson.hint("ex3").number == 1
     assert Lesson(lesson_spec("00"), vault_url=AZURE_URL).hint("ex1").number == 1
 
@@ -376,14 +391,17 @@ class Kernel(notebook_kernel.Kernel):
 SETUP = "import kvlab\nlesson = kvlab.start_lesson('00')\ncheck, hint = lesson.check, lesson.hint"
 EX1 = (
     "# Exercise 1 - create `client`, a SecretClient for lesson.vault_url() with DefaultAzureCredential()\n"
+    "from datetime import datetime, timezone\n"
     "from azure.identity import DefaultAzureCredential\n"
     "from azure.keyvault.secrets import SecretClient\n\n"
-    "client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential())"
+    "client = SecretClient(vault_url=lesson.vault_url(), credential=DefaultAzureCredential())\n"
+    "stale = [p.name for p in client.list_properties_of_secrets() if p.expires_on and p.expires_on < datetime.now(timezone.utc)]"
 )
 EX2 = (
     "# Exercise 2 - store a generated value as `first-secret`, content type text/plain\n"
-    "import secrets\n\n"
-    "client.set_secret('first-secret', secrets.token_urlsafe(24), content_type='text/plain')"
+    "import secrets\nfrom datetime import datetime, timedelta, timezone\n\n"
+    "client.set_secret('first-secret', secrets.token_urlsafe(24), content_type='text/plain',\n"
+    "                  expires_on=datetime.now(timezone.utc) + timedelta(days=90))"
 )
 EX3 = (
     "# Exercise 3 - read the value of `first-secret` from the vault into `value`\n"
@@ -406,19 +424,111 @@ def test_the_correct_answers_are_correct(kernel, emulator):
     url = emulator.vault_url("kv-start")
     one, two, three = kernel.check("ex1"), kernel.check("ex2"), kernel.check("ex3")
     assert one.status == "correct", one.message
-    assert one.passed == [f"`client` is a SecretClient for {url}", "it signs in as you (the audit log names the caller)"]
+    expired = sorted(n for n, exp in emulator_expiries(emulator).items() if exp is not None and exp < time.time())
+    assert 2 <= len(expired) <= 4
+    assert one.passed == [f"`client` is a SecretClient for {url}", "it signs in as you (the audit log names the caller)",
+                          f"`stale` names exactly the {len(expired)} secrets whose expiry date has passed "
+                          f"({', '.join(expired)})", "no value was read to find them (the audit log shows no SecretGet)"]
     assert two.status == "correct", two.message
-    assert two.passed[:3] == ["the vault holds `first-secret`", "this run set it (audit: 1 SecretSet by learner)",
-                              "its content type is text/plain"]
-    assert two.passed[3].startswith("the value of `first-secret` is as unguessable as a generated one")
+    assert two.passed[:4] == ["the vault holds `first-secret`", "this run set it (audit: 1 SecretSet by learner)",
+                              "its content type is text/plain", "it expires in 90 days"]
+    assert two.passed[4].startswith("the value of `first-secret` is as unguessable as a generated one")
     assert three.status == "correct", three.message
     assert three.passed == ["`value` holds the current value of `first-secret`",
                             "the audit log shows your read (as learner)", "the value appears nowhere in your code"]
     assert [one.lesson, one.exercise] == ["00", "ex1"]
 
 
+def emulator_expiries(emulator) -> dict:
+    """Each secret of kv-start and its expiry (epoch seconds or None), read behind the vault's back."""
+    return {name: emulator.inspect_secret("kv-start", name)["exp"] for name in emulator.secret_values("kv-start")}
+
+
 def test_the_labs_stubs_are_not_attempted(kernel):
     notebook_kernel.assert_stubs_not_attempted(kernel, notebook_kernel.code_cells("00-start-here.ipynb", "labs"), 3)
+
+
+def test_the_lab_starts_with_a_colleagues_secrets_drawn_anew_at_each_set_up(kernel, emulator):
+    """Some expired, one not yet, one never: what exercise 1 takes stock of, different in every run."""
+    now = time.time()
+    draws = []
+    for _ in range(4):
+        kernel.start()
+        found = emulator_expiries(emulator)
+        assert 4 <= len(found) <= 6 and "first-secret" not in found
+        assert sum(1 for exp in found.values() if exp is not None and exp < now) >= 2
+        assert any(exp is not None and exp > now for exp in found.values())
+        assert any(exp is None for exp in found.values())
+        draws.append(frozenset(found))
+    assert len(set(draws)) > 1  # the same 4-6 of 10 names four times in a row: odds below 1 in 10**5
+
+
+def test_the_guided_notebook_shows_a_new_vault_empty(emulator):
+    lesson = kvlab.start_lesson("00", demo=True)
+    assert lesson.lab.secret_values("kv-start") == {}
+
+
+def test_ex1_a_client_without_stock_taking_is_not_attempted_yet_and_says_what_is_missing(kernel):
+    kernel.run(EX1.split("\nstale =")[0])
+    result = kernel.check("ex1")
+    assert result.status == "not-attempted"
+    assert result.message == "`stale` does not exist yet: run your code for this exercise first."
+
+
+def test_ex1_a_secret_that_has_not_expired_or_never_expires_is_named(kernel, emulator):
+    found = emulator_expiries(emulator)
+    never = next(name for name, exp in found.items() if exp is None)
+    later = sorted(name for name, exp in found.items() if exp is not None and exp > time.time())[0]
+    kernel.run(EX1 + f"\nstale.append({never!r})")
+    assert kernel.check("ex1").message == (
+        f"`stale` names {never}, which has no expiry date: it never expires. Compare each secret's expires_on with "
+        "datetime.now(timezone.utc), and keep only those in the past.")
+    kernel.run(EX1 + "\nstale = [p.name for p in client.list_properties_of_secrets() if p.expires_on]")
+    message = kernel.check("ex1").message
+    assert message.startswith(f"`stale` names {later}, which does not expire for another "), message
+
+
+def test_ex1_a_missed_secret_and_an_unknown_name_are_incorrect(kernel):
+    kernel.run(EX1 + "\nstale = stale[1:]")
+    result = kernel.check("ex1")
+    assert result.status == "incorrect"
+    assert result.message.startswith("`stale` misses 1 of the ")
+    kernel.run(EX1 + "\nstale = stale + ['sql-db-password']")
+    assert kernel.check("ex1").message.startswith("`stale` names sql-db-password, but the vault holds no secret")
+
+
+def test_ex1_names_copied_from_another_run_fail_once_the_set_up_draws_again(kernel):
+    kernel.run(EX1)
+    assert kernel.check("ex1").status == "correct"
+    copied = kernel.ns["stale"]
+    for _ in range(5):  # a new draw keeps the same expired names now and then; five in a row almost never
+        kernel.start()
+        kernel.run(EX1.split("\nstale =")[0] + f"\nstale = {copied!r}")
+        if kernel.check("ex1").status == "incorrect":
+            return
+    pytest.fail("five new set-ups in a row drew the same expired secrets")
+
+
+def test_ex1_reading_values_to_find_the_expired_ones_is_incorrect(kernel):
+    kernel.run(EX1.split("\nstale =")[0] + "\nstale = [p.name for p in client.list_properties_of_secrets()\n"
+               "         if client.get_secret(p.name).properties.expires_on and "
+               "client.get_secret(p.name).properties.expires_on < datetime.now(timezone.utc)]")
+    result = kernel.check("ex1")
+    assert result.status == "incorrect"
+    assert "(SecretGet), which taking stock does not need: list_properties_of_secrets() gives every property but " \
+           "the value" in result.message
+
+
+def test_ex2_without_an_expiry_or_with_another_one_is_incorrect(kernel):
+    kernel.run(EX1)
+    kernel.run(EX2.replace(",\n                  expires_on=datetime.now(timezone.utc) + timedelta(days=90)", ""))
+    assert kernel.check("ex2").message == (
+        "`first-secret` has no expiry date: give set_secret expires_on, 90 days from now, so the next person who "
+        "takes stock knows when it is due for rotation.")
+    kernel.run(EX2.replace("days=90", "days=365"))
+    assert kernel.check("ex2").message == (
+        "`first-secret` expires in 365 days, not 90 days from now: "
+        "expires_on=datetime.now(timezone.utc) + timedelta(days=90).")
 
 
 def test_a_stub_run_again_after_the_answer_is_not_attempted(kernel):
@@ -437,14 +547,14 @@ def test_ex1_before_any_code_is_not_attempted(kernel):
 
 def test_ex1_a_client_for_another_vault_is_incorrect(kernel, emulator):
     other = emulator.vault_url("kv-other")
-    kernel.run(EX1.replace("vault_url=lesson.vault_url()", f"vault_url={other!r}"))
+    kernel.run(EX1.split("\nstale =")[0].replace("vault_url=lesson.vault_url()", f"vault_url={other!r}"))
     result = kernel.check("ex1")
     assert result.status == "incorrect"
     assert result.message == (
         f"`client` talks to {other.rstrip('/')}, but this lesson's vault is {emulator.vault_url('kv-start')}. "
         "Pass vault_url=lesson.vault_url() when you create it."
     )
-    assert result.hint_count == 2
+    assert result.hint_count == 3
     assert "A hint: hint('ex1')" in result.plain()
 
 
@@ -586,6 +696,8 @@ def test_run_check_directly_with_a_namespace(emulator):
 
     with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(), credential) as client:
         namespace["client"] = client
+        namespace["stale"] = [p.name for p in client.list_properties_of_secrets()
+                              if p.expires_on and p.expires_on.timestamp() < time.time()]
         namespace["In"].append("client = SecretClient(lesson.vault_url(), DefaultAzureCredential())")
         assert run_check(lesson, "ex1", namespace).status == "correct"
         # what the client does is judged, not what the code mentions: a comment cannot fail a right answer

@@ -125,6 +125,23 @@ class Context:
                 "contentType": found.properties.content_type, "tags": found.properties.tags,
                 "enabled": found.properties.enabled, "exp": int(expires.timestamp()) if expires else None}
 
+    def expiry_dates(self, vault: str | None = None) -> dict[str, float | None]:
+        """Each live secret's expiry (epoch seconds, None for none), from properties: no value is read.
+
+        On the emulator behind the vault's back, as `secret` does; on a real
+        vault through the SDK's listing.
+        """
+        vault = vault or self.lesson.spec.vaults[0]
+        if self.lesson.lab is not None:
+            found = (self.lesson.lab.inspect_secret(vault, name) for name in self.lesson.lab.secret_values(vault))
+            return {s["name"]: s["exp"] for s in found if s is not None}
+        from azure.identity import DefaultAzureCredential
+        from azure.keyvault.secrets import SecretClient
+
+        with DefaultAzureCredential() as credential, SecretClient(self.lesson.vault_url(vault), credential) as client:
+            return {p.name: p.expires_on.timestamp() if p.expires_on else None
+                    for p in client.list_properties_of_secrets()}
+
     def require_stub_replaced(self, exercise: Exercise) -> None:
         """NotAttempted while the exercise's stub is what its cell last did.
 
