@@ -44,9 +44,12 @@ def run(*cells: str) -> dict[str, dict]:
 def test_a_right_answer_written_another_way_is_correct(emulator):
     outcomes = run(
         "import azure.keyvault.secrets as kv\nfrom azure.identity import DefaultAzureCredential as DAC\n"
-        "client = kv.SecretClient(lesson.vault_url(), DAC())",
+        "client = kv.SecretClient(lesson.vault_url(), DAC())\n"
+        "import datetime as dt\nnow = dt.datetime.now(dt.timezone.utc)\n"
+        "stale = {p.name for p in client.list_properties_of_secrets() if (p.expires_on or now) < now}",
         'check("ex1")',
-        "import secrets as s\nclient.set_secret(name='first-secret', value=s.token_hex(20), content_type='text/plain')",
+        "import secrets as s\nclient.set_secret(name='first-secret', value=s.token_hex(20), content_type='text/plain',\n"
+        "                  expires_on=now + dt.timedelta(days=90))",
         'check("ex2")',
         "secret = client.get_secret('first-secret')\nvalue = secret.value",
         'check("ex3")',

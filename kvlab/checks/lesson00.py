@@ -144,6 +144,7 @@ def check_set(ctx: Context) -> list[str]:
     if secret["contentType"] != "text/plain":
         raise Incorrect("Give the secret content_type='text/plain', so whoever reads it knows what it holds.")
     checked.append("its content type is text/plain")
+    checked.append(ctx.require_generated(secret["value"], f"`{SECRET}`"))
     exp = secret.get("exp")
     if exp is None:
         raise Incorrect(f"`{SECRET}` has no expiry date: give set_secret expires_on, {EXPIRY_DAYS} days from now, "
@@ -154,7 +155,6 @@ def check_set(ctx: Context) -> list[str]:
                         f"not {EXPIRY_DAYS} days from now: expires_on=datetime.now(timezone.utc) + "
                         f"timedelta(days={EXPIRY_DAYS}).")
     checked.append(f"it expires in {round(days)} days")
-    checked.append(ctx.require_generated(secret["value"], f"`{SECRET}`"))
     return checked
 
 

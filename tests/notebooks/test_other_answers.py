@@ -34,10 +34,18 @@ SHOWN = "The value of `{}` showed in the output of your cell"
 
 ANSWERS = {
     "00-start-here.ipynb": [
-        Answer("ex1", "own way", "import azure.keyvault.secrets as kv\nfrom azure.identity import DefaultAzureCredential as DAC\n"
-               "client = kv.SecretClient(lesson.vault_url(), DAC())", "correct"),
-        Answer("ex2", "own way", "from secrets import token_hex\n"
-               "client.set_secret(name='first-secret', value=token_hex(24), content_type='text/plain')", "correct"),
+        Answer("ex1", "own way", "import time\nimport azure.keyvault.secrets as kv\nfrom azure.identity import DefaultAzureCredential as DAC\n"
+               "client = kv.SecretClient(lesson.vault_url(), DAC())\nstale = set()\n"
+               "for props in client.list_properties_of_secrets():\n"
+               "    if props.expires_on is not None and props.expires_on.timestamp() <= time.time():\n"
+               "        stale.add(props.name)", "correct"),
+        Answer("ex2", "own way", "from secrets import token_hex\nimport datetime as dt\n"
+               "client.set_secret(name='first-secret', value=token_hex(24), content_type='text/plain',\n"
+               "                  expires_on=dt.datetime.now(dt.timezone.utc) + dt.timedelta(weeks=13))", "correct"),
+        Answer("ex1", "reading every value to look at its dates", "stale = [s.name for s in (client.get_secret(p.name) "
+               "for p in client.list_properties_of_secrets())\n"
+               "         if s.properties.expires_on and s.properties.expires_on < datetime.now(timezone.utc)]",
+               "incorrect", "The audit log shows a read of "),
         Answer("ex3", "own way", "secret = client.get_secret('first-secret')\nvalue = secret.value", "correct"),
         Answer("ex3", "swallowing the error", "try:\n    value = client.get_secret('first-secrt').value\n"
                "except Exception:\n    value = ''", "incorrect", "`value` is not the value stored in `first-secret`"),
