@@ -1,7 +1,10 @@
 """Lesson 02 - Creating a vault: one vault per environment, RBAC, least privilege.
 
-The lesson starts from three empty RBAC vaults (dev, staging, prod) in which
-nobody holds a data role, not even the learner, and six workload identities.
+The lesson starts from three RBAC vaults (dev, staging, prod) in which nobody
+holds a data role, not even the learner, and six workload identities. In the
+lab, the dev vault already holds a colleague's secrets, each short of the
+team's standard in its own way (drawn at each set-up); exercise 1 brings them
+up to it without changing a value.
 The checks read the role assignments from the emulator and then *try* each
 identity's access through the real SDK (``DefaultAzureCredential`` with the
 identity's client id), so an answer counts when it works, not when it looks
@@ -34,6 +37,11 @@ _LETS = {
 PROBE = "kvlab-access-probe"  # a name no exercise creates: updating it answers 404 when allowed
 DAY = 86400
 MAX_DAYS = 366
+STANDARD_DAYS = 90  # the team's standard: rotated at least every 90 days (exercise 1)
+OWNER = "data-platform"  # the colleague's team, on the secrets that carry an owner tag
+EXTRAS = ("eventhub-listen-key", "sftp-partner-password", "powerbi-client-secret", "snowflake-password",
+          "crm-api-key")  # one or two of these join the three in the colleague's dev vault
+GAPS = ("content type", "env tag", "owner tag", "expiry")  # what a colleague's secret may fall short in
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ def _write(client) -> Callable[[], object]:
     return lambda: client.update_secret_properties(PROBE, enabled=True)
 
 
-def _judge_secret(ctx: Context, name: str, vault: str, env: str) -> dict:
+def _judge_secret(ctx: Context, name: str, vault: str, env: str, max_days: int = MAX_DAYS) -> dict:
     """The secret, after checking it exists with a content type, env/owner tags and a sensible expiry."""
     secret = ctx.secret(name, vault)
     if secret is None:
@@ -145,7 +153,10 @@ def _judge_secret(ctx: Context, name: str, vault: str, env: str) -> dict:
     if days < 1:
         raise Incorrect(f"`{name}` in {vault} expires {'today' if days > 0 else 'in the past'}: set expires_on "
                         "to a date weeks ahead (e.g. 90 days from now).")
-    if days > MAX_DAYS:
+    if days >= max_days + 1:
+        if max_days < MAX_DAYS:
+            raise Incorrect(f"`{name}` in {vault} expires in {int(days)} days: the team's standard is at most "
+                            f"{max_days}, when it is due for rotation.")
         raise Incorrect(f"`{name}` in {vault} expires in {int(days)} days: a secret that lives more than a year is "
                         "rarely rotated. Set expires_on to 90 days from now, when you plan to rotate it.")
     return secret
@@ -234,7 +245,48 @@ def _try_workload(ctx: Context, w: Workload, vault: str) -> str:
 # -- the checks ----------------------------------------------------------------------------
 
 
-def check_dev_secrets(ctx: Context) -> list[str]:
+def _leave_the_colleagues_secrets(lesson) -> None:
+    """The lab's dev vault: the three secrets and one or two more, each short of the standard in its own way.
+
+    Written by the DevOps pipeline's identity, whose role is removed again: the
+    lab starts with nobody holding a role on the vault.
+    """
+    import random
+    import secrets
+    from datetime import datetime, timedelta, timezone
+
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+
+    draw = random.SystemRandom()
+    names = list(SECRETS) + draw.sample(EXTRAS, draw.randint(1, 2))
+    now = datetime.now(timezone.utc)
+    writer = WORKLOADS[3].identity
+    lesson.lab.assign_role(OFFICER, writer, DEV)
+    client_id = lesson.lab.identity(writer)["clientId"]
+    try:
+        with DefaultAzureCredential(managed_identity_client_id=client_id) as credential, \
+                SecretClient(lesson.vault_url(DEV), credential) as client:
+            for name in names:
+                gaps = set(draw.sample(GAPS, draw.randint(1, 3)))
+                tags = {} if "env tag" in gaps and draw.random() < 0.5 else \
+                    {"env": draw.choice(("test", "prod")) if "env tag" in gaps else "dev"}
+                if "owner tag" not in gaps:
+                    tags["owner"] = OWNER
+                expires = draw.choice((None, now + timedelta(days=draw.randint(400, 900)))) if "expiry" in gaps else \
+                    now + timedelta(days=draw.randint(10, STANDARD_DAYS - 5))
+                client.set_secret(name, secrets.token_urlsafe(32), tags=tags, expires_on=expires,
+                                  content_type=None if "content type" in gaps else "text/plain")
+    finally:
+        lesson.lab.delete_role_assignment(role=OFFICER, assignee=writer, scope=DEV)
+
+
+def _dev_names(ctx: Context) -> list[str]:
+    """The names of the dev vault's live secrets (on a real vault, through the SDK's listing)."""
+    return sorted(ctx.expiry_dates(DEV), key=str.lower)
+
+
+def check_dev_standard(ctx: Context) -> list[str]:
     checked = []
     if ctx.lesson.lab is not None:
         held = _held(ctx, "learner", DEV)
@@ -242,36 +294,43 @@ def check_dev_secrets(ctx: Context) -> list[str]:
         if not held:
             raise Incorrect(
                 f"You hold no role on {DEV} yet, so the vault refuses you (403 ForbiddenByRbac): assign yourself "
-                f"{OFFICER} on {DEV}."
+                "the least role whose data actions include the one the 403's Action line names "
+                "(secrets/update/action, to change a secret's properties)."
             )
         if ADMIN in roles:
             raise Incorrect(
-                f"You hold {ADMIN} on {DEV}, which lets you {_LETS[ADMIN]}: storing secrets only needs "
+                f"You hold {ADMIN} on {DEV}, which lets you {_LETS[ADMIN]}: fixing secrets' properties only needs "
                 f"{OFFICER} - least privilege applies to you too."
             )
         if OFFICER not in roles:
             role = sorted(roles, key=_RANK.get)[-1]
-            raise Incorrect(f"You hold {role} on {DEV}, which only lets you {_LETS[role]}: storing secrets "
-                            f"needs {OFFICER}.")
+            raise Incorrect(f"You hold {role} on {DEV}, which only lets you {_LETS[role]}: changing a secret's "
+                            f"properties (secrets/update/action) needs {OFFICER}.")
         if (OFFICER, None) not in held:
             raise Incorrect(
-                f"You hold {OFFICER} only on single secrets: hold it on the vault ({DEV}). A role can be scoped "
-                "to a secret only once the secret exists, and you are creating them."
+                f"You hold {OFFICER} only on single secrets: hold it on the vault ({DEV}). Every secret in it is "
+                "yours to look after, and a vault-wide role also covers the secrets stored later."
             )
         checked.append(f"you hold {OFFICER} on {DEV}")
-    values = []
+    names = _dev_names(ctx)
     for name in SECRETS:
-        values.append(_judge_secret(ctx, name, DEV, "dev")["value"])
-        if ctx.lesson.lab is not None and "learner" not in _set_by(ctx, DEV, name):
-            raise Incorrect(f"`{name}` exists, but you did not store it during this run of the lesson "
-                            "(the audit log shows no SecretSet by you). Run your cell again.")
-    checked.append(f"{DEV} holds {', '.join(SECRETS)}, each with a content type, env=dev and owner tags, "
-                   "and an expiry within a year")
+        if name not in {n.lower() for n in names}:
+            raise Incorrect(f"{DEV} has no secret named `{name}`. The pipelines need it: run the set-up cell to get "
+                            "the colleague's vault back, and fix the secrets in place rather than deleting any.")
+    for name in names:
+        _judge_secret(ctx, name, DEV, "dev", max_days=STANDARD_DAYS)
+    checked.append(f"every secret in {DEV} ({', '.join(names)}) has a content type, env=dev and owner tags, "
+                   f"and an expiry at most {STANDARD_DAYS} days away")
     if ctx.lesson.lab is not None:
-        checked.append("the audit log shows you stored all three in this run")
-    for name, value in zip(SECRETS, values):
-        ctx.require_generated(value, f"`{name}`")
-    checked.append("every value is generated: none appears in your code, none could be guessed")
+        for name in names:
+            writers = _set_by(ctx, DEV, name.lower())
+            if writers:
+                raise Incorrect(
+                    f"`{name}` has a new version in this run (SecretSet by {writers[-1]}): set_secret stores a new "
+                    "value, and a pipeline that pins a version would break. Change only the properties "
+                    "(update_secret_properties). Run the set-up cell to start again from the colleague's vault."
+                )
+        checked.append("no value changed: the audit log shows no new version, only property updates")
     return checked
 
 
@@ -334,14 +393,16 @@ def check_environments(ctx: Context) -> list[str]:
 
 
 def _leave_a_shortcut_in_prod(lesson) -> None:
-    """The lab starts with a colleague's shortcut in production, for exercise 3 to find and remove.
+    """The lab starts with a colleague's shortcut in production, for exercise 3 to find and remove."""
+    role, assignee, scope = MISTAKE
+    lesson.lab.assign_role(role, assignee, scope)
 
-    Not in the guided notebook (``demo``): its walkthrough shows a production
-    vault that no dev workload reaches.
-    """
+
+def _set_the_scene(lesson) -> None:
+    """The lab's starting point; the guided notebook's (``demo``) is three empty vaults."""
     if not lesson.demo:
-        role, assignee, scope = MISTAKE
-        lesson.lab.assign_role(role, assignee, scope)
+        _leave_the_colleagues_secrets(lesson)
+        _leave_a_shortcut_in_prod(lesson)
 
 
 LESSON = LessonSpec(
@@ -350,13 +411,15 @@ LESSON = LessonSpec(
     vaults=(DEV, STAGING, PROD),
     identities=tuple(w.identity for w in WORKLOADS),
     grants=(),  # a new RBAC vault grants nobody data access, not even its creator
-    seed=_leave_a_shortcut_in_prod,
+    seed=_set_the_scene,
     exercises=(
-        Exercise("ex1", "Give yourself a role and store the three secrets", check_dev_secrets, (
-            f"First grant yourself {OFFICER} on {DEV} (grant(...) does it here and prints the az command), "
-            "then set_secret each secret with content_type, tags and expires_on.",
-            "Each set_secret takes content_type, tags (a dict with env and owner) and expires_on (an aware "
-            "datetime in UTC, 90 days ahead); generate every value.",
+        Exercise("ex1", "Give yourself a role and bring the dev vault up to standard", check_dev_standard, (
+            "Looking needs one data action, changing properties another: the 403s' Action lines name them. Grant "
+            "yourself the least role that has both (grant(...) does it here and prints the az command).",
+            "list_properties_of_secrets() shows each secret's content_type, tags and expires_on, and no value. "
+            "set_secret would store a new value; SecretClient has a method that changes only the properties.",
+            "update_secret_properties(name, content_type=..., tags=..., expires_on=...) replaces the whole tag "
+            "dict it is given: pass env and owner both, and keep a content type the secret already has.",
         )),
         Exercise("ex2", "Least privilege for six identities", check_least_privilege, (
             "Follow the RBAC table: pipelines that only read get Secrets User, the deploying pipeline Secrets "

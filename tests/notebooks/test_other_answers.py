@@ -71,11 +71,18 @@ ANSWERS = {
         Answer("ex3", "printing the URL", "print('reading', orders_url)", "incorrect", SHOWN.format("landing-sas-token")),
     ],
     "02-creating-a-vault.ipynb": [
-        Answer("ex1", "own way", "from datetime import datetime, timedelta, timezone\nimport secrets as s\n"
-               "tags = dict(env='dev', owner='sales-data')\n"
-               "for n in ('adls-storage-key', 'sql-db-password', 'resend-api-key'):\n"
-               "    client.set_secret(n, s.token_hex(32), content_type='application/octet-stream', tags=tags,\n"
-               "                      expires_on=datetime.now(timezone.utc) + timedelta(weeks=13))", "correct"),
+        Answer("ex1", "own way", "import datetime as dt\n"
+               "lesson.lab.assign_role('Key Vault Secrets Officer', 'learner', 'kv-sales-dev')\n"
+               "limit = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=60)\n"
+               "for p in list(client.list_properties_of_secrets()):\n"
+               "    client.update_secret_properties(p.name, content_type=p.content_type or 'application/octet-stream',\n"
+               "                                    tags={'env': 'dev', 'owner': 'sales-data'},\n"
+               "                                    expires_on=min(p.expires_on or limit, limit))", "correct"),
+        Answer("ex1", "storing each value again with the right properties",
+               "for p in list(client.list_properties_of_secrets()):\n"
+               "    client.set_secret(p.name, client.get_secret(p.name).value, content_type='text/plain',\n"
+               "                      tags={'env': 'dev', 'owner': 'x'}, expires_on=datetime.now(timezone.utc) + timedelta(days=30))",
+               "incorrect", "`adls-storage-key` has a new version in this run"),
         Answer("ex3", "own way (ManagedIdentityCredential)", "from azure.identity import ManagedIdentityCredential\n"
                "import secrets as s\nfrom datetime import datetime, timedelta, timezone\n"
                "with ManagedIdentityCredential(client_id=lesson.lab.identity('id-devops-sales')['clientId']) as pipeline:\n"
