@@ -68,6 +68,11 @@ ANSWERS = {
                "token = client.get_secret('landing-sas-token').value\n"
                "orders_url = urlunsplit(('https', 'stsalesdev.blob.core.windows.net', '/landing/orders.csv', token, ''))",
                "correct"),
+        Answer("ex1", "guessing the newest commit", "leak_commit = practice.git('rev-parse', 'HEAD')[:10]",
+               "incorrect", "Commit "),
+        Answer("ex2", "flagging every cell", "import json\n"
+               "leaky_cells = list(range(1, len(json.loads((practice.path / 'incoming/ingest.ipynb').read_text())['cells']) + 1))",
+               "incorrect", "Cells ["),
         Answer("ex3", "printing the URL", "print('reading', orders_url)", "incorrect", SHOWN.format("landing-sas-token")),
     ],
     "02-creating-a-vault.ipynb": [
@@ -93,6 +98,12 @@ ANSWERS = {
         Answer("ex2", "own way (the management plane directly)",
                "for who, scope in [('id-databricks-sales', 'kv-sales-dev'), ('id-adf-sales', 'kv-sales-dev/secrets/sql-db-password')]:\n"
                "    lesson.lab.assign_role('Key Vault Secrets User', who, scope)", "correct"),
+        Answer("ex2", "Administrator for every workload", "for w in ('id-databricks-sales', 'id-adf-sales', 'id-func-sales', "
+               "'id-devops-sales', 'id-auditor'):\n    grant('Key Vault Administrator', w, 'kv-sales-dev')",
+               "incorrect", "`id-databricks-sales` holds Key Vault Administrator"),
+        Answer("ex3", "copying dev's values to prod", "for n in SECRET_NAMES:\n"
+               "    prod.set_secret(n, client.get_secret(n).value, content_type='text/plain', tags={'env': 'prod', 'owner': 'x'},\n"
+               "                    expires_on=datetime.now(timezone.utc) + timedelta(days=30))", "incorrect", "`adls-storage-key` has the same value in kv-sales-prod as in kv-sales-dev"),
         Answer("ex1", "printing a value to check it worked", "print(client.get_secret('sql-db-password').value)",
                "incorrect", SHOWN.format("sql-db-password")),
     ],
@@ -109,6 +120,36 @@ ANSWERS = {
                "            self.expires[name] = self.clock() + self.ttl_seconds\n"
                "        return self.values[name]\n\n"
                "cache = SecretCache(func_client)\nfor _ in range(5):\n    cache.get('adls-storage-key')", "correct"),
+        Answer("ex2", "own way (disable first, newest good version by date)",
+               "versions = list(client.list_properties_of_secret_versions('sql-db-password'))\n"
+               "night = [v for v in versions if (v.tags or {}).get('job') == 'nightly-rotation'][0]\n"
+               "client.update_secret_properties('sql-db-password', night.version, enabled=False)\n"
+               "before = max((v for v in versions if v.version != night.version and v.enabled), key=lambda v: v.created_on)\n"
+               "client.set_secret('sql-db-password', client.get_secret('sql-db-password', before.version).value)\n"
+               "latest = func_client.get_secret('sql-db-password')", "correct"),
+        Answer("ex2", "handing over the old version, read as the admin", "latest = client.get_secret('sql-db-password', good.version)",
+               "incorrect", "`latest` is version "),
+        Answer("ex3", "own way (status and inner code)", "from azure.core.exceptions import HttpResponseError\n\n"
+               "def ensure_secret(client, name, value):\n"
+               "    try:\n        return client.set_secret(name, value)\n"
+               "    except HttpResponseError as e:\n"
+               "        code = e.error.innererror.get('code') if e.error and e.error.innererror else None\n"
+               "        if e.status_code != 409 or code != 'ObjectIsDeletedButRecoverable':\n            raise\n"
+               "        client.begin_recover_deleted_secret(name).result()\n"
+               "        return client.set_secret(name, value)", "correct"),
+        Answer("ex4", "caching for ever", "class SecretCache:\n"
+               "    def __init__(self, client, ttl_seconds=300, clock=None):\n        self.client, self.values = client, {}\n"
+               "    def get(self, name):\n        if name not in self.values:\n"
+               "            self.values[name] = self.client.get_secret(name).value\n        return self.values[name]\n\n"
+               "cache = SecretCache(func_client)\nfor _ in range(20):\n    cache.get('adls-storage-key')", "incorrect", "61 s after the first read (the TTL is 60 s), get('a') still answered from the cache"),
+        Answer("ex5", "own way (a table of codes)", "from azure.core.exceptions import HttpResponseError\n\n"
+               "KINDS = {(404, 'SecretNotFound'): 'not-found', (403, 'ForbiddenByRbac'): 'no-access',\n"
+               "         (403, 'SecretDisabled'): 'disabled', (409, 'ObjectIsDeletedButRecoverable'): 'deleted'}\n\n"
+               "def diagnose(error):\n"
+               "    if not isinstance(error, HttpResponseError) or error.error is None:\n        return 'other'\n"
+               "    inner = (error.error.innererror or {}).get('code')\n"
+               "    return KINDS.get((error.status_code, inner)) or KINDS.get((error.status_code, error.error.code), 'other')",
+               "correct"),
         Answer("ex3", "swallowing every error", "def ensure_secret(client, name, value):\n    try:\n"
                "        return client.set_secret(name, value)\n    except Exception:\n        return None",
                "incorrect", "After a soft delete, ensure_secret returned but the secret is still deleted"),
@@ -141,3 +182,15 @@ def test_other_right_answers_pass_and_hacks_fail(name, emulator):
     got = [(a.exercise, a.kind, o["status"], o["message"][:len(a.reason)] if a.reason else "")
            for a, o in zip(answers, outcomes)]
     assert got == [(a.exercise, a.kind, a.status, a.reason) for a in answers]
+
+
+def test_every_exercise_of_every_lab_has_an_own_way_answer_and_a_hack():
+    """The bar of issue #9: per exercise, one right answer in other words and one hack, run above."""
+    from kvlab.checks import lesson_spec
+
+    assert sorted(ANSWERS) == sorted(p.name for p in (ROOT / "labs").glob("*.ipynb"))
+    for name, answers in ANSWERS.items():
+        for exercise in lesson_spec(name[:2]).exercises:
+            mine = [a for a in answers if a.exercise == exercise.id]
+            assert any(a.kind.startswith("own way") and a.status == "correct" for a in mine), (name, exercise.id)
+            assert any(a.status == "incorrect" and a.reason for a in mine), (name, exercise.id)
