@@ -66,7 +66,6 @@ WORKLOADS = (
     Workload("id-auditor", "the auditor", "see which secrets exist and when they expire, never their values", READER),
 )
 DEV_WORKLOADS = WORKLOADS[:3]  # the dev pipelines' own identities: they never reach staging or prod
-MISTAKE = (USER, "id-adf-sales", PROD)  # "just to test the prod linked service": left behind, found in exercise 3
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -387,22 +386,27 @@ def check_environments(ctx: Context) -> list[str]:
                 if _allowed(_read(prod_client, name)):
                     raise _let_through(w.identity, f"reading {name}", PROD, "dev workloads must never reach prod")
     checked.append(f"as `{func.identity}`: reads {func.only} in {DEV}, refused (403) in {PROD}")
-    checked.append(f"as the other dev identities: every read in {PROD} refused (403), the shortcut left in "
-                   f"{PROD} removed")
+    checked.append(f"as the other dev identities: every read in {PROD} refused (403); no dev identity holds a "
+                   f"role in {STAGING} or {PROD}, the colleague's shortcut included")
     return checked
 
 
-def _leave_a_shortcut_in_prod(lesson) -> None:
-    """The lab starts with a colleague's shortcut in production, for exercise 3 to find and remove."""
-    role, assignee, scope = MISTAKE
-    lesson.lab.assign_role(role, assignee, scope)
+def _leave_a_shortcut(lesson) -> None:
+    """A colleague's shortcut for exercise 3 to find and remove: a dev identity reading staging or production.
+
+    Which identity, and where, is drawn at each set-up ("just to test the linked service").
+    """
+    import random
+
+    draw = random.SystemRandom()
+    lesson.lab.assign_role(USER, draw.choice(DEV_WORKLOADS).identity, draw.choice((STAGING, PROD)))
 
 
 def _set_the_scene(lesson) -> None:
     """The lab's starting point; the guided notebook's (``demo``) is three empty vaults."""
     if not lesson.demo:
         _leave_the_colleagues_secrets(lesson)
-        _leave_a_shortcut_in_prod(lesson)
+        _leave_a_shortcut(lesson)
 
 
 LESSON = LessonSpec(
@@ -432,6 +436,8 @@ LESSON = LessonSpec(
             "as that identity, with new values and env=prod tags.",
             "To act as that identity, give DefaultAzureCredential its client id (managed_identity_client_id); "
             "lesson.lab.identity(name) tells you the id.",
+            "lesson.lab.role_assignments(scope=vault) lists who holds what on a vault: a dev identity there is the "
+            "colleague's shortcut. revoke() takes its role, its name and the scope after '/vaults/'.",
         )),
     ),
 )

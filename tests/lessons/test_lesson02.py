@@ -351,15 +351,40 @@ def staged(dev):
     return dev
 
 
-def test_ex3_nothing_done_for_prod_names_the_pipelines_missing_role(staged):
+def _shortcut(emulator) -> tuple[str, str, str]:
+    """The colleague's shortcut this set-up drew: (role, dev identity, vault)."""
+    found = [(a["roleDefinitionName"], a["principalName"], vault) for vault in ("kv-sales-staging", "kv-sales-prod")
+             for a in emulator.role_assignments(scope=vault)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+REVOKE_SHORTCUT = (
+    "for _v in ('kv-sales-staging', 'kv-sales-prod'):\n"
+    "    for _a in lesson.lab.role_assignments(scope=_v):\n"
+    "        if _a['principalName'] != 'id-devops-sales':\n"
+    "            revoke(_a['roleDefinitionName'], _a['principalName'], _v)"
+)
+
+
+def test_the_colleagues_shortcut_is_a_dev_identity_in_staging_or_production_drawn_at_each_set_up(kernel, emulator):
+    drawn = set()
+    for _ in range(8):
+        kernel.run(SETUP)
+        role, who, vault = _shortcut(emulator)
+        assert role == "Key Vault Secrets User"
+        assert who in ("id-databricks-sales", "id-adf-sales", "id-func-sales")
+        drawn.add((who, vault))
+    assert len(drawn) > 1  # six possibilities: eight equal draws in a row has odds 6**-7
+
+
+def test_ex3_nothing_done_for_prod_names_the_shortcut_then_the_pipelines_missing_role(staged, emulator):
     staged.run("# Exercise 3 - not yet\npass")
-    assert incorrect(staged, "ex3") == (  # first, the colleague's shortcut the lesson starts with
-        "`id-adf-sales` holds Key Vault Secrets User on the whole vault kv-sales-prod: it is the identity of the "
-        "dev Data Factory, and dev workloads must never reach prod secrets (that environment's workloads get "
-        "identities of their own). Remove the assignment: revoke('Key Vault Secrets User', 'id-adf-sales', "
-        "'kv-sales-prod')."
-    )
-    staged.run("revoke('Key Vault Secrets User', 'id-adf-sales', 'kv-sales-prod')")
+    role, who, vault = _shortcut(emulator)
+    message = incorrect(staged, "ex3")  # first, the colleague's shortcut the lesson starts with
+    assert message.startswith(f"`{who}` holds {role} on the whole vault {vault}: it is the identity of the dev ")
+    assert message.endswith(f"Remove the assignment: revoke({role!r}, {who!r}, {vault!r}).")
+    staged.run(REVOKE_SHORTCUT)
     assert incorrect(staged, "ex3") == (
         "`id-devops-sales` has no role on kv-sales-prod yet: the DevOps pipeline needs to deploy production's "
         "secrets, so it needs Key Vault Secrets Officer."
@@ -383,7 +408,7 @@ def test_ex3_a_person_with_a_role_on_prod_is_incorrect(staged):
     staged.run("lesson.lab.delete_role_assignment(role='Key Vault Secrets Officer', assignee='learner', "
                "scope='kv-sales-prod')")
     staged.run("grant('Key Vault Secrets Officer', 'id-devops-sales', 'kv-sales-prod')")
-    staged.run("revoke('Key Vault Secrets User', 'id-adf-sales', 'kv-sales-prod')")
+    staged.run(REVOKE_SHORTCUT)
     assert incorrect(staged, "ex3") == (
         "`adls-storage-key` in kv-sales-prod was written by learner: write production's secrets as "
         "`id-devops-sales` (DefaultAzureCredential(managed_identity_client_id=...))."
