@@ -21,7 +21,7 @@ from kvlab.checks import all_lessons, lesson_spec
 from kvlab.feedback import Result
 
 KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
-TITLES = {"ex1": "Create a SecretClient", "ex2": "Store your first secret", "ex3": "Read it back without printing it"}
+TITLES = {"ex1": "Create a SecretClient and take stock", "ex2": "Store your first secret", "ex3": "Read it back without printing it"}
 LESSON00 = "Start here: your first secret"
 
 
@@ -176,7 +176,7 @@ def test_rows_show_the_best_status_and_ignore_unknown_lessons(state):
 
 LESSON00_BLOCK = [
     f"Lesson 00 {LESSON00}: 1/3 correct",
-    "  [PASS] ex1 Create a SecretClient",
+    "  [PASS] ex1 Create a SecretClient and take stock",
     "  [FAIL] ex2 Store your first secret",
     "  [    ] ex3 Read it back without printing it",
 ]
@@ -185,7 +185,7 @@ LESSON00_BLOCK = [
 def test_text_is_a_deterministic_table(state):
     assert tracker.text(state).splitlines()[:4] == [
         f"Lesson 00 {LESSON00}: 0/3 correct",
-        "  [    ] ex1 Create a SecretClient",
+        "  [    ] ex1 Create a SecretClient and take stock",
         "  [    ] ex2 Store your first secret",
         "  [    ] ex3 Read it back without printing it",
     ]
@@ -213,7 +213,7 @@ def test_the_dashboard_is_text_and_static_html_with_a_bar_per_lesson(state):
     page = bundle["text/html"]
     assert page.count("<progress ") == len(all_lessons())
     assert f"Lesson 00 {LESSON00} <progress value='1' max='3'></progress> 1/3" in page
-    assert "<tr><td>ex1</td><td>Create a SecretClient</td><td>Correct</td></tr>" in page
+    assert "<tr><td>ex1</td><td>Create a SecretClient and take stock</td><td>Correct</td></tr>" in page
     assert "<tr><td>ex2</td><td>Store your first secret</td><td>Not yet</td></tr>" in page
     assert "<tr><td>ex3</td><td>Read it back without printing it</td><td>Not checked yet</td></tr>" in page
 
@@ -229,7 +229,7 @@ def test_progress_shows_in_a_notebook_exported_to_html(state):
     NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
     page, _ = HTMLExporter().from_notebook_node(notebook)
     assert "kvlab-progress" in page
-    assert "<td>Create a SecretClient</td><td>Correct</td>" in page
+    assert "<td>Create a SecretClient and take stock</td><td>Correct</td>" in page
 
 
 def test_kvlab_progress_returns_the_dashboard(state, monkeypatch):
