@@ -101,8 +101,8 @@ class Lesson:
 def start_lesson(number: str, vault_url: str | None = None, state_dir: str | os.PathLike | None = None,
                  demo: bool = False) -> Lesson:
     """Set up lesson ``number`` and return it (see the module docstring)."""
+    stubs.install()  # an unfinished exercise says "your turn" instead of a traceback, a wrong name one line
     lesson = Lesson(lesson_spec(number), vault_url, state_dir, demo)
-    stubs.install()  # an unfinished exercise says "your turn" instead of a traceback
     lesson.watch = watch.install()  # which stubs still wait, and (on the emulator) secrets shown in outputs
     namespace = caller_namespace()
     lesson.history_position = len(namespace.get("In") or [])

@@ -11,7 +11,8 @@ instead of a traceback (IPython's ``set_custom_exc``). The cell still ends in
 error (the kernel's reply says so, which is why the tag is needed), but no
 error output is written, and ``papermill lab.ipynb out.ipynb`` runs a lab as
 shipped to the end with exit status 0. Any other ``NotImplementedError``, one
-raised inside a function for example, keeps its ordinary traceback.
+raised inside a function for example, keeps its ordinary traceback. A
+`LearnerError` (``check("ex9")`` in a lesson of three) shows as one line.
 
 Every string that ties labs, checks and tests together is named here once.
 """
@@ -74,6 +75,14 @@ class Notice:
         return self.plain()
 
 
+class LearnerError(Exception):
+    """A mistake in what the learner typed into a lesson call (an exercise that does not exist, say).
+
+    In a kernel set up by a lesson it shows as one line, ``Name: message``, not a
+    traceback into kvlab: the cell still fails, so a notebook run stops there.
+    """
+
+
 def _raised_by_a_cell(tb) -> bool:
     """True when the innermost frame is a cell's own top-level code (not a function it called)."""
     while tb.tb_next is not None:
@@ -86,6 +95,9 @@ def _handler(shell, etype, value, tb, tb_offset=None):
         from IPython.display import display
 
         display(Notice(str(value.args[0]) if value.args else DEFAULT_TASK))
+        return None
+    if issubclass(etype, LearnerError):
+        shell._showtraceback(etype, value, [f"{etype.__name__}: {value}"])  # the hook ipykernel sends as the error
         return None
     shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
     return None
@@ -100,5 +112,5 @@ def install() -> bool:
     shell = get_ipython()
     if shell is None:
         return False
-    shell.set_custom_exc((NotImplementedError,), _handler)
+    shell.set_custom_exc((NotImplementedError, LearnerError), _handler)
     return True

@@ -116,3 +116,20 @@ def test_a_stub_waits_until_its_own_cell_runs_something_else():
     watch.pre_run_cell(SimpleNamespace(raw_cell="client.set_secret('first-secret', token)", cell_id="c9"))  # comment gone
     watch.post_run_cell(None)
     assert watch.pending_stubs() == set()
+
+
+def test_a_wrong_exercise_or_lesson_name_is_one_line_in_a_real_kernel(emulator):
+    """check('ex9'), hint('ex0'), solution('4'), start_lesson('09'): one line each, no traceback into kvlab."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in (
+        SET_UP, "check('ex9')", "lesson.hint('ex0')", "lesson.solution('4')",
+        "kvlab.start_lesson('09')", "print('still here')")]
+    NotebookClient(notebook, kernel_name="python3", timeout=120, allow_errors=True).execute()
+    errors = [[o for o in cell.outputs if o["output_type"] == "error"] for cell in notebook.cells[1:5]]
+    assert [e[0]["traceback"] for e in errors] == [
+        ["Unknown: lesson 00 has no exercise 'ex9'; its exercises are 'ex1', 'ex2', 'ex3'"],
+        ["Unknown: lesson 00 has no exercise 'ex0'; its exercises are 'ex1', 'ex2', 'ex3'"],
+        ["Unknown: lesson 00 has no exercise '4'; its exercises are 'ex1', 'ex2', 'ex3'"],
+        ["Unknown: there is no lesson 09; lessons: 00, 01, 02, 03"],
+    ]
+    assert notebook.cells[5].outputs[0]["text"] == "still here\n"

@@ -29,6 +29,13 @@ from .. import stubs
 from ..feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE, Hint, Result, Solution
 
 
+class Unknown(stubs.LearnerError, KeyError):
+    """A lesson, or an exercise of ``check``, ``hint`` or ``solution``, that does not exist (shown as one line)."""
+
+    def __str__(self) -> str:  # the message itself, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
+
+
 class NotAttempted(Exception):
     """The exercise has not been done yet (a stub still raises, a name is missing)."""
 
@@ -66,7 +73,7 @@ class LessonSpec:
             if exercise.id == exercise_id:
                 return exercise
         known = ", ".join(repr(e.id) for e in self.exercises)
-        raise KeyError(f"lesson {self.number} has no exercise {exercise_id!r}; its exercises are {known}")
+        raise Unknown(f"lesson {self.number} has no exercise {exercise_id!r}; its exercises are {known}")
 
 
 @dataclass
@@ -248,7 +255,7 @@ def lesson_spec(number: str) -> LessonSpec:
     try:
         module = importlib.import_module(f"{__name__}.lesson{number}")
     except ModuleNotFoundError:
-        raise KeyError(f"there is no lesson {number}; lessons: {', '.join(all_lessons())}") from None
+        raise Unknown(f"there is no lesson {number}; lessons: {', '.join(all_lessons())}") from None
     return module.LESSON
 
 
