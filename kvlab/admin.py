@@ -188,6 +188,25 @@ class Admin:
             for r in ROLES
         ]
 
+    # -- the Databricks workspace ---------------------------------------------------
+
+    def workspace(self, user: str | None = None) -> dict:
+        """The workspace's URL and a user's personal access token (the learner's by default)."""
+        with self._state(create=True) as state:
+            row = state.workspace.user(user) if user else state.workspace.user()
+            return {"host": state.workspace_url(), "user": row.name, "token": row.token}
+
+    def create_workspace_user(self, name: str, admin: bool = False) -> dict:
+        """A workspace user with a token of its own (for scope ACLs: READ, WRITE, MANAGE)."""
+        with self._state(create=True) as state:
+            row = state.workspace.add_user(name, admin)
+            return {"host": state.workspace_url(), "user": row.name, "admin": row.admin, "token": row.token}
+
+    def workspace_users(self) -> list[dict]:
+        """The workspace's users (their tokens are not listed)."""
+        with self._state(create=True) as state:
+            return [{"user": row.name, "admin": row.admin} for row in state.workspace.users()]
+
     # -- inspection (for checks: reads here leave no audit record) ---------------
 
     def inspect_secret(self, vault: str, name: str) -> dict | None:

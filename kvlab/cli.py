@@ -313,6 +313,49 @@ def identity_delete(name, state_dir, output) -> None:
     emit(_admin(state_dir).delete_identity(name), output)
 
 
+# -- the Databricks workspace -----------------------------------------------------
+
+
+@main.group()
+def databricks() -> None:
+    """The emulator's Databricks workspace: its URL, users and their personal access tokens."""
+
+
+@databricks.command("workspace")
+@click.option("--user", help="Whose token to print [default: the learner, the workspace's admin].")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def databricks_workspace(user, state_dir, output) -> None:
+    """Print the workspace's host and a personal access token (for DATABRICKS_HOST and DATABRICKS_TOKEN)."""
+    emit(_admin(state_dir).workspace(user), output)
+
+
+@databricks.group("user")
+def databricks_user() -> None:
+    """Workspace users, for secret scope ACLs."""
+
+
+@databricks_user.command("create")
+@click.option("--name", "-n", required=True, help="The user's e-mail address, e.g. ana@example.com.")
+@click.option("--admin", is_flag=True, help="A workspace admin (MANAGE on every scope).")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def databricks_user_create(name, admin, state_dir, output) -> None:
+    """Add a workspace user and print its personal access token."""
+    emit(_admin(state_dir).create_workspace_user(name, admin), output)
+
+
+@databricks_user.command("list")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def databricks_user_list(state_dir, output) -> None:
+    """List the workspace's users (without their tokens)."""
+    emit(_admin(state_dir).workspace_users(), output)
+
+
 # -- roles ----------------------------------------------------------------------
 
 

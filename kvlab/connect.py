@@ -69,7 +69,10 @@ def connect(state_dir: str | os.PathLike | None = None, port: int | None = None)
         store.close()
     os.environ["IDENTITY_ENDPOINT"] = info["identityEndpoint"]
     os.environ["IDENTITY_HEADER"] = header or ""
-    return Lab(state, int(info["port"]), info)
+    lab = Lab(state, int(info["port"]), info)
+    workspace = lab.workspace()  # the Databricks clients read these, as on a developer's machine
+    os.environ["DATABRICKS_HOST"], os.environ["DATABRICKS_TOKEN"] = workspace["host"], workspace["token"]
+    return lab
 
 
 def trust_local_ca(ca_file: Path, bundle_file: Path) -> Path:

@@ -143,3 +143,25 @@ def test_every_command_has_help(state, args):
     result = kvlab(*args, "--help", state=state)
     assert "Usage:" in result.stdout
     assert "--help" in result.stdout
+
+
+def test_databricks_workspace_prints_the_host_and_a_token_and_users_are_listed_without_theirs(state):
+    first = as_json(kvlab("databricks", "workspace", state=state))
+    assert first["host"].startswith("https://adb-") and ".1.localhost:" in first["host"]
+    assert first["user"] == "learner@kvlab.local"
+    assert first["token"].startswith("dapi") and len(first["token"]) == 36
+    assert as_json(kvlab("databricks", "workspace", state=state)) == first  # the same workspace, the same token
+    ana = as_json(kvlab("databricks", "user", "create", "--name", "ana@example.com", state=state))
+    assert ana["user"] == "ana@example.com" and ana["admin"] is False and ana["token"] != first["token"]
+    assert as_json(kvlab("databricks", "workspace", "--user", "ana@example.com", state=state))["token"] == ana["token"]
+    listed = kvlab("databricks", "user", "list", state=state).stdout
+    assert json.loads(listed) == [{"user": "learner@kvlab.local", "admin": True}, {"user": "ana@example.com", "admin": False}]
+    assert "dapi" not in listed
+
+
+@pytest.mark.parametrize("args, words", [
+    (("databricks", "user", "create", "--name", "not an address"), ("invalid user name",)),
+    (("databricks", "workspace", "--user", "nobody@example.com"), ("no workspace user", "nobody@example.com")),
+])
+def test_databricks_bad_input_gets_a_one_line_error(state, args, words):
+    assert_one_line_error(kvlab(*args, state=state, check=False), *words)

@@ -6,6 +6,11 @@
                          path, in order: operation, challenge and token,
                          api-version, vault, throttling, RBAC, domain, answer,
                          audit record.
+``adb-<id>.1.localhost``  the Databricks workspace (`workspace_request`): token,
+                         endpoint, domain, answer. A Key Vault-backed scope reads
+                         its vault as the AzureDatabricks application through
+                         `DatabricksReads`: RBAC, domain and audit record, as any
+                         caller's request would.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
 from .. import __version__
-from .identity import Caller, TokenError, TokenRequestError
-from .keyvault import Call, MethodNotAllowed, Operation, check_api_version, route
+from . import databricks
+from .identity import DATABRICKS, DATABRICKS_APP_ID, LEARNER, Caller, TokenError, TokenRequestError
+from .keyvault import DATA_ACTION_PREFIX, Call, MethodNotAllowed, Operation, check_api_version, route
 from .rbac import Forbidden
 from .state import State
 from .throttle import Throttle
 from .vaults import KeyVaultError, VaultNotFound
+from .workspaces import DatabricksError
 
 MAX_BODY = 1024 * 1024
 SERVICE_VERSION = "1.9.3019.1"  # what x-ms-keyvault-service-version reports
@@ -126,6 +133,8 @@ class EmulatorApp:
         host = host.lower().rstrip(".")
         if host in ("localhost", "127.0.0.1"):
             await (await self.service_request(request))(send)
+        elif host == self.state.workspace_host():
+            await (await self.workspace_request(request))(send)
         elif host.endswith(".localhost") and host.count(".") == 1:
             self._next_request += 1
             number = self._next_request
@@ -254,6 +263,70 @@ class EmulatorApp:
         duration = time.perf_counter() - started
         return response, lambda: self._audit(record, response.status_code, duration)
 
+    # -- the Databricks workspace --------------------------------------------------
+
+    async def workspace_request(self, request: Request) -> Response:
+        """Token, endpoint, domain, answer: Databricks' shapes throughout ({"error_code", "message"})."""
+        if request.path == databricks.WELL_KNOWN and request.method == "GET":  # the SDK's discovery probe
+            host = request.headers.get("host", "")
+            return _json(200, {"oidc_endpoint": f"https://{host}/oidc", "workspace_id": self.state.workspace_id,
+                               "cloud": "AZURE"})
+        try:
+            user, entra = self._workspace_user(request)
+            operation = databricks.route(request.method, request.path)
+            body = await request.body(MAX_BODY) if request.method == "POST" else b""
+            call = databricks.Call(self.state.workspace, user, entra, request.method, request.query_string, body,
+                                   DatabricksReads(self), self._keyvault_of)
+            return _json(200, operation.handler(call))
+        except KeyVaultError as exc:  # the body limit
+            return _json(exc.status, {"error_code": "BAD_REQUEST", "message": exc.message})
+        except DatabricksError as exc:
+            return _json(exc.status, exc.body())
+        except Exception:  # a bug: answer in the service's shape and keep the evidence
+            log.exception("unexpected error in %s %s", request.method, request.path)
+            return _json(500, {"error_code": "INTERNAL_ERROR",
+                               "message": "The emulator failed on this request; see emulator.log in its state directory."})
+
+    def _workspace_user(self, request: Request):
+        """The workspace user a request's bearer token names, and whether it is a Microsoft Entra ID token.
+
+        A personal access token (dapi...) names its user. An Entra ID token issued for
+        the AzureDatabricks application (resource 2ff814a6-...) names the learner's
+        identity, which is the workspace's first user.
+        """
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise DatabricksError(401, "UNAUTHENTICATED", "No access token was given (Authorization: Bearer ...).")
+        if token.startswith("dapi"):
+            user = self.state.workspace.authenticate(token)
+            if user is None:
+                raise DatabricksError(401, "UNAUTHENTICATED", "Invalid access token.")
+            return user, False
+        try:
+            caller = self.state.identities.verify(token, DATABRICKS_APP_ID)
+        except TokenError as exc:
+            raise DatabricksError(401, "UNAUTHENTICATED", f"Invalid Microsoft Entra ID token: {exc}") from None
+        if caller.name != LEARNER:
+            raise DatabricksError(403, "PERMISSION_DENIED", f"{caller.name} is not a user of this workspace.")
+        return self.state.workspace.user(), True
+
+    def _keyvault_of(self, resource_id: str, dns_name: str) -> str:
+        """The emulator vault a Key Vault-backed scope names, checked as the workspace checks it."""
+        name = resource_id.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            vault = self.state.vaults.get_vault(name)
+        except VaultNotFound:
+            raise DatabricksError(400, "INVALID_PARAMETER_VALUE",
+                                  f"Azure Key Vault {resource_id} does not exist.") from None
+        if resource_id.rstrip("/").lower() != self.state.vaults.resource_id(vault.name).lower():
+            raise DatabricksError(400, "INVALID_PARAMETER_VALUE", f"Invalid Azure Key Vault resource id {resource_id}: "
+                                  f"it should be {self.state.vaults.resource_id(vault.name)}.")
+        if dns_name.rstrip("/").lower() != self.state.vault_url(vault.name).rstrip("/").lower():
+            raise DatabricksError(400, "INVALID_PARAMETER_VALUE", f"The DNS name {dns_name} does not match the "
+                                  f"Azure Key Vault {vault.name}: it should be {self.state.vault_url(vault.name)}.")
+        return vault.name
+
     def _headers(self, request: Request, client_ip: str) -> dict[str, str]:
         headers = {
             "cache-control": "no-cache",
@@ -328,6 +401,67 @@ class EmulatorApp:
         record.setdefault("resultDescription", "")
         record["durationMs"] = round(duration * 1000, 3)
         self.state.audit.record(record)
+
+
+class DatabricksReads:
+    """A Key Vault-backed scope's reads: the vault's request path for the AzureDatabricks application.
+
+    The same RBAC decision, domain call and audit record as `vault_request`
+    gives any caller (with no token round trip: the workspace is a trusted
+    service of this emulator, as Azure Databricks is of Azure).
+    """
+
+    def __init__(self, app: EmulatorApp):
+        self.app = app
+        row = app.state.identities.get(DATABRICKS)
+        self.caller = Caller(row.name, row.principal_id, row.client_id)
+
+    def get(self, vault: str, name: str) -> str:
+        return self._as_databricks(vault, "SecretGet", "getSecret/action", name,
+                                   lambda: self.app.state.vaults.get_secret(vault, name, None).value)
+
+    def list(self, vault: str) -> list[tuple[str, int]]:
+        def names() -> list[tuple[str, int]]:
+            found, token = [], None
+            while True:
+                page = self.app.state.vaults.list_secrets(vault, None, token)
+                found += [(row.name, row.updated * 1000) for row in page.items]
+                if not page.skiptoken:
+                    return found
+                token = page.skiptoken
+        return self._as_databricks(vault, "SecretList", "readMetadata/action", None, names)
+
+    def _as_databricks(self, vault: str, operation: str, action: str, secret: str | None, read):
+        state, started = self.app.state, time.perf_counter()
+        record = {
+            "vault": vault, "operationName": operation, "identity": self.caller.name, "callerOid": self.caller.oid,
+            "callerAppId": self.caller.appid, "callerIpAddress": DATABRICKS, "secretName": secret,
+            "requestUri": state.vault_url(vault) + (f"secrets/{secret}" if secret else "secrets"),
+            "resourceId": state.vaults.resource_id(vault), "correlationId": str(uuid.uuid4()),
+        }
+        status = 200
+        try:
+            state.vaults.get_vault(vault)
+            state.roles.authorize(self.caller.oid, vault, secret, DATA_ACTION_PREFIX + action)
+            return read()
+        except VaultNotFound:
+            status = 404
+            raise DatabricksError(404, "RESOURCE_DOES_NOT_EXIST",
+                                  f"The Azure Key Vault {vault} behind this scope no longer exists.") from None
+        except Forbidden as exc:
+            status, record["resultDescription"] = 403, "ForbiddenByRbac"
+            raise DatabricksError(403, "PERMISSION_DENIED", (  # the wording Azure Databricks reports
+                f"Invalid permissions on the specified KeyVault {state.vault_url(vault)}. Caller: {DATABRICKS} "
+                f"(oid={self.caller.oid}); Action: {exc.data_action}; Assignment: (not found)"
+            )) from None
+        except KeyVaultError as exc:  # Databricks' documented mapping: 404, 403, any other 4xx
+            status, record["resultDescription"] = exc.status, exc.inner or exc.code
+            code = {404: "RESOURCE_DOES_NOT_EXIST", 403: "PERMISSION_DENIED"}.get(exc.status, "MALFORMED_REQUEST")
+            raise DatabricksError(exc.status if exc.status in (403, 404) else 400, code,
+                                  f"The specified KeyVault {state.vault_url(vault)} answered {exc.status} "
+                                  f"{exc.inner or exc.code}: {exc.message}") from None
+        finally:
+            self.app._audit(record, status, time.perf_counter() - started)
 
 
 def create_app(state_dir: Path, port: int) -> EmulatorApp:

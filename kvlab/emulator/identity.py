@@ -29,6 +29,7 @@ VERIFIED_CACHE = 1024  # tokens remembered as verified (a client sends the same 
 
 
 LEARNER = "learner"
+UPN_DOMAIN = "kvlab.local"  # a user's sign-in name is <name>@kvlab.local (the workspace knows the learner by it)
 DATABRICKS = "AzureDatabricks"
 DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"  # Azure Databricks' first-party app
 BUILT_IN = (LEARNER.lower(), DATABRICKS.lower())
@@ -142,7 +143,7 @@ class Identities:
             "kvlab_name": identity.name,
         }
         if identity.kind == "user":
-            claims["upn"] = f"{identity.name}@kvlab.local"
+            claims["upn"] = f"{identity.name}@{UPN_DOMAIN}"
         token = jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": "kvlab"})
         return {
             "access_token": token,

@@ -6,6 +6,7 @@ and by notebooks) open the same objects over the same SQLite file.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from .. import paths
@@ -15,6 +16,7 @@ from .identity import Identities
 from .rbac import RoleAssignments
 from .store import Store, VersionRow
 from .vaults import Clock, Vaults
+from .workspaces import Workspace
 
 DATABASE = "kvlab.db"
 
@@ -29,6 +31,9 @@ class State:
         self.identities = Identities(self.store)
         self.roles = RoleAssignments(self.store, self.clock)
         self.audit = Audit(self.store, self.clock)
+        self.workspace = Workspace(self.store, self.clock)
+        # Azure names a workspace adb-<workspace id>.<n>.azuredatabricks.net; here .localhost stands for the zone
+        self.workspace_id = self.store.meta_or_create("workspace_id", lambda: str(secrets.randbelow(9 * 10**15) + 10**15))
 
     def port(self) -> int:
         """The port vault URLs carry: the one the emulator last listened on."""
@@ -36,6 +41,13 @@ class State:
 
     def vault_url(self, vault: str) -> str:
         return f"https://{vault.lower()}.localhost:{self.port()}/"
+
+    def workspace_host(self) -> str:
+        """The Databricks workspace's host name (without the port)."""
+        return f"adb-{self.workspace_id}.1.localhost"
+
+    def workspace_url(self) -> str:
+        return f"https://{self.workspace_host()}:{self.port()}"
 
     def secret_url(self, row: VersionRow) -> str:
         return f"{self.vault_url(row.vault)}secrets/{row.name}/{row.version}"

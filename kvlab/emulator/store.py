@@ -81,6 +81,34 @@ CREATE TABLE IF NOT EXISTS audit (
     record  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_vault ON audit (vault, seq);
+-- the Databricks workspace (kvlab/emulator/workspaces.py): its users, secret scopes, their secrets and ACLs
+CREATE TABLE IF NOT EXISTS workspace_users (
+    name     TEXT PRIMARY KEY COLLATE NOCASE,
+    token    TEXT NOT NULL UNIQUE,
+    admin    INTEGER NOT NULL DEFAULT 0,
+    created  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scopes (
+    name         TEXT PRIMARY KEY,
+    backend      TEXT NOT NULL,
+    vault        TEXT COLLATE NOCASE,
+    resource_id  TEXT,
+    dns_name     TEXT,
+    created      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scope_secrets (
+    scope    TEXT NOT NULL REFERENCES scopes (name) ON DELETE CASCADE,
+    key      TEXT NOT NULL,
+    value    BLOB NOT NULL,
+    updated  INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS scope_acls (
+    scope       TEXT NOT NULL REFERENCES scopes (name) ON DELETE CASCADE,
+    principal   TEXT NOT NULL,
+    permission  TEXT NOT NULL,
+    PRIMARY KEY (scope, principal)
+);
 CREATE TABLE IF NOT EXISTS events (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     vault   TEXT NOT NULL COLLATE NOCASE,
@@ -118,6 +146,24 @@ class AssignmentRow:
     principal_id: str
     vault: str
     secret: str | None
+    created: int
+
+
+@dataclass(frozen=True)
+class UserRow:
+    name: str
+    token: str
+    admin: bool
+    created: int
+
+
+@dataclass(frozen=True)
+class ScopeRow:
+    name: str
+    backend: str  # "DATABRICKS" or "AZURE_KEYVAULT"
+    vault: str | None
+    resource_id: str | None
+    dns_name: str | None
     created: int
 
 
@@ -547,3 +593,87 @@ class Store:
             (until,),
         )
         return [_version(r) for r in rows]
+
+    # -- the Databricks workspace ----------------------------------------------
+
+    def add_user(self, row: UserRow) -> bool:
+        with self.write() as db:
+            return db.execute(
+                "INSERT OR IGNORE INTO workspace_users (name, token, admin, created) VALUES (?, ?, ?, ?)",
+                (row.name, row.token, int(row.admin), row.created),
+            ).rowcount == 1
+
+    def find_user(self, name: str | None = None, token: str | None = None) -> UserRow | None:
+        rows = self._read("SELECT name, token, admin, created FROM workspace_users WHERE name = ? OR token = ?",
+                          (name, token))
+        if not rows:
+            return None
+        found = rows[0]
+        return UserRow(found[0], found[1], bool(found[2]), found[3])
+
+    def list_users(self) -> list[UserRow]:
+        return [UserRow(r[0], r[1], bool(r[2]), r[3])
+                for r in self._read("SELECT name, token, admin, created FROM workspace_users ORDER BY rowid")]
+
+    def add_scope(self, row: ScopeRow, acl: tuple[str, str] | None) -> bool:
+        """A new scope (False if the name is taken), with its first ACL entry."""
+        with self.write() as db:
+            added = db.execute(
+                "INSERT OR IGNORE INTO scopes (name, backend, vault, resource_id, dns_name, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (row.name, row.backend, row.vault, row.resource_id, row.dns_name, row.created),
+            ).rowcount == 1
+            if added and acl is not None:
+                db.execute("INSERT INTO scope_acls (scope, principal, permission) VALUES (?, ?, ?)", (row.name, *acl))
+            return added
+
+    def get_scope(self, name: str) -> ScopeRow | None:
+        rows = self._read("SELECT name, backend, vault, resource_id, dns_name, created FROM scopes WHERE name = ?",
+                          (name,))
+        return ScopeRow(*rows[0]) if rows else None
+
+    def list_scopes(self) -> list[ScopeRow]:
+        return [ScopeRow(*r) for r in self._read(
+            "SELECT name, backend, vault, resource_id, dns_name, created FROM scopes ORDER BY name")]
+
+    def remove_scope(self, name: str) -> bool:
+        with self.write() as db:
+            return db.execute("DELETE FROM scopes WHERE name = ?", (name,)).rowcount == 1
+
+    def put_scope_secret(self, scope: str, key: str, value: bytes, updated: int) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO scope_secrets (scope, key, value, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                (scope, key, value, updated),
+            )
+
+    def scope_secret(self, scope: str, key: str) -> tuple[bytes, int] | None:
+        rows = self._read("SELECT value, updated FROM scope_secrets WHERE scope = ? AND key = ?", (scope, key))
+        return (bytes(rows[0][0]), rows[0][1]) if rows else None
+
+    def scope_secrets(self, scope: str) -> list[tuple[str, int]]:
+        """(key, updated) of a Databricks-backed scope's secrets, by key."""
+        return [(r[0], r[1]) for r in self._read(
+            "SELECT key, updated FROM scope_secrets WHERE scope = ? ORDER BY key", (scope,))]
+
+    def remove_scope_secret(self, scope: str, key: str) -> bool:
+        with self.write() as db:
+            return db.execute("DELETE FROM scope_secrets WHERE scope = ? AND key = ?", (scope, key)).rowcount == 1
+
+    def put_acl(self, scope: str, principal: str, permission: str) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO scope_acls (scope, principal, permission) VALUES (?, ?, ?) "
+                "ON CONFLICT (scope, principal) DO UPDATE SET permission = excluded.permission",
+                (scope, principal, permission),
+            )
+
+    def acls(self, scope: str) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self._read(
+            "SELECT principal, permission FROM scope_acls WHERE scope = ? ORDER BY principal", (scope,))]
+
+    def remove_acl(self, scope: str, principal: str) -> bool:
+        with self.write() as db:
+            return db.execute("DELETE FROM scope_acls WHERE scope = ? AND principal = ?",
+                              (scope, principal)).rowcount == 1

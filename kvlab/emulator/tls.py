@@ -30,12 +30,12 @@ def _write_atomically(path: Path, data: bytes, mode: int) -> None:
 
 
 def _is_local_name(name: str) -> bool:
-    """``localhost`` or one DNS label under it (RFC 6761), which is all the emulator serves."""
-    name = name.lower().rstrip(".")
-    if name == "localhost":
-        return True
-    label, _, parent = name.partition(".")
-    return parent == "localhost" and 0 < len(label) <= 63 and label.replace("-", "").isalnum()
+    """``localhost`` or a name under it (RFC 6761) of the shapes the emulator serves:
+    ``<vault>.localhost`` and the Databricks workspace's ``adb-<id>.<n>.localhost``."""
+    labels = name.lower().rstrip(".").split(".")
+    if labels[-1] != "localhost" or len(labels) > 3:
+        return False
+    return all(0 < len(label) <= 63 and label.replace("-", "").isalnum() for label in labels[:-1])
 
 
 class LocalCA:
