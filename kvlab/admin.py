@@ -202,6 +202,31 @@ class Admin:
             row = state.workspace.add_user(name, admin)
             return {"host": state.workspace_url(), "user": row.name, "admin": row.admin, "token": row.token}
 
+    def ensure_workspace_user(self, name: str) -> dict:
+        """A workspace user, created if absent (lessons stage theirs this way)."""
+        with self._state(create=True) as state:
+            if state.store.find_user(name=name) is None:
+                state.workspace.add_user(name)
+        return self.workspace(name)
+
+    def workspace_scopes(self) -> list[dict]:
+        """Every secret scope with its backend, vault and ACL, read behind the workspace's back (for checks)."""
+        with self._state(create=True) as state:
+            return [{"name": row.name, "backend": row.backend, "vault": row.vault,
+                     "acls": dict(state.store.acls(row.name))} for row in state.workspace.scopes()]
+
+    def delete_workspace_scope(self, name: str) -> bool:
+        """Remove a scope, its secrets and ACLs, whoever made it (a lesson's reset); False if absent."""
+        with self._state(create=True) as state:
+            return state.store.remove_scope(name)
+
+    def stage(self, key: str, value: str | None = None) -> str | None:
+        """What a lesson's set-up staged (a fact its checks compare with): set it, or read it back."""
+        with self._state(create=True) as state:
+            if value is not None:
+                state.store.set_meta(f"staged:{key}", value)
+            return state.store.get_meta(f"staged:{key}")
+
     def workspace_users(self) -> list[dict]:
         """The workspace's users (their tokens are not listed)."""
         with self._state(create=True) as state:

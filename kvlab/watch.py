@@ -12,6 +12,9 @@ How: stdout and stderr are wrapped for the length of each cell (as
 displays and results are seen through ipykernel's message hooks on the display
 publisher and the display hook. Outside an IPython kernel nothing is watched.
 
+Values read through ``kvlab.databricks.dbutils`` are kept as the notebook got
+them, ``[REDACTED]``: Databricks' redaction hid them.
+
 A cell run again replaces what it showed before (by the cell id JupyterLab
 sends; without one, by its source), as the notebook replaces its output. So
 the watch also knows which lab stubs still show their "your turn" notice: an
@@ -82,6 +85,9 @@ class Watch:
         key, source = self._cell
         if not text or self.size + len(text) > LIMIT:
             return
+        redactor = getattr(sys.modules.get("kvlab.databricks"), "REDACTOR", None)
+        if redactor is not None and redactor.installed and redactor.values:  # as the notebook got it: [REDACTED]
+            text = redactor.redact(text)
         self.size += len(text)
         self.shown.setdefault(key, []).append(Shown(source, channel, text))
 

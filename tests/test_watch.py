@@ -130,6 +130,6 @@ def test_a_wrong_exercise_or_lesson_name_is_one_line_in_a_real_kernel(emulator):
         ["Unknown: lesson 00 has no exercise 'ex9'; its exercises are 'ex1', 'ex2', 'ex3'"],
         ["Unknown: lesson 00 has no exercise 'ex0'; its exercises are 'ex1', 'ex2', 'ex3'"],
         ["Unknown: lesson 00 has no exercise '4'; its exercises are 'ex1', 'ex2', 'ex3'"],
-        ["Unknown: there is no lesson 09; lessons: 00, 01, 02, 03"],
+        ["Unknown: there is no lesson 09; lessons: 00, 01, 02, 03, 04"],
     ]
     assert notebook.cells[5].outputs[0]["text"] == "still here\n"

@@ -107,6 +107,44 @@ ANSWERS = {
         Answer("ex1", "printing a value to check it worked", "print(client.get_secret('sql-db-password').value)",
                "incorrect", SHOWN.format("sql-db-password")),
     ],
+    "04-databricks-secret-scopes.ipynb": [
+        Answer("ex1", "own way (a token asked for by hand, from_dict, and a redacted print)",
+               "import os\nworkspace.secrets.delete_scope('kv-analytics')\n"
+               "token = DefaultAzureCredential().get_token('2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default').token\n"
+               "WorkspaceClient(host=os.environ['DATABRICKS_HOST'], token=token).secrets.create_scope(\n"
+               "    scope='kv-analytics', scope_backend_type=ScopeBackendType('AZURE_KEYVAULT'),\n"
+               "    backend_azure_keyvault=AzureKeyVaultSecretScopeMetadata.from_dict(\n"
+               "        {'resource_id': vault_id('kv-analytics-dev'), 'dns_name': lesson.vault_url('kv-analytics-dev')}))\n"
+               "print('password:', dbutils.secrets.get('kv-analytics', 'sql-db-password'))  # shows [REDACTED]",
+               "correct"),
+        Answer("ex3", "own way (REST get as Ana, ACLs by set)",
+               "workspace.secrets.put_acl('kv-analytics', 'ana@kvlab.local', AclPermission.READ)\n"
+               "if 'users' in {a.principal for a in workspace.secrets.list_acls('finance-team')}:\n"
+               "    workspace.secrets.delete_acl('finance-team', 'users')\n"
+               "try:\n    user_workspace('ana@kvlab.local').secrets.get_secret('finance-team', 'erp-api-key')\n"
+               "except DatabricksError as e:\n    refused = e", "correct"),
+        Answer("ex3", "opening the analytics scope to every user", "workspace.secrets.put_acl('kv-analytics', 'users', "
+               "AclPermission.READ)", "incorrect", "Every user of the workspace (the principal `users`) holds READ on `kv-analytics`"),
+        Answer("ex1", "the guided notebook's vault-wide role", "lesson.lab.assign_role('Key Vault Secrets User', "
+               "'AzureDatabricks', 'kv-analytics-dev')", "incorrect",
+               "AzureDatabricks holds Key Vault Secrets User on the whole vault kv-analytics-dev"),
+        Answer("ex2", "a neighbour's cause copied", "cause = next(c for c in ('scope-acl', 'vault-role', 'disabled-secret') "
+               "if c != cause)", "incorrect", "`cause` is "),
+        Answer("ex2", "own way (a fresh set-up, diagnosed from the state of both systems)",
+               "lesson = kvlab.start_lesson('04')\ncheck = lesson.check\n"
+               "acl_ok = 'etl@kvlab.local' in {a.principal for a in workspace.secrets.list_acls('kv-finance')}\n"
+               "role_ok = any(a['principalName'] == 'AzureDatabricks' for a in lesson.lab.role_assignments(scope='kv-finance-dev'))\n"
+               "with DefaultAzureCredential() as c, SecretClient(lesson.vault_url('kv-finance-dev'), c) as v:\n"
+               "    enabled = next(p for p in v.list_properties_of_secrets() if p.name == 'warehouse-password').enabled\n"
+               "    cause = 'scope-acl' if not acl_ok else 'vault-role' if not role_ok else 'disabled-secret'\n"
+               "    if cause == 'disabled-secret':\n        v.update_secret_properties('warehouse-password', enabled=True)\n"
+               "if cause == 'scope-acl':\n    workspace.secrets.put_acl('kv-finance', 'etl@kvlab.local', AclPermission.READ)\n"
+               "if cause == 'vault-role':\n    lesson.lab.assign_role('Key Vault Secrets User', 'AzureDatabricks', 'kv-finance-dev')",
+               "correct"),
+        Answer("ex2", "printing a password read with the vault's SDK (not redacted)",
+               "with DefaultAzureCredential() as c, SecretClient(lesson.vault_url('kv-analytics-dev'), c) as v:\n"
+               "    print(v.get_secret('sql-db-password').value)", "incorrect", SHOWN.format("sql-db-password")),
+    ],
     "03-secretclient-and-managed-identity.ipynb": [
         Answer("ex1", "own way (ManagedIdentityCredential)", "from azure.identity import ManagedIdentityCredential\n"
                "func_client = SecretClient(lesson.vault_url(), ManagedIdentityCredential(client_id=func_client_id))\n"
