@@ -67,3 +67,14 @@ SPEC = Path(__file__).parent / "spec" / "secrets-2026-04-01.json"
 def spec_path() -> Path:
     """The official Key Vault secrets REST spec (a verbatim copy, see tests/spec/README.md)."""
     return SPEC
+
+
+@pytest.fixture
+def leaves_workspace_as_found(emulator):
+    """Remove the Databricks scopes a test created: the workspace is shared by the tests of one process,
+    and a guided notebook (nbval) lists its scopes."""
+    before = {s["name"] for s in emulator.workspace_scopes()}
+    yield
+    for scope in emulator.workspace_scopes():
+        if scope["name"] not in before:
+            emulator.delete_workspace_scope(scope["name"])

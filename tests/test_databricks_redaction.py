@@ -46,7 +46,8 @@ def executed(emulator):
     notebook.cells = [nbformat.v4.new_code_cell(setup)] + [nbformat.v4.new_code_cell(c) for c in CELLS.values()]
     NotebookClient(notebook, kernel_name="python3", timeout=120, allow_errors=True).execute()
     outputs = dict(zip(CELLS, (cell.outputs for cell in notebook.cells[1:])))
-    return value, notebook, outputs
+    yield value, notebook, outputs
+    emulator.delete_workspace_scope(scope)
 
 
 def text_of(outputs) -> str:

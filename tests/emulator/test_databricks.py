@@ -25,6 +25,7 @@ from conftest import officer_vault
 from kvlab.emulator.identity import DATABRICKS_APP_ID
 
 NOT_SECRET = "not-a-real-value-0001"  # pragma: allowlist secret
+pytestmark = pytest.mark.usefixtures("leaves_workspace_as_found")
 
 
 def name(prefix: str = "s") -> str:
