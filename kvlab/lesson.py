@@ -41,6 +41,11 @@ class Lesson:
             self.lab = connect(state_dir)
             self._reset()
             self.audit_position = self.lab.audit_position()
+        elif spec.emulator_only:
+            from .checks import EmulatorOnly
+
+            raise EmulatorOnly(f"lesson {spec.number} runs on the emulator only: {spec.emulator_only}. "
+                               "Set vault_url = \"emulator\" in the parameters cell.")
         else:
             self.mode = "azure"
             self.lab = None

@@ -133,3 +133,14 @@ def test_a_wrong_exercise_or_lesson_name_is_one_line_in_a_real_kernel(emulator):
         ["Unknown: there is no lesson 09; lessons: 00, 01, 02, 03, 04"],
     ]
     assert notebook.cells[5].outputs[0]["text"] == "still here\n"
+
+
+def test_an_emulator_only_lesson_against_a_real_vault_says_so_in_one_line():
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import kvlab\nlesson = kvlab.start_lesson('04', vault_url='https://kv-real.vault.azure.net/')")]
+    NotebookClient(notebook, kernel_name="python3", timeout=120, allow_errors=True).execute()
+    [error] = [o for o in notebook.cells[0].outputs if o["output_type"] == "error"]
+    assert len(error["traceback"]) == 1
+    assert error["traceback"][0].startswith("EmulatorOnly: lesson 04 runs on the emulator only: its Databricks workspace")
+    assert error["traceback"][0].endswith('Set vault_url = "emulator" in the parameters cell.')

@@ -36,6 +36,10 @@ class Unknown(stubs.LearnerError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class EmulatorOnly(stubs.LearnerError):
+    """A lesson started against a real vault that only the emulator can serve (shown as one line)."""
+
+
 class NotAttempted(Exception):
     """The exercise has not been done yet (a stub still raises, a name is missing)."""
 
@@ -67,6 +71,8 @@ class LessonSpec:
     exercises: tuple[Exercise, ...] = ()
     # on the emulator, after the reset: seed(lesson) puts in what the lesson starts with (e.g. a secret)
     seed: Callable[[Any], None] | None = None
+    # why the lesson runs only on the emulator (None: it runs against a real vault too)
+    emulator_only: str | None = None
 
     def exercise(self, exercise_id: str) -> Exercise:
         for exercise in self.exercises:

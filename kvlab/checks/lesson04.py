@@ -251,6 +251,8 @@ LESSON = LessonSpec(
     vaults=(VAULT, FIN_VAULT),
     grants=(("Key Vault Secrets Officer", "learner", VAULT), ("Key Vault Secrets Officer", "learner", FIN_VAULT)),
     seed=_set_the_scene,
+    emulator_only=("its Databricks workspace, users and scopes are the emulator's (a real workspace needs its own "
+                   "URL, users and an Azure subscription; the guided notebook shows the az and databricks commands)"),
     exercises=(
         Exercise("ex1", "A scope for the analytics vault, and no more", check_scope, (
             "Creating a Key Vault-backed scope takes a Microsoft Entra ID token, as in the guided lesson; then the "
