@@ -71,9 +71,10 @@ class Kernel:
 
 
 def incorrect(kernel: Kernel, exercise: str) -> str:
-    """The reason a check gives, asserting it says "incorrect"."""
+    """The reason a check gives, asserting it says "incorrect" for a reason of its own (not a crash)."""
     result = kernel.check(exercise)
     assert result.status == "incorrect", (result.status, result.message)
+    assert "could not finish" not in result.message
     return result.message
 
 

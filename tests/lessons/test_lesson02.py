@@ -35,7 +35,7 @@ EX1, EX2, EX3 = (_cell(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in (1, 
 SECRET_NAMES = ("adls-storage-key", "sql-db-password", "resend-api-key")
 
 
-from notebook_kernel import Kernel, variant  # noqa: E402
+from notebook_kernel import Kernel, incorrect, variant  # noqa: E402
 
 
 @pytest.fixture
@@ -46,13 +46,6 @@ def kernel(emulator):
     k.run(HELPERS)
     yield k
     k.close()
-
-
-def incorrect(kernel: Kernel, exercise: str) -> str:
-    result = kernel.check(exercise)
-    assert result.status == "incorrect", (result.status, result.message)
-    assert "could not finish" not in result.message
-    return result.message
 
 
 # -- the right answers and the lab as shipped ------------------------------------------------

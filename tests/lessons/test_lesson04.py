@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, variant
+from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, incorrect, variant
 
 NAME = "04-databricks-secret-scopes.ipynb"
 SOLUTION = code_cells(NAME, "solutions")
@@ -28,13 +28,6 @@ def kernel(emulator):
         k.run(cell)
     yield k
     k.close()
-
-
-def incorrect(kernel: Kernel, exercise: str) -> str:
-    result = kernel.check(exercise)
-    assert result.status == "incorrect", (result.status, result.message)
-    assert "could not finish" not in result.message
-    return result.message
 
 
 def test_the_solution_is_correct_and_says_what_it_verified(kernel):
