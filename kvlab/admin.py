@@ -220,6 +220,18 @@ class Admin:
         with self._state(create=True) as state:
             return state.store.remove_scope(name)
 
+    def workspace_audit(self, after: int = 0) -> list[dict]:
+        """The workspace's audit events (serviceName secrets), oldest first, after a position; never a value."""
+        from .emulator import control
+
+        control.status(self.state_dir)  # a running emulator answers once its records are written
+        with self._state(create=True) as state:
+            return state.store.workspace_audit(after)
+
+    def workspace_audit_position(self) -> int:
+        with self._state(create=True) as state:
+            return state.store.workspace_audit_position()
+
     def stage(self, key: str, value: str | None = None) -> str | None:
         """What a lesson's set-up staged (a fact its checks compare with): set it, or read it back."""
         with self._state(create=True) as state:

@@ -41,6 +41,7 @@ class Lesson:
             self.lab = connect(state_dir)
             self._reset()
             self.audit_position = self.lab.audit_position()
+            self.workspace_position = self.lab.workspace_audit_position()  # the Databricks workspace's log, likewise
         elif spec.emulator_only:
             from .checks import EmulatorOnly
 
@@ -50,6 +51,7 @@ class Lesson:
             self.mode = "azure"
             self.lab = None
             self.audit_position = 0
+            self.workspace_position = 0
             self._azure_url = vault_url if vault_url.endswith("/") else vault_url + "/"
         self.history_position = 0
         self.watch = None  # the output watch (kvlab.watch), in an IPython kernel

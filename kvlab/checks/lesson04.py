@@ -39,12 +39,15 @@ DATABRICKS_APP = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"  # the scope a 
 # -- the set-up ------------------------------------------------------------------------------
 
 
+CHECK_AGENT = "kvlab-check"  # in the User-Agent of the requests checks and set-ups make, as the audit log shows them
+
+
 def _clients(lesson, user: str | None = None):
-    """A WorkspaceClient for a workspace user (the learner by default), by personal access token."""
+    """A WorkspaceClient for a workspace user (the learner by default), by personal access token, for kvlab itself."""
     from databricks.sdk import WorkspaceClient
 
     found = lesson.lab.workspace(user)
-    return WorkspaceClient(host=found["host"], token=found["token"])
+    return WorkspaceClient(host=found["host"], token=found["token"], product=CHECK_AGENT, product_version="1")
 
 
 def entra_client(lesson):
@@ -236,7 +239,15 @@ def check_boundary(ctx: Context) -> list[str]:
     if not isinstance(refused, PermissionDenied) or ANALYST not in str(refused) or TEAM_SCOPE not in str(refused):
         raise Incorrect(f"`refused` should be the PermissionDenied {ANALYST} gets when she reads `{TEAM_SCOPE}` with "
                         f"her own client; it is {type(refused).__name__}: {str(refused).split(' Config:')[0][:120]}")
-    checked.append(f"`refused` is the PermissionDenied {ANALYST} got from `{TEAM_SCOPE}`")
+    tried = [e for e in ctx.emulator.workspace_audit(after=ctx.lesson.workspace_position)
+             if e["actionName"] == "getSecret" and e["userIdentity"]["email"] == ANALYST
+             and e["requestParams"].get("scope") == TEAM_SCOPE and e["response"]["statusCode"] == 403
+             and CHECK_AGENT not in (e.get("userAgent") or "")]
+    if not tried:
+        raise Incorrect(f"The workspace's audit log shows no read by {ANALYST} refused in `{TEAM_SCOPE}`: prove the "
+                        "boundary by trying it, as her, with her own client.")
+    checked.append(f"`refused` is the PermissionDenied {ANALYST} got from `{TEAM_SCOPE}` (the workspace's audit log "
+                   f"shows her refused getSecret)")
     if _read_as(ctx, ANALYST, SCOPE, NEEDED[0]) is not None:
         raise Incorrect(f"As {ANALYST}, reading {NEEDED[0]} through `{SCOPE}` fails.")
     if _read_as(ctx, ANALYST, TEAM_SCOPE, ERP) is None:

@@ -271,21 +271,27 @@ class EmulatorApp:
             host = request.headers.get("host", "")
             return _json(200, {"oidc_endpoint": f"https://{host}/oidc", "workspace_id": self.state.workspace_id,
                                "cloud": "AZURE"})
+        user = operation = call = None
         try:
             user, entra = self._workspace_user(request)
             operation = databricks.route(request.method, request.path)
             body = await request.body(MAX_BODY) if request.method == "POST" else b""
             call = databricks.Call(self.state.workspace, user, entra, request.method, request.query_string, body,
                                    DatabricksReads(self), self._keyvault_of)
-            return _json(200, operation.handler(call))
+            response = _json(200, operation.handler(call))
         except KeyVaultError as exc:  # the body limit
-            return _json(exc.status, {"error_code": "BAD_REQUEST", "message": exc.message})
+            response = _json(exc.status, {"error_code": "BAD_REQUEST", "message": exc.message})
         except DatabricksError as exc:
-            return _json(exc.status, exc.body())
+            response = _json(exc.status, exc.body())
         except Exception:  # a bug: answer in the service's shape and keep the evidence
             log.exception("unexpected error in %s %s", request.method, request.path)
-            return _json(500, {"error_code": "INTERNAL_ERROR",
-                               "message": "The emulator failed on this request; see emulator.log in its state directory."})
+            response = _json(500, {"error_code": "INTERNAL_ERROR",
+                                   "message": "The emulator failed on this request; see emulator.log in its state directory."})
+        if operation is not None:  # the workspace's audit log: who did what to which scope, never a value
+            self.state.store.add_workspace_audit(databricks.audit_record(
+                self.state.clock.now_precise(), self.state.workspace_id, operation, user, call, request.client_ip,
+                request.headers.get("user-agent", ""), response.status_code, response.content))
+        return response
 
     def _workspace_user(self, request: Request):
         """The workspace user a request's bearer token names, and whether it is a Microsoft Entra ID token.

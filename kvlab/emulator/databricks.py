@@ -171,6 +171,35 @@ def delete_acl(call: Call) -> dict:
     return {}
 
 
+AUDITED_PARAMS = ("scope", "key", "principal", "permission", "scope_backend_type")  # never a value
+
+
+def audit_record(now: float, workspace_id: str, operation: "Operation", user: UserRow | None, call: Call | None,
+                 client_ip: str, user_agent: str, status: int, body: bytes) -> dict:
+    """One event of the workspace's audit log, shaped like Azure Databricks' diagnostic logs (category secrets)."""
+    from .audit import iso
+
+    params: dict = {}
+    if call is not None:
+        try:
+            given = call.params()
+        except DatabricksError:
+            given = {}
+        params = {k: str(v) for k, v in given.items() if k in AUDITED_PARAMS}
+    error = None
+    if status >= 400:
+        try:
+            error = json.loads(body).get("message")
+        except (ValueError, AttributeError):
+            error = None
+    return {
+        "timestamp": iso(now), "workspaceId": workspace_id, "serviceName": "secrets", "actionName": operation.name,
+        "userIdentity": {"email": user.name if user else None}, "requestParams": params,
+        "response": {"statusCode": status, "errorMessage": error}, "sourceIPAddress": client_ip,
+        "userAgent": user_agent,
+    }
+
+
 @dataclass(frozen=True)
 class Operation:
     method: str

@@ -109,6 +109,10 @@ CREATE TABLE IF NOT EXISTS scope_acls (
     permission  TEXT NOT NULL,
     PRIMARY KEY (scope, principal)
 );
+CREATE TABLE IF NOT EXISTS workspace_audit (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    record  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     vault   TEXT NOT NULL COLLATE NOCASE,
@@ -672,6 +676,18 @@ class Store:
     def acls(self, scope: str) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self._read(
             "SELECT principal, permission FROM scope_acls WHERE scope = ? ORDER BY principal", (scope,))]
+
+    def add_workspace_audit(self, record: dict) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO workspace_audit (record) VALUES (?)",
+                             (json.dumps(record, separators=(",", ":")),))
+
+    def workspace_audit(self, after: int = 0) -> list[dict]:
+        return [json.loads(r[0]) for r in self._read(
+            "SELECT record FROM workspace_audit WHERE seq > ? ORDER BY seq", (after,))]
+
+    def workspace_audit_position(self) -> int:
+        return self._read("SELECT COALESCE(MAX(seq), 0) FROM workspace_audit")[0][0]
 
     def remove_acl(self, scope: str, principal: str) -> bool:
         with self.write() as db:

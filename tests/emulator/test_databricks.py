@@ -246,3 +246,25 @@ def test_a_scope_created_for_all_users_and_a_scope_created_by_another_user(emula
     bo.secrets.create_scope(own)
     assert [(a.principal, a.permission) for a in bo.secrets.list_acls(own)] == [(other, AclPermission.MANAGE)]
     assert workspace.secrets.get_acl(own, other).permission == AclPermission.MANAGE  # admins manage every scope
+
+
+def test_the_workspace_keeps_an_audit_log_of_who_did_what_never_a_value(emulator, workspace):
+    scope, other = name(), name("cy") + "@example.com"
+    emulator.create_workspace_user(other)
+    position = emulator.workspace_audit_position()
+    workspace.secrets.create_scope(scope)
+    workspace.secrets.put_secret(scope, "k", string_value=NOT_SECRET)
+    workspace.dbutils.secrets.get(scope, "k")
+    with pytest.raises(PermissionDenied):
+        as_user(emulator, other).dbutils.secrets.get(scope, "k")
+    events = emulator.workspace_audit(after=position)
+    assert [(e["actionName"], e["userIdentity"]["email"], e["requestParams"], e["response"]["statusCode"])
+            for e in events] == [
+        ("createScope", "learner@kvlab.local", {"scope": scope}, 200),
+        ("putSecret", "learner@kvlab.local", {"scope": scope, "key": "k"}, 200),
+        ("getSecret", "learner@kvlab.local", {"scope": scope, "key": "k"}, 200),
+        ("getSecret", other, {"scope": scope, "key": "k"}, 403),
+    ]
+    assert events[-1]["response"]["errorMessage"] == f"User {other} does not have READ permission on scope {scope}."[:-1]
+    assert all(e["serviceName"] == "secrets" and "databricks-sdk-py/" in e["userAgent"] for e in events)
+    assert NOT_SECRET not in str(events)

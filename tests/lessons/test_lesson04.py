@@ -128,3 +128,11 @@ def test_ex3_locking_out_the_owner_or_a_made_up_refusal_is_incorrect(analytics):
     analytics.run("workspace.secrets.put_acl('finance-team', 'fin@kvlab.local', AclPermission.MANAGE)\n"
                   "refused = ValueError('no access, I suppose')")
     assert incorrect(analytics, "ex3").startswith("`refused` should be the PermissionDenied ana@kvlab.local gets")
+
+
+def test_ex3_a_refusal_typed_by_hand_is_not_a_proof(analytics):
+    analytics.run(EX3.split("try:")[0])
+    analytics.run("refused = PermissionDenied('User ana@kvlab.local does not have READ permission on scope finance-team')")
+    assert incorrect(analytics, "ex3").startswith(
+        "The workspace's audit log shows no read by ana@kvlab.local refused in `finance-team`")
+    assert incorrect(analytics, "ex3").startswith("The workspace's audit log shows no read")  # the check's own tries do not count
