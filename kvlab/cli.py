@@ -7,6 +7,7 @@ non-zero with a one-line reason on error, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from functools import wraps
@@ -311,6 +312,45 @@ def identity_list(state_dir, output) -> None:
 def identity_delete(name, state_dir, output) -> None:
     """Delete a user-assigned identity and its role assignments."""
     emit(_admin(state_dir).delete_identity(name), output)
+
+
+# -- a shell beside the notebook ------------------------------------------------------
+
+SHELLS = ("bash", "zsh", "fish", "powershell", "cmd", "json")
+
+
+def shell_lines(variables: dict[str, str], shell: str) -> str:
+    """``variables`` as the lines that set them in ``shell`` (values quoted for it)."""
+    if shell == "json":
+        return json.dumps(variables, indent=2)
+    if shell in ("bash", "zsh"):
+        return "\n".join(f"export {k}='" + v.replace("'", "'\\''") + "'" for k, v in variables.items())
+    if shell == "fish":
+        return "\n".join(f"set -gx {k} '" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for k, v in variables.items())
+    if shell == "powershell":
+        return "\n".join(f"$env:{k} = '" + v.replace("'", "''") + "'" for k, v in variables.items())
+    return "\n".join(f'set "{k}={v}"' for k, v in variables.items())  # cmd: values here hold no quote or %
+
+
+@main.command("env")
+@click.option("--shell", type=click.Choice(SHELLS), default=None,
+              help="The shell to write for [default: from $SHELL, else bash]; json for programs.")
+@STATE_DIR
+@one_line_errors
+def env(shell, state_dir) -> None:
+    """Print the lines that point a shell at the emulator: eval "$(kvlab env)".
+
+    They set the trust bundle (REQUESTS_CA_BUNDLE, SSL_CERT_FILE, NODE_EXTRA_CA_CERTS), the
+    managed-identity endpoint (IDENTITY_ENDPOINT, IDENTITY_HEADER) and the Databricks workspace
+    (DATABRICKS_HOST, DATABRICKS_TOKEN). Starts the emulator if it is not running. Names under
+    .localhost resolve to this machine only where the system or the program does it.
+    """
+    from .connect import environment
+
+    if shell is None:
+        shell = Path(os.environ.get("SHELL", "bash")).name
+        shell = shell if shell in SHELLS else "bash"
+    click.echo(shell_lines(environment(state_dir), shell))
 
 
 # -- the Databricks workspace -----------------------------------------------------

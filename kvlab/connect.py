@@ -58,25 +58,44 @@ class Lab(Admin):
 
 def connect(state_dir: str | os.PathLike | None = None, port: int | None = None) -> Lab:
     """Start (or attach to) the emulator and make this process able to reach it."""
+    lab, variables = _started(state_dir, port)
+    trust_local_ca(lab.state_dir / "ca.pem", lab.state_dir / BUNDLE)
+    resolve_localhost()
+    os.environ.update(variables)
+    return lab
+
+
+def environment(state_dir: str | os.PathLike | None = None, port: int | None = None) -> dict[str, str]:
+    """The variables that point another process at the emulator (``kvlab env``; JupyterLab's terminals).
+
+    The trust bundle for Python (requests, ssl) and the local CA for Node, the
+    managed-identity endpoint, and the Databricks workspace. Name resolution of
+    ``.localhost`` names is not an environment variable: a process needs it on
+    top (in this one, `connect` does it).
+    """
+    lab, variables = _started(state_dir, port)
+    bundle = write_bundle(lab.state_dir / "ca.pem", lab.state_dir / BUNDLE)
+    return {"REQUESTS_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle),
+            "NODE_EXTRA_CA_CERTS": str(lab.state_dir / "ca.pem"), **variables}
+
+
+def _started(state_dir, port) -> tuple[Lab, dict[str, str]]:
+    """The running emulator (started if need be), and the identity and Databricks variables for it."""
     info = control.start(state_dir, port)
     state = Path(info["stateDir"])
-    trust_local_ca(state / "ca.pem", state / BUNDLE)
-    resolve_localhost()
     store = Store(state / "kvlab.db")
     try:
         header = store.get_meta("identity_header")
     finally:
         store.close()
-    os.environ["IDENTITY_ENDPOINT"] = info["identityEndpoint"]
-    os.environ["IDENTITY_HEADER"] = header or ""
     lab = Lab(state, int(info["port"]), info)
     workspace = lab.workspace()  # the Databricks clients read these, as on a developer's machine
-    os.environ["DATABRICKS_HOST"], os.environ["DATABRICKS_TOKEN"] = workspace["host"], workspace["token"]
-    return lab
+    return lab, {"IDENTITY_ENDPOINT": info["identityEndpoint"], "IDENTITY_HEADER": header or "",
+                 "DATABRICKS_HOST": workspace["host"], "DATABRICKS_TOKEN": workspace["token"]}
 
 
-def trust_local_ca(ca_file: Path, bundle_file: Path) -> Path:
-    """Write public roots + the local CA to one bundle and make this process use it."""
+def write_bundle(ca_file: Path, bundle_file: Path) -> Path:
+    """Public roots + the local CA, in one bundle file (rewritten only when it changes)."""
     ca_pem = ca_file.read_text()
     public = Path(certifi.where()).read_text()
     content = public.rstrip("\n") + "\n\n# kvlab emulator local CA\n" + ca_pem
@@ -84,6 +103,12 @@ def trust_local_ca(ca_file: Path, bundle_file: Path) -> Path:
         tmp = bundle_file.with_suffix(".tmp")
         tmp.write_text(content)
         tmp.replace(bundle_file)
+    return bundle_file
+
+
+def trust_local_ca(ca_file: Path, bundle_file: Path) -> Path:
+    """Write public roots + the local CA to one bundle and make this process use it."""
+    write_bundle(ca_file, bundle_file)
     os.environ["REQUESTS_CA_BUNDLE"] = str(bundle_file)
     os.environ["SSL_CERT_FILE"] = str(bundle_file)
     # aiohttp builds its default verifying context when it is imported; if that

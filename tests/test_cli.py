@@ -165,3 +165,43 @@ def test_databricks_workspace_prints_the_host_and_a_token_and_users_are_listed_w
 ])
 def test_databricks_bad_input_gets_a_one_line_error(state, args, words):
     assert_one_line_error(kvlab(*args, state=state, check=False), *words)
+
+
+def test_env_points_another_process_at_the_emulator_through_eval(state):
+    """eval "$(kvlab env)" in bash, then a separate Python process: TLS to the emulator verified, identity and
+    Databricks variables set as kvlab.connect() sets them."""
+    script = (f'eval "$({KVLAB} env --shell bash)" && "{sys.executable}" -c "'
+              "import json, os, requests; port = os.environ['IDENTITY_ENDPOINT'].split(':')[2].split('/')[0]; "
+              "health = requests.get(f'https://localhost:{port}/kvlab/health', timeout=10).json(); "
+              "print(json.dumps({'status': health['status'], 'host': os.environ['DATABRICKS_HOST'], "
+              "'node': os.environ['NODE_EXTRA_CA_CERTS']}))\"")
+    env = {**os.environ, "KVLAB_STATE_DIR": str(state)}
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"):
+        env.pop(name, None)  # this test process's own trust must not help
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["status"] == "ok"
+    assert got["host"] == as_json(kvlab("databricks", "workspace", state=state))["host"]
+    assert got["node"] == str(state / "ca.pem")
+
+
+@pytest.mark.parametrize("shell, line", [
+    ("bash", "export X='it'\\''s here'"),
+    ("fish", "set -gx X 'it\\'s here'"),
+    ("powershell", "$env:X = 'it''s here'"),
+    ("cmd", 'set "X=it\'s here"'),
+])
+def test_env_quotes_values_for_each_shell(shell, line):
+    from kvlab.cli import shell_lines
+
+    assert shell_lines({"X": "it's here"}, shell) == line
+
+
+def test_env_takes_the_shell_from_SHELL_and_prints_json_for_programs(state):
+    env = {**os.environ, "KVLAB_STATE_DIR": str(state), "SHELL": "/usr/bin/fish"}
+    fish = subprocess.run([KVLAB, "env"], env=env, capture_output=True, text=True, timeout=60)
+    assert fish.stdout.splitlines()[0].startswith("set -gx REQUESTS_CA_BUNDLE ")
+    variables = as_json(kvlab("env", "--shell", "json", state=state))
+    assert sorted(variables) == ["DATABRICKS_HOST", "DATABRICKS_TOKEN", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
+                                 "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"]
