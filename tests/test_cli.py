@@ -170,14 +170,16 @@ def test_databricks_bad_input_gets_a_one_line_error(state, args, words):
 def test_env_points_another_process_at_the_emulator_through_eval(state):
     """eval "$(kvlab env)" in bash, then a separate Python process: TLS to the emulator verified, identity and
     Databricks variables set as kvlab.connect() sets them."""
-    script = (f'eval "$({KVLAB} env --shell bash)" && "{sys.executable}" -c "'
+    kvlab("emulator", "start", "--port", str(free_port()), state=state)  # not this test process's KVLAB_PORT
+    script = (f'lines="$({KVLAB} env --shell bash)" && eval "$lines" && "{sys.executable}" -c "'
               "import json, os, requests; port = os.environ['IDENTITY_ENDPOINT'].split(':')[2].split('/')[0]; "
               "health = requests.get(f'https://localhost:{port}/kvlab/health', timeout=10).json(); "
               "print(json.dumps({'status': health['status'], 'host': os.environ['DATABRICKS_HOST'], "
               "'node': os.environ['NODE_EXTRA_CA_CERTS']}))\"")
     env = {**os.environ, "KVLAB_STATE_DIR": str(state)}
-    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"):
-        env.pop(name, None)  # this test process's own trust must not help
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
+                 "DATABRICKS_HOST", "DATABRICKS_TOKEN", "NODE_EXTRA_CA_CERTS"):
+        env.pop(name, None)  # this test process's own settings must not stand in for the printed ones
     done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
@@ -199,8 +201,10 @@ def test_env_quotes_values_for_each_shell(shell, line):
 
 
 def test_env_takes_the_shell_from_SHELL_and_prints_json_for_programs(state):
+    kvlab("emulator", "start", "--port", str(free_port()), state=state)
     env = {**os.environ, "KVLAB_STATE_DIR": str(state), "SHELL": "/usr/bin/fish"}
     fish = subprocess.run([KVLAB, "env"], env=env, capture_output=True, text=True, timeout=60)
+    assert fish.returncode == 0, fish.stderr
     assert fish.stdout.splitlines()[0].startswith("set -gx REQUESTS_CA_BUNDLE ")
     variables = as_json(kvlab("env", "--shell", "json", state=state))
     assert sorted(variables) == ["DATABRICKS_HOST", "DATABRICKS_TOKEN", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
