@@ -138,6 +138,12 @@ class Context:
                 "contentType": found.properties.content_type, "tags": found.properties.tags,
                 "enabled": found.properties.enabled, "exp": int(expires.timestamp()) if expires else None}
 
+    def roles_held(self, assignee: str, vault: str) -> list[tuple[str, str | None]]:
+        """(role, secret or None for the whole vault) that ``assignee`` holds on ``vault``, on the emulator."""
+        marker = "/secrets/"
+        return [(a["roleDefinitionName"], a["scope"].split(marker, 1)[1] if marker in a["scope"] else None)
+                for a in self.emulator.role_assignments(assignee, vault)]
+
     def expiry_dates(self, vault: str | None = None) -> dict[str, float | None]:
         """Each live secret's expiry (epoch seconds, None for none), from properties: no value is read.
 

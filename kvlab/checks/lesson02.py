@@ -71,16 +71,6 @@ DEV_WORKLOADS = WORKLOADS[:3]  # the dev pipelines' own identities: they never r
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _held(ctx: Context, assignee: str, vault: str) -> list[tuple[str, str | None]]:
-    """(role, secret or None) that ``assignee`` holds on ``vault``, from the emulator's assignments."""
-    held = []
-    for a in ctx.emulator.role_assignments(assignee, vault):
-        marker = "/secrets/"
-        secret = a["scope"].split(marker, 1)[1] if marker in a["scope"] else None
-        held.append((a["roleDefinitionName"], secret))
-    return held
-
-
 def _where(vault: str, secret: str | None) -> str:
     return f"{vault}/secrets/{secret}" if secret else f"the whole vault {vault}"
 
@@ -169,7 +159,7 @@ def _set_by(ctx: Context, vault: str, name: str) -> list[str]:
 
 def _judge_roles(ctx: Context, w: Workload, vault: str) -> str:
     """Raise Incorrect unless ``w.identity`` holds exactly the least role, at the right scope."""
-    held = _held(ctx, w.identity, vault)
+    held = ctx.roles_held(w.identity, vault)
     if not held:
         raise Incorrect(f"`{w.identity}` has no role on {vault} yet: {w.what} needs to {w.needs}, "
                         f"so it needs {w.role}.")
@@ -288,7 +278,7 @@ def _dev_names(ctx: Context) -> list[str]:
 def check_dev_standard(ctx: Context) -> list[str]:
     checked = []
     if ctx.lesson.lab is not None:
-        held = _held(ctx, "learner", DEV)
+        held = ctx.roles_held("learner", DEV)
         roles = {role for role, _ in held}
         if not held:
             raise Incorrect(
@@ -343,14 +333,14 @@ def check_least_privilege(ctx: Context) -> list[str]:
 def check_environments(ctx: Context) -> list[str]:
     ctx.emulator
     for vault in (PROD, STAGING):
-        for role, secret in _held(ctx, "learner", vault):
+        for role, secret in ctx.roles_held("learner", vault):
             raise Incorrect(
                 f"You hold {role} on {_where(vault, secret)}: in production no person holds a data role. "
                 f"The DevOps pipeline's identity deploys the secrets; remove your assignment."
             )
     for w in DEV_WORKLOADS:
         for vault in (STAGING, PROD):
-            for role, secret in _held(ctx, w.identity, vault):
+            for role, secret in ctx.roles_held(w.identity, vault):
                 raise Incorrect(
                     f"`{w.identity}` holds {role} on {_where(vault, secret)}: it is the identity of the dev "
                     f"{w.what.removeprefix('the ')}, and dev workloads must never reach {vault.rsplit('-', 1)[1]} "

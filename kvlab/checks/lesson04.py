@@ -131,14 +131,6 @@ def _read_as(ctx: Context, user: str | None, scope: str, key: str) -> Exception 
     return None
 
 
-def _databricks_roles(ctx: Context, vault: str) -> list[tuple[str, str | None]]:
-    found = []
-    for a in ctx.emulator.role_assignments(DATABRICKS, vault):
-        secret = a["scope"].split("/secrets/", 1)[1] if "/secrets/" in a["scope"] else None
-        found.append((a["roleDefinitionName"], secret))
-    return found
-
-
 # -- exercise 1: a scope for the analytics vault, and no more access than its notebooks need ---------------
 
 
@@ -152,7 +144,7 @@ def check_scope(ctx: Context) -> list[str]:
                         + f": back it by the vault {VAULT} (scope_backend_type AZURE_KEYVAULT, its resource id and "
                         "DNS name).")
     checked = [f"`{SCOPE}` is backed by {VAULT}"]
-    roles = _databricks_roles(ctx, VAULT)
+    roles = ctx.roles_held(DATABRICKS, VAULT)
     if not roles:
         raise Incorrect(f"{DATABRICKS} holds no role on {VAULT}, so every read through `{SCOPE}` is refused. The "
                         "workspace reads the vault as that application: give it the role that reads values.")
@@ -201,7 +193,7 @@ def check_job(ctx: Context) -> list[str]:
     acl = (_scope(ctx, FIN_SCOPE) or {}).get("acls", {}).get(ETL)
     if acl != "READ":
         raise Incorrect(f"{ETL} holds {acl} on `{FIN_SCOPE}`: a job that reads needs READ, and no more.")
-    for role, secret in _databricks_roles(ctx, FIN_VAULT):
+    for role, secret in ctx.roles_held(DATABRICKS, FIN_VAULT):
         if role != SECRETS_USER:
             raise Incorrect(f"{DATABRICKS} holds {role} on {FIN_VAULT}: the scope only reads, so {SECRETS_USER} "
                             "is the most it needs.")

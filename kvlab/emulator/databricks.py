@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qsl
 
+from .audit import iso
 from .store import UserRow
 from .workspaces import (
     DATABRICKS_BACKEND, KEYVAULT_BACKEND, DatabricksError, VaultReader, Workspace, invalid,
@@ -177,8 +178,6 @@ AUDITED_PARAMS = ("scope", "key", "principal", "permission", "scope_backend_type
 def audit_record(now: float, workspace_id: str, operation: "Operation", user: UserRow | None, call: Call | None,
                  client_ip: str, user_agent: str, status: int, body: bytes) -> dict:
     """One event of the workspace's audit log, shaped like Azure Databricks' diagnostic logs (category secrets)."""
-    from .audit import iso
-
     params: dict = {}
     if call is not None:
         try:
