@@ -55,8 +55,8 @@ def test_each_set_up_draws_the_jobs_failure_and_the_finance_scopes_openness(kern
         team = next(s for s in emulator.workspace_scopes() if s["name"] == "finance-team")
         openness.add(team["acls"]["users"])
         assert team["acls"]["fin@kvlab.local"] == "MANAGE"
-    assert causes == {"scope-acl", "vault-role", "disabled-secret"}  # 12 draws miss one of three: odds about 2%
-    assert len(openness) > 1
+    assert causes <= {"scope-acl", "vault-role", "disabled-secret"}
+    assert len(causes) > 1 and len(openness) > 1  # the same cause 12 times in a row: odds 3**-11
 
 
 # -- exercise 1 ---------------------------------------------------------------------------------------
