@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -80,6 +81,8 @@ def lab_command(args: list[str]) -> list[str]:
     notebook's folder, and labs/ and solutions/ would be out of reach.
     """
     command = [str(BIN / "jupyter"), "lab", f"--ServerApp.root_dir={ROOT}"]
+    if os.name != "nt":  # terminals start in the emulator's environment (kvlab/terminal.py); kernels do not
+        command.append(f"--ServerApp.terminado_settings=shell_command={shlex.quote(str(PYTHON))} -m kvlab.terminal")
     if (ROOT / START).exists() and not any(a.endswith(".ipynb") for a in args):
         command.append(str(ROOT / START))
     command += args

@@ -26,6 +26,8 @@ import certifi
 from . import paths
 from .admin import Admin
 from .emulator import control
+from .emulator.proxy import password as proxy_password
+from .emulator.proxy import proxy_url
 from .emulator.store import Store
 
 BUNDLE = "trust-bundle.pem"
@@ -69,14 +71,40 @@ def environment(state_dir: str | os.PathLike | None = None, port: int | None = N
     """The variables that point another process at the emulator (``kvlab env``; JupyterLab's terminals).
 
     The trust bundle for Python (requests, ssl) and the local CA for Node, the
-    managed-identity endpoint, and the Databricks workspace. Name resolution of
-    ``.localhost`` names is not an environment variable: a process needs it on
-    top (in this one, `connect` does it).
+    managed-identity endpoint, the Databricks workspace, and the emulator's
+    HTTPS proxy: the way such a process reaches ``*.localhost`` names without
+    resolving them itself (see `kvlab.emulator.proxy`). ``NO_PROXY`` keeps the
+    caller's entries except those that would send ``.localhost`` names around it.
     """
     lab, variables = _started(state_dir, port)
     bundle = write_bundle(lab.state_dir / "ca.pem", lab.state_dir / BUNDLE)
+    if not lab.info.get("proxy"):
+        raise control.EmulatorError("the running emulator has no HTTPS proxy (it is older than this kvlab); "
+                                    "restart it: kvlab emulator stop")
+    store = Store(lab.state_dir / "kvlab.db")
+    try:
+        proxy = proxy_url(int(lab.info["proxy"].rsplit(":", 1)[1]), proxy_password(store))
+    finally:
+        store.close()
+    no_proxy = ",".join(_not_local(os.environ.get("NO_PROXY", os.environ.get("no_proxy", ""))))
     return {"REQUESTS_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle),
-            "NODE_EXTRA_CA_CERTS": str(lab.state_dir / "ca.pem"), **variables}
+            "NODE_EXTRA_CA_CERTS": str(lab.state_dir / "ca.pem"), **variables,
+            # Both spellings: curl reads only the lower-case one, most tools either.
+            "HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": no_proxy, "no_proxy": no_proxy}
+
+
+def _not_local(no_proxy: str) -> list[str]:
+    """``NO_PROXY`` entries that would not exempt a ``.localhost`` name from the proxy.
+
+    Clients match an entry as a domain suffix (``localhost`` matches ``kv-app.localhost``
+    for requests), and ``*`` exempts everything.
+    """
+    kept = []
+    for entry in (e.strip() for e in no_proxy.split(",")):
+        bare = entry.lstrip("*").lstrip(".").lower()
+        if entry and entry != "*" and bare != "localhost" and not bare.startswith("localhost:"):
+            kept.append(entry)
+    return kept
 
 
 def _started(state_dir, port) -> tuple[Lab, dict[str, str]]:

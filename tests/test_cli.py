@@ -207,5 +207,6 @@ def test_env_takes_the_shell_from_SHELL_and_prints_json_for_programs(state):
     assert fish.returncode == 0, fish.stderr
     assert fish.stdout.splitlines()[0].startswith("set -gx REQUESTS_CA_BUNDLE ")
     variables = as_json(kvlab("env", "--shell", "json", state=state))
-    assert sorted(variables) == ["DATABRICKS_HOST", "DATABRICKS_TOKEN", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
-                                 "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"]
+    assert sorted(variables) == ["DATABRICKS_HOST", "DATABRICKS_TOKEN", "HTTPS_PROXY", "IDENTITY_ENDPOINT",
+                                 "IDENTITY_HEADER", "NODE_EXTRA_CA_CERTS", "NO_PROXY", "REQUESTS_CA_BUNDLE",
+                                 "SSL_CERT_FILE", "https_proxy", "no_proxy"]

@@ -28,6 +28,8 @@ from urllib.parse import parse_qsl, unquote
 from .. import __version__
 from . import databricks
 from .identity import DATABRICKS, DATABRICKS_APP_ID, LEARNER, Caller, TokenError, TokenRequestError
+from .proxy import Proxy
+from .proxy import password as proxy_password
 from .keyvault import DATA_ACTION_PREFIX, Call, MethodNotAllowed, Operation, check_api_version, route
 from .rbac import Forbidden
 from .state import State
@@ -114,14 +116,18 @@ class EmulatorApp:
         # after the answer is sent, off the caller's critical path; see `health`).
         self._unaudited: set[int] = set()
         self._next_request = 0
+        # Other processes reach the emulator's names through this (`kvlab env` sets HTTPS_PROXY)
+        self.proxy = Proxy(port, proxy_password(self.state.store))
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    await self.proxy.start()
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    await self.proxy.close()
                     self.state.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
@@ -165,7 +171,7 @@ class EmulatorApp:
             await self._audited()
             return _json(200, {
                 "status": "ok", "version": __version__, "pid": os.getpid(),
-                "port": self.port, "stateDir": str(self.state_dir),
+                "port": self.port, "proxyPort": self.proxy.port, "stateDir": str(self.state_dir),
             })
         return _json(404, {"error": {"code": "NotFound", "message": f"No endpoint {path}."}})
 
@@ -328,7 +334,9 @@ class EmulatorApp:
         if resource_id.rstrip("/").lower() != self.state.vaults.resource_id(vault.name).lower():
             raise DatabricksError(400, "INVALID_PARAMETER_VALUE", f"Invalid Azure Key Vault resource id {resource_id}: "
                                   f"it should be {self.state.vaults.resource_id(vault.name)}.")
-        if dns_name.rstrip("/").lower() != self.state.vault_url(vault.name).rstrip("/").lower():
+        # with or without the port: through the HTTPS proxy (`kvlab env`) both reach the vault
+        if dns_name.rstrip("/").lower() not in (self.state.vault_url(vault.name).rstrip("/"),
+                                                 f"https://{vault.name}.localhost"):
             raise DatabricksError(400, "INVALID_PARAMETER_VALUE", f"The DNS name {dns_name} does not match the "
                                   f"Azure Key Vault {vault.name}: it should be {self.state.vault_url(vault.name)}.")
         return vault.name

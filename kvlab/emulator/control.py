@@ -35,7 +35,8 @@ def _record_path(state_dir: Path) -> Path:
     return state_dir / RECORD
 
 
-def _info(state_dir: Path, pid: int, port: int) -> dict:
+def _info(state_dir: Path, answer: dict) -> dict:
+    pid, port = int(answer["pid"]), int(answer["port"])
     return {
         "running": True,
         "url": f"https://localhost:{port}",
@@ -43,6 +44,8 @@ def _info(state_dir: Path, pid: int, port: int) -> dict:
         "port": port,
         "stateDir": str(state_dir),
         "identityEndpoint": f"https://localhost:{port}/msi/token",
+        # the HTTPS proxy other processes use (`kvlab env` adds its password)
+        "proxy": f"http://127.0.0.1:{answer['proxyPort']}" if answer.get("proxyPort") else None,
         "caCertificate": str(state_dir / "ca.pem"),
         "log": str(state_dir / LOG),
     }
@@ -91,7 +94,7 @@ def status(state_dir: str | os.PathLike | None = None) -> dict:
     answer = health(state, int(record["port"]))
     if answer is None:
         return {"running": False, "stateDir": str(state)}
-    return _info(state, int(answer["pid"]), int(answer["port"]))
+    return _info(state, answer)
 
 
 def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -> dict:
@@ -132,7 +135,7 @@ def _wait_until_it_answers(state: Path, port: int, process: subprocess.Popen) ->
     while time.monotonic() < deadline:
         answer = health(state, port, timeout=0.5)
         if answer is not None:
-            info = _info(state, int(answer["pid"]), port)
+            info = _info(state, answer)
             _record_path(state).write_text(json.dumps({"pid": info["pid"], "port": port}))
             return info
         if process.poll() is not None:
