@@ -6,6 +6,7 @@ port with its own emulator state, and asked what a learner's browser would ask.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import posixpath
@@ -36,6 +37,7 @@ class Lab:
 
     def __init__(self, state: Path, tmp: Path):
         self.port = free_port()
+        self.state = state
         self.opened = tmp / "browser-opened"
         recorder = tmp / "browser.py"
         recorder.write_text(f"import sys, pathlib\npathlib.Path({str(self.opened)!r}).write_text(sys.argv[1])\n")
@@ -61,6 +63,38 @@ class Lab:
                 return json.loads(answer.read())
         except (urllib.error.URLError, ConnectionError):
             return None
+
+    def post(self, path: str) -> dict:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/{path}?token={TOKEN}", data=b"{}",
+                                         method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def terminal(self, command: str, until: str, timeout: float = 90) -> str:
+        """Open a JupyterLab terminal as the browser does, type ``command``, and return what it shows
+        until the pattern ``until`` matches."""
+        from tornado.websocket import websocket_connect
+
+        name = self.post("api/terminals")["name"]
+
+        async def session() -> str:
+            url = f"ws://127.0.0.1:{self.port}/terminals/websocket/{name}?token={TOKEN}"
+            socket = await websocket_connect(url)
+            shown = ""
+            try:
+                await socket.write_message(json.dumps(["stdin", command + "\r"]))
+                while not re.search(until, shown):
+                    message = await asyncio.wait_for(socket.read_message(), timeout)
+                    if message is None:
+                        break
+                    kind, *payload = json.loads(message)
+                    if kind == "stdout":
+                        shown += payload[0]
+            finally:
+                socket.close()
+            return shown
+
+        return asyncio.run(session())
 
     def contents(self, path: str) -> dict | None:
         return self.get(f"api/contents/{urllib.parse.quote(path)}?content={1 if not path.endswith('.ipynb') else 0}")
@@ -133,6 +167,19 @@ def test_every_relative_link_in_every_notebook_opens_from_the_served_root(lab):
     broken = [(notebook, link) for notebook, link in links
               if served_path(notebook, link).startswith("..") or lab.contents(served_path(notebook, link)) is None]
     assert broken == []
+
+
+def test_a_terminal_reaches_the_emulator_with_the_workbooks_tools_and_the_articles_cli(lab):
+    """A terminal opened in JupyterLab needs no set-up: the emulator's variables, the workbook's tools on
+    PATH (`kvlab`, `databricks`), and the emulator's names through its HTTPS proxy."""
+    from kvlab.admin import Admin
+
+    shown = lab.terminal('echo "host=$DATABRICKS_HOST"; databricks secrets list-scopes; echo "kvlab-done-$?"',
+                         until=r"kvlab-done-\d", timeout=90)
+    assert "kvlab: this terminal reaches the emulator" in shown
+    assert f"host={Admin(lab.state).workspace()['host']}" in shown  # this lab's emulator, not an inherited one
+    assert "Scope    Backend    KeyVault URL" in shown
+    assert "kvlab-done-0" in shown, shown
 
 
 def test_the_readme_links_point_at_files_that_exist():
