@@ -169,6 +169,51 @@ def test_tunnels_the_proxy_refuses(target):
         destination(target, 18443)
 
 
+# -- the JavaScript SDK (npm), in Node -------------------------------------------------------------------------
+
+JS = Path(__file__).parent / "js"
+
+
+@pytest.fixture(scope="module")
+def node_clients() -> Path:
+    """@azure/identity and @azure/keyvault-secrets from npm, at the versions tests/js/package-lock.json pins
+    (installed once into the virtual environment, again only when the lock file changes)."""
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if not npm or not node:
+        pytest.skip("needs Node.js and npm")
+    where = Path(sys.prefix) / "kvlab-js"
+    where.mkdir(exist_ok=True)
+    lock = (JS / "package-lock.json").read_bytes()
+    stamp = where / ".installed-lock"
+    if not stamp.exists() or stamp.read_bytes() != lock:
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(JS / name, where / name)
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=where,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        stamp.write_bytes(lock)
+    shutil.copy(JS / "secrets.mjs", where / "secrets.mjs")  # imports resolve next to node_modules
+    return where
+
+
+@pytest.mark.parametrize("with_port", [True, False])
+def test_the_javascript_sdk_reaches_a_vault_from_node(shell, node_clients, with_port):
+    url = f"https://kv-other.localhost:{shell.port}/" if with_port else "https://kv-other.localhost/"
+    done = shell.run(shutil.which("node"), str(node_clients / "secrets.mjs"), url)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["same"] is True and "from-node" in answer["names"]
+    assert "plainly-fake-node-value" not in done.stdout + done.stderr
+
+
+def test_node_without_the_emulators_variables_is_refused_not_misled(shell, node_clients):
+    """Without NODE_EXTRA_CA_CERTS Node does not trust the emulator: TLS verification is on."""
+    env = {k: v for k, v in shell.env.items() if k != "NODE_EXTRA_CA_CERTS"}
+    done = shell.run(shutil.which("node"), str(node_clients / "secrets.mjs"), "https://kv-other.localhost/", env=env)
+    assert done.returncode != 0
+    assert "certificate" in done.stderr.lower()
+
+
 # -- the legacy databricks CLI (PyPI databricks-cli), the reference article's commands -----------------
 
 
@@ -216,3 +261,37 @@ def test_the_articles_databricks_cli_lines_run_against_the_workspace(shell):
     deleted = shell.run(DATABRICKS, "secrets", "delete-scope", "--scope", "kv-scope")
     assert deleted.returncode == 0, deleted.stderr
     assert "kv-scope" not in shell.run(DATABRICKS, "secrets", "list-scopes").stdout
+
+
+def test_the_cli_on_a_databricks_backed_scope_its_acls_and_its_errors(shell):
+    databricks = lambda *args, env=None: shell.run(DATABRICKS, "secrets", *args, env=env)  # noqa: E731
+    created = databricks("create-scope", "--scope", "cli-scope")
+    assert created.returncode == 0, created.stderr
+    again = databricks("create-scope", "--scope", "cli-scope")
+    assert again.returncode == 1 and "RESOURCE_ALREADY_EXISTS" in again.stdout + again.stderr
+    # --resource-id without --dns-name: the CLI sends no backend at all, and the workspace names what is missing
+    half = databricks("create-scope", "--scope", "half", "--scope-backend-type", "AZURE_KEYVAULT", "--resource-id", "x")
+    assert half.returncode == 1 and "INVALID_PARAMETER_VALUE" in half.stdout + half.stderr
+    put = databricks("put", "--scope", "cli-scope", "--key", "token", "--string-value", "plainly-fake-cli-value")
+    assert put.returncode == 0, put.stderr
+    listed = databricks("list", "--scope", "cli-scope")
+    assert [line.split()[0] for line in listed.stdout.splitlines()[2:]] == ["token"]
+    assert "plainly-fake-cli-value" not in listed.stdout
+    # a second workspace user with READ: may list, may not write
+    ana = json.loads(shell.kvlab("databricks", "user", "create", "--name", "ana@example.com").stdout)
+    as_ana = {**shell.env, "DATABRICKS_TOKEN": ana["token"]}
+    assert databricks("list", "--scope", "cli-scope", env=as_ana).returncode == 1  # no ACL yet
+    assert databricks("put-acl", "--scope", "cli-scope", "--principal", "ana@example.com", "--permission", "READ"
+                      ).returncode == 0
+    got = databricks("get-acl", "--scope", "cli-scope", "--principal", "ana@example.com")
+    assert ["ana@example.com", "READ"] in [line.split() for line in got.stdout.splitlines()]
+    assert databricks("list", "--scope", "cli-scope", env=as_ana).returncode == 0
+    refused = databricks("put", "--scope", "cli-scope", "--key", "k", "--string-value", "v", env=as_ana)
+    assert refused.returncode == 1 and "Authorization failed" in refused.stdout + refused.stderr
+    assert databricks("delete-acl", "--scope", "cli-scope", "--principal", "ana@example.com").returncode == 0
+    assert databricks("list", "--scope", "cli-scope", env=as_ana).returncode == 1
+    # deleting a secret, then one that is not there
+    assert databricks("delete", "--scope", "cli-scope", "--key", "token").returncode == 0
+    gone = databricks("delete", "--scope", "cli-scope", "--key", "token")
+    assert gone.returncode == 1 and "RESOURCE_DOES_NOT_EXIST" in gone.stdout + gone.stderr
+    assert databricks("delete-scope", "--scope", "cli-scope").returncode == 0
