@@ -295,3 +295,39 @@ def test_the_cli_on_a_databricks_backed_scope_its_acls_and_its_errors(shell):
     gone = databricks("delete", "--scope", "cli-scope", "--key", "token")
     assert gone.returncode == 1 and "RESOURCE_DOES_NOT_EXIST" in gone.stdout + gone.stderr
     assert databricks("delete-scope", "--scope", "cli-scope").returncode == 0
+
+
+# -- the shell of a JupyterLab terminal (kvlab/terminal.py) ------------------------------------------------
+
+
+def test_a_terminals_shell_keeps_the_workbooks_python_first_after_the_users_start_up_files(shell, tmp_path):
+    """A ~/.bashrc that puts its own `python` first (pyenv, conda do) must not hide the workbook's."""
+    bash = shutil.which("bash")
+    if not bash:
+        pytest.skip("needs bash")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").write_text("#!/bin/sh\necho not-the-workbook\n")
+    (tmp_path / "bin" / "python").chmod(0o755)
+    (tmp_path / ".bashrc").write_text('export PATH="$HOME/bin:$PATH"\nexport FROM_BASHRC=yes\n')
+    env = {**shell.base, "HOME": str(tmp_path), "SHELL": bash, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "kvlab.terminal", "-i", "-c",
+         'echo "rc=$FROM_BASHRC"; python -c "import sys; print(sys.prefix)"; databricks secrets list-scopes'],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("kvlab: this terminal reaches the emulator")
+    assert lines[1] == "rc=yes"  # the user's own start-up file ran
+    assert lines[2] == sys.prefix
+    assert lines[3].split() == ["Scope", "Backend", "KeyVault", "URL"]
+
+
+def test_a_terminal_opens_even_when_the_emulator_cannot_start(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    env.update(KVLAB_STATE_DIR=str(blocker / "state"), SHELL="/bin/sh")
+    done = subprocess.run([sys.executable, "-m", "kvlab.terminal", "-c", "echo shell-is-open"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[0].startswith("kvlab: this terminal is not pointed at the emulator (")
+    assert done.stdout.splitlines()[-1] == "shell-is-open" and done.stderr == ""
