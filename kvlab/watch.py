@@ -24,6 +24,7 @@ the learner rewrites the cell.
 
 from __future__ import annotations
 
+import base64
 import html
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from . import stubs
 STUB = "stub"  # the channel of a stub's notice (kvlab.stubs), which is no output a secret can hide in
 LIMIT = 2_000_000  # characters kept per run: enough for any lesson, bounded for a runaway loop
 MIN_LENGTH = 6  # shorter values ("1", "yes") would be found everywhere
+HALF = 10  # the shortest half of a value that counts as showing it in part
 
 
 @dataclass
@@ -49,10 +51,12 @@ class Sighting:
     secret: str
     cell: str
     channel: str
+    how: str = ""  # "" for the value as it is, else the disguise (see `forms_of`)
 
     def describe(self) -> str:
         first = next((line for line in self.cell.splitlines() if line.strip() and not line.startswith("#")), "")
-        return f"The value of `{self.secret}` showed in the {self.channel} of your cell that starts `{first.strip()[:60]}`"
+        shown = f"showed {self.how} in" if self.how else "showed in"
+        return f"The value of `{self.secret}` {shown} the {self.channel} of your cell that starts `{first.strip()[:60]}`"
 
 
 class _Tee:
@@ -134,16 +138,39 @@ class Watch:
         return {s.text for items in self.shown.values() for s in items if s.channel == STUB}
 
     def sightings(self, values: dict[str, list[str]]) -> list[Sighting]:
-        """Where any of ``values`` ({secret name: its values}) showed, first sighting per secret."""
+        """Where any of ``values`` ({secret name: its values}) showed, in any of its `forms`; first sighting
+        per secret."""
         found = []
         for name, candidates in values.items():
-            forms = {form for value in candidates if value and len(value) >= MIN_LENGTH
-                     for form in (value, html.escape(value), repr(value)[1:-1])}
-            hit = next((s for items in self.shown.values() for s in items
-                        if s.channel != STUB and any(f in s.text for f in forms)), None)
+            forms = {text: how for value in candidates if value and len(value) >= MIN_LENGTH
+                     for text, how in forms_of(value).items()}
+            hit = next(((s, how) for items in self.shown.values() for s in items if s.channel != STUB
+                        for text, how in forms.items() if text in s.text), None)
             if hit is not None:
-                found.append(Sighting(name, hit.cell, hit.channel))
+                found.append(Sighting(name, hit[0].cell, hit[0].channel, hit[1]))
         return found
+
+
+def forms_of(value: str) -> dict[str, str]:
+    """The ways a value shows on screen, the plain one and the usual disguises, each with its name.
+
+    Databricks' redaction (`kvlab.databricks`) replaces only the exact value; these are what it lets
+    through and what a shortcut typically prints: reversed, Base64, hex, a character at a time, or half
+    of it. A disguised secret on screen is still a leaked secret.
+    """
+    raw = value.encode()
+    forms = {
+        value: "", html.escape(value): "", repr(value)[1:-1]: "",
+        value[::-1]: "reversed",
+        base64.b64encode(raw).decode().rstrip("="): "Base64-encoded",
+        base64.urlsafe_b64encode(raw).decode().rstrip("="): "Base64-encoded",
+        raw.hex(): "hex-encoded", raw.hex().upper(): "hex-encoded",
+        "', '".join(value): "one character at a time", " ".join(value): "one character at a time",
+    }
+    if len(value) >= 2 * HALF:  # halves long enough that they show up nowhere by chance
+        forms.setdefault(value[: len(value) // 2], "in part")
+        forms.setdefault(value[len(value) // 2 :], "in part")
+    return forms
 
 
 def install() -> Watch | None:

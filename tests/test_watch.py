@@ -8,6 +8,8 @@ looks chosen rather than generated fails.
 
 from __future__ import annotations
 
+import base64
+
 from types import SimpleNamespace
 
 import nbformat
@@ -100,6 +102,31 @@ def test_a_cell_run_again_replaces_what_it_showed():
     watch.add("output", "16\n")
     watch.post_run_cell(None)
     assert watch.sightings({"pw": ["s3cret-value-123"]}) == []
+
+
+VALUE = "s3cret-value-1234567890"  # pragma: allowlist secret
+
+
+@pytest.mark.parametrize("shown, how", [
+    (VALUE, ""),
+    (VALUE[::-1], "reversed"),
+    (base64.b64encode(VALUE.encode()).decode(), "Base64-encoded"),
+    (VALUE.encode().hex(), "hex-encoded"),
+    (str(list(VALUE)), "one character at a time"),
+    (VALUE[:12], "in part"),
+])
+def test_a_value_is_seen_plain_or_disguised(shown, how):
+    watch = Watch()
+    watch.add("output", f"the key: {shown}\n")
+    [sighting] = watch.sightings({"pw": [VALUE]})
+    assert sighting.how == how
+    assert sighting.describe().startswith("The value of `pw` showed " + (f"{how} in" if how else "in"))
+
+
+def test_ordinary_output_is_not_taken_for_a_disguised_value():
+    watch = Watch()
+    watch.add("output", "stored 3 secrets; version a1b2c3d4e5f60718293a4b5c6d7e8f90; secret-value\n")
+    assert watch.sightings({"pw": [VALUE]}) == []
 
 
 def test_a_stub_waits_until_its_own_cell_runs_something_else():

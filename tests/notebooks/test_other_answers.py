@@ -141,9 +141,14 @@ ANSWERS = {
                "if cause == 'scope-acl':\n    workspace.secrets.put_acl('kv-finance', 'etl@kvlab.local', AclPermission.READ)\n"
                "if cause == 'vault-role':\n    lesson.lab.assign_role('Key Vault Secrets User', 'AzureDatabricks', 'kv-finance-dev')",
                "correct"),
+        Answer("ex2", "printing a password reversed (no redaction catches a disguised value)",
+               "with DefaultAzureCredential() as c, SecretClient(lesson.vault_url('kv-analytics-dev'), c) as v:\n"
+               "    print(v.get_secret('sql-db-password').value[::-1])", "incorrect",
+               "The value of `sql-db-password` showed reversed in the output of your cell"),
         Answer("ex2", "printing a password read with the vault's SDK (not redacted)",
                "with DefaultAzureCredential() as c, SecretClient(lesson.vault_url('kv-analytics-dev'), c) as v:\n"
-               "    print(v.get_secret('sql-db-password').value)", "incorrect", SHOWN.format("sql-db-password")),
+               "    print(v.get_secret('sql-db-password').value)", "incorrect",
+               "The value of `sql-db-password` showed"),  # the reversed print above is seen first
     ],
     "03-secretclient-and-managed-identity.ipynb": [
         Answer("ex1", "own way (ManagedIdentityCredential)", "from azure.identity import ManagedIdentityCredential\n"
