@@ -6,6 +6,7 @@ non-zero with a one-line reason on error, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -145,11 +146,13 @@ def one_line_errors(func):
 
     @wraps(func)
     def wrapper(*args, **kwargs):
+        from .adf import ResolveError
+        from .db import DbError
         from .emulator.control import EmulatorError
 
         try:
             return func(*args, **kwargs)
-        except (EmulatorError, ValueError, OSError, KeyError) as exc:
+        except (EmulatorError, DbError, ResolveError, ValueError, OSError, KeyError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 
@@ -394,6 +397,131 @@ def databricks_user_create(name, admin, state_dir, output) -> None:
 def databricks_user_list(state_dir, output) -> None:
     """List the workspace's users (without their tokens)."""
     emit(_admin(state_dir).workspace_users(), output)
+
+
+# -- the database of lesson 05, and Data Factory linked services ---------------------
+
+
+@main.group()
+def db() -> None:
+    """A real PostgreSQL for the pipelines (lesson 05): password authentication, data in the state directory."""
+
+
+@db.command("start")
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="Port for a new database [default: $KVLAB_DB_PORT, 15432, or a free one]; kept afterwards.")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def db_start(port, state_dir, output) -> None:
+    """Start the database in the background (creating it the first time), or report the one running."""
+    from . import db as database
+
+    info = database.start(state_dir, port)
+    if info["alreadyRunning"]:
+        note(f"the database is already running on port {info['port']}")
+    emit(info, output)
+
+
+@db.command("stop")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def db_stop(state_dir, output) -> None:
+    """Stop the database (its data stays)."""
+    from . import db as database
+
+    stopped = database.stop(state_dir)
+    if not stopped["wasRunning"]:
+        note("the database is not running")
+    emit(stopped, output)
+
+
+@db.command("status")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def db_status(state_dir, output) -> None:
+    """Whether the database runs, and where (never a password)."""
+    from . import db as database
+
+    emit(database.status(state_dir), output)
+
+
+@main.group()
+def adf() -> None:
+    """Azure Data Factory linked services: the commit check, and Key Vault references resolved as ADF does."""
+
+
+@adf.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@OUTPUT
+def adf_check(paths, output) -> None:
+    """Check linked services (files, or folders such as an ADF Git repository) for credentials in the JSON.
+
+    Flags SecureStrings with a value, credentials in connection strings (Password=, Pwd=, AccountKey=,
+    SharedAccessSignature=), SAS signatures (sig=), plain passwords and keys, and references to a Key
+    Vault linked service that is not there; warns about encryptedCredential. Key Vault references,
+    managed-identity authentication and expressions (@linkedService().password) pass. Never prints a
+    value. Exit status: 0 clean (warnings allowed), 1 errors found, 2 bad input. As a pre-commit hook:
+    id `kvlab-adf-check` (see .pre-commit-hooks.yaml).
+    """
+    from . import adf as factory
+
+    try:
+        services, findings = factory.check(list(paths))
+    except factory.AdfError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    rows = [dataclasses.asdict(f) for f in findings]
+    if output == "table":
+        click.echo(table(only(rows, ("severity", "file", "field", "message")), terminal_width())
+                   if rows else "(no findings)")
+    else:
+        emit(rows, output)
+    errors = sum(f.severity == "error" for f in findings)
+    note(f"{len(services)} linked service{'s' * (len(services) != 1)}: {errors} error{'s' * (errors != 1)}, "
+         f"{len(findings) - errors} warning{'s' * (len(findings) - errors != 1)}")
+    if errors:
+        sys.exit(1)
+
+
+FACTORY_IDENTITY = click.option("--factory-identity", required=True,
+                                help="The factory's managed identity (an emulator identity name or client id).")
+REPO = click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
+                    help="Where the Key Vault linked services are [default: beside FILE].")
+
+
+@adf.command("resolve")
+@click.argument("file", type=click.Path(path_type=Path))
+@FACTORY_IDENTITY
+@REPO
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def adf_resolve(file, factory_identity, repo, state_dir, output) -> None:
+    """Resolve FILE's Key Vault references as the factory does at run time; print which secret and
+    version each field got, never the value."""
+    from . import adf as factory
+    from .connect import connect
+
+    emit([r.describe() for r in factory.resolve(file, factory_identity, repo, lab=connect(state_dir))], output)
+
+
+@adf.command("run-connection")
+@click.argument("file", type=click.Path(path_type=Path))
+@FACTORY_IDENTITY
+@REPO
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def adf_run_connection(file, factory_identity, repo, state_dir, output) -> None:
+    """Resolve an AzurePostgreSql linked service's password as the factory, connect, and report who it is
+    connected as (ADF Studio's "Test connection")."""
+    from . import adf as factory
+    from .connect import connect
+
+    emit(factory.connect(file, factory_identity, repo, lab=connect(state_dir)), output)
 
 
 # -- roles ----------------------------------------------------------------------
