@@ -556,10 +556,9 @@ def test_this_repository_holds_no_unmarked_secret():
 
 def test_the_pre_commit_hook_definition_is_valid_and_runs_kvlab_scan():
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
-    assert isinstance(hooks, list) and len(hooks) == 1
-    (hook,) = hooks
-    assert {"id", "name", "entry", "language"} <= set(hook)  # what pre-commit requires of a hook
-    assert hook["id"] == "kvlab-scan"
+    assert isinstance(hooks, list) and [h["id"] for h in hooks] == ["kvlab-scan", "kvlab-adf-check"]
+    assert all({"id", "name", "entry", "language"} <= set(h) for h in hooks)  # what pre-commit requires of a hook
+    hook = hooks[0]
     assert hook["entry"] == "kvlab scan"
     assert hook["language"] == "python"
     assert hook["types"] == ["text"]  # pre-commit's `identify` tags .ipynb files as text too
