@@ -298,11 +298,21 @@ def resolve(service: LinkedService | str | Path, factory_identity: str, repo: st
                 try:
                     secret = client.get_secret(reference["secretName"], version)
                 except HttpResponseError as exc:
-                    reason = (exc.message or str(exc)).strip().splitlines()[0]
-                    raise ResolveError(f"{where}: {base_url} refused {factory_identity}: {reason}") from None
+                    raise ResolveError(f"{where}: {base_url} refused {factory_identity}: {_vault_reason(exc)}") from None
             resolved.append(Resolution(where, store, base_url, reference["secretName"], secret.properties.version,
                                        version is not None, secret.value))
     return resolved
+
+
+def _vault_reason(exc) -> str:
+    """Key Vault's answer in one line: its most specific code (ForbiddenByRbac), message and the action refused."""
+    error = exc.error
+    inner = getattr(error, "innererror", None)
+    code = (inner.get("code") if isinstance(inner, dict) else None) or getattr(error, "code", None) or exc.reason
+    text = getattr(error, "message", None) or str(exc)
+    lines = [line.strip() for line in text.replace("\r", "").split("\n") if line.strip()]
+    action = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Action:")), None)
+    return f"{code}: {lines[0] if lines else exc.reason}" + (f" (action {action})" if action else "")
 
 
 def connect(service: LinkedService | str | Path, factory_identity: str, repo: str | Path | None = None,

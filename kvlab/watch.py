@@ -82,6 +82,7 @@ class Watch:
     results_hooked: bool = False  # whether the kernel's display hook passes cell results to `message`
     _cell: tuple[object, str] = (None, "")
     _saved: tuple | None = None
+    _info: object = None  # the running cell's pre_run_cell info
 
     # -- recording ----------------------------------------------------------------
 
@@ -96,6 +97,7 @@ class Watch:
         self.shown.setdefault(key, []).append(Shown(source, channel, text))
 
     def pre_run_cell(self, info) -> None:
+        self._info = info
         source = getattr(info, "raw_cell", "") or ""
         cell_id = getattr(info, "cell_id", None)
         self.cell_ids = self.cell_ids or bool(cell_id)
@@ -183,13 +185,22 @@ def install() -> Watch | None:
     if shell is None:
         return None
     previous = getattr(shell, "_kvlab_watch", None)
+    running = None  # the cell that calls us (start_lesson's): what it shows from here on counts too
     if previous is not None:
+        running = previous._info if previous._saved is not None else None
+        previous.post_run_cell(None)  # give the streams back now: its own post_run_cell will not run
         shell.events.unregister("pre_run_cell", previous.pre_run_cell)
         shell.events.unregister("post_run_cell", previous.post_run_cell)
         for publisher in (shell.display_pub, shell.displayhook):
             if hasattr(publisher, "unregister_hook"):
                 publisher.unregister_hook(previous.message)
+    if running is None:
+        from types import SimpleNamespace
+
+        metadata = (getattr(shell, "parent_header", None) or {}).get("metadata") or {}
+        running = SimpleNamespace(raw_cell=(shell.user_ns.get("In") or [""])[-1], cell_id=metadata.get("cellId"))
     watch = Watch()
+    watch.pre_run_cell(running)
     shell.events.register("pre_run_cell", watch.pre_run_cell)
     shell.events.register("post_run_cell", watch.post_run_cell)
     for publisher in (shell.display_pub, shell.displayhook):

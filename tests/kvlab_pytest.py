@@ -47,11 +47,13 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_unconfigure(config):
+    from kvlab import db
     from kvlab.emulator import control
 
     state = getattr(config, "kvlab_state", None)
     if state is not None:
         control.stop(state)
+        db.stop(state)  # lesson 05's database, if a test started it
         shutil.rmtree(state, ignore_errors=True)
 
 

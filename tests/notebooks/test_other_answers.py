@@ -199,6 +199,62 @@ ANSWERS = {
         Answer("ex5", "swallowing every error alike", "def diagnose(error):\n    return 'other'", "incorrect", "For "),
         Answer("ex1", "printing the password", "print(db_password)", "incorrect", SHOWN.format("sql-db-password")),
     ],
+
+    "05-data-factory-linked-services.ipynb": [
+        Answer("ex1", "own way (a fresh set-up; credentials cut out of connection strings into their own fields)",
+               "lesson = kvlab.start_lesson('05')\ncheck = lesson.check\nimport re\n"
+               "with DefaultAzureCredential() as c, SecretClient(lesson.vault_url('kv-sales-dev'), c) as v:\n"
+               "    for path in sorted((factory / 'linkedService').glob('*.json')):\n"
+               "        doc = json.loads(path.read_text())\n"
+               "        tp = doc['properties']['typeProperties']\n"
+               "        secret_name = 'cred-' + doc['name'].split('_', 1)[1].lower().replace('_', '-')\n"
+               "        cs = tp.get('connectionString')\n"
+               "        m = re.search(r'(?i)(accountkey|pwd)=([^;]*)', cs) if isinstance(cs, str) else None\n"
+               "        if m:\n"
+               "            v.set_secret(secret_name, m.group(2))\n"
+               "            tp['connectionString'] = cs.replace(m.group(0), '').replace(';;', ';')\n"
+               "            tp['accountKey' if m.group(1).lower() == 'accountkey' else 'password'] = reference(secret_name)\n"
+               "        for key in ('password', 'servicePrincipalKey'):\n"
+               "            value = tp.get(key)\n"
+               "            if isinstance(value, dict) and value.get('type') == 'SecureString':\n"
+               "                value = value['value']\n"
+               "            if isinstance(value, str):\n"
+               "                v.set_secret(secret_name, value)\n"
+               "                tp[key] = reference(secret_name)\n"
+               "        path.write_text(json.dumps(doc, indent=2))", "correct"),
+        Answer("ex2", "own way (the role by its id, the names from the references)",
+               "for name in {ref['secretName'] for s in kvlab.adf.read_all([factory]) for _, ref in kvlab.adf.references(s)}:\n"
+               "    lesson.lab.assign_role('4633458b-17de-408a-b874-0445c86b69e6', 'adf-sales-dev', f'kv-sales-dev/secrets/{name}')",
+               "correct"),
+        Answer("ex3", "own way (the reporting pin moved to the new version)",
+               "new = secrets.token_urlsafe(32)\n"
+               "kvlab.db.set_password('etl_pipeline', new, lesson.lab.state_dir)\n"
+               "with DefaultAzureCredential() as c, SecretClient(lesson.vault_url('kv-sales-dev'), c) as v:\n"
+               "    version = v.set_secret('pg-password', new, expires_on=datetime.now(timezone.utc) + timedelta(days=60)).properties.version\n"
+               "p = factory / 'linkedService' / 'LS_SalesDb_Reporting.json'\n"
+               "doc = json.loads(p.read_text())\n"
+               "doc['properties']['typeProperties']['password']['secretVersion'] = version\n"
+               "p.write_text(json.dumps(doc))", "correct"),
+        Answer("ex2", "the whole vault, to be safe", "lesson.lab.assign_role('Key Vault Secrets User', 'adf-sales-dev', "
+               "'kv-sales-dev')", "incorrect", "adf-sales-dev holds Key Vault Secrets User on the whole vault"),
+        Answer("ex3", "a password typed into the code",
+               "kvlab.db.set_password('etl_pipeline', 'Autumn2027!Sales', lesson.lab.state_dir)\n"  # pragma: allowlist secret
+               "with DefaultAzureCredential() as c, SecretClient(lesson.vault_url('kv-sales-dev'), c) as v:\n"
+               "    v.set_secret('pg-password', 'Autumn2027!Sales', expires_on=datetime.now(timezone.utc) + timedelta(days=90))",  # pragma: allowlist secret
+               "incorrect", "The value of the new pg-password is typed into your code."),
+        Answer("ex1", "printing a linked service to copy its credential (a fresh set-up)",
+               "lesson = kvlab.start_lesson('05')\ncheck = lesson.check\n"
+               "for f in kvlab.adf.check([factory])[1]:\n    print(Path(f.file).read_text())\n"
+               "with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url('kv-sales-dev'), credential) as vault:\n"
+               "    for finding in kvlab.adf.check([factory])[1]:\n"
+               "        path = Path(finding.file)\n        service = json.loads(path.read_text())\n"
+               "        properties = service['properties']['typeProperties']\n"
+               "        field = finding.field.rsplit('.', 1)[-1]\n"
+               "        value = properties[field]['value'] if isinstance(properties[field], dict) else properties[field]\n"
+               "        vault.set_secret(service['name'].lower().replace('_', '-'), value)\n"
+               "        properties[field] = reference(service['name'].lower().replace('_', '-'))\n"
+               "        path.write_text(json.dumps(service))", "incorrect", "The value of `ls-"),
+    ],
 }
 
 
