@@ -31,7 +31,7 @@ from pathlib import Path
 
 GIT_TYPE = "Microsoft.DataFactory/factories/linkedservices"
 KEY_VAULT = "AzureKeyVault"
-KEY_VAULT_SECRET = "AzureKeyVaultSecret"
+KEY_VAULT_REFERENCE = "AzureKeyVaultSecret"
 SECURE_STRING = "SecureString"
 # Fields whose plain string is a credential (compared without case).
 SECRET_FIELDS = frozenset(name.lower() for name in (
@@ -156,7 +156,7 @@ def _nodes(value, where: str):
 def references(service: LinkedService) -> list[tuple[str, dict]]:
     """(field, reference) for every Key Vault secret reference in the linked service's typeProperties."""
     return [(path, item) for path, _, item in _nodes(service.type_properties, "typeProperties")
-            if isinstance(item, dict) and item.get("type") == KEY_VAULT_SECRET]
+            if isinstance(item, dict) and item.get("type") == KEY_VAULT_REFERENCE]
 
 
 def _expression(value: str) -> bool:
@@ -206,7 +206,7 @@ def _findings(service: LinkedService, known: dict[str, LinkedService]) -> list[F
             if isinstance(inner, str) and inner.strip() and not _expression(inner):
                 flag(where, "secure-string-value", "A SecureString with its value in the file: "
                      "anyone who can read the repository can read it. Reference a Key Vault secret instead.")
-        elif isinstance(value, dict) and value.get("type") == KEY_VAULT_SECRET:
+        elif isinstance(value, dict) and value.get("type") == KEY_VAULT_REFERENCE:
             store = value["store"]["referenceName"]
             target = known.get(store)
             if target is None:

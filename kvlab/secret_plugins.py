@@ -38,8 +38,9 @@ class ConnectionStringPasswordDetector(RegexBasedDetector):
     secret_type = "Connection string password"
 
     # a value in braces is taken whole: `{password}` and `{os.environ['PW']}` are templates, which
-    # detect-secrets' is_templated_secret filter drops
-    _value = r"(\{[^}\n]*\}|[^;\s\"']+)"
+    # detect-secrets' is_templated_secret filter drops; a Data Factory expression (`@{linkedService().pw}`,
+    # `@pipeline().parameters.pw`) is filled in at run time, so no value at all
+    _value = r"(?!@)(\{[^}\n]*\}|[^;\s\"']+)"
     denylist = [
         re.compile(r"(?i);\s*(?:password|pwd)\s*=\s*" + _value),
         re.compile(r"(?i)(?:^|[\"'])\s*(?:password|pwd)\s*=\s*" + _value + ";"),

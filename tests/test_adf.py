@@ -114,7 +114,7 @@ SAFE = [
         "server": "s.database.windows.net", "database": "d", "authenticationType": "SystemAssignedManagedIdentity"})),
     ("word-password-in-description", git_shape("LS_Sql_Described", "AzureSqlDatabase", {
         "server": "s", "database": "d", "userName": "u", "password": kv_ref("sql-db-password")},
-        description="The password is in Key Vault; Password=never here, AccountKey= neither.")),
+        description="The password is in Key Vault; Password=never here, AccountKey= neither.")),  # pragma: allowlist secret
     ("parameterised", git_shape("LS_Sql_Parameterised", "AzureSqlDatabase", {
         "connectionString": "Server=tcp:@{linkedService().server};Database=d;User ID=u;Password=@{linkedService().pw};",
         "password": "@linkedService().password"},

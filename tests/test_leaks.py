@@ -84,8 +84,9 @@ def test_detect_secrets_own_finds_stay_found(line, kind):
     'url = f"https://stsalesdev.blob.core.windows.net/raw?{sas_token}"',
     f'token = "{FAKE_DATABRICKS_TOKEN}"  # pragma: allowlist secret',
     f'conn_str = "Server=x;Password={FAKE_SQL_PASSWORD};"  # pragma: allowlist secret',
+    '"connectionString": "Server=tcp:s;Database=d;User ID=u;Password=@{linkedService().pw};"',
 ], ids=["f-string", "environ", "placeholder", "dollar", "keyword-argument", "vault-read", "dbutils", "sas-variable",
-        "pragma-token", "pragma-password"])
+        "pragma-token", "pragma-password", "adf-expression"])
 def test_references_templates_and_allowlisted_lines_are_not_findings(line):
     assert leaks.scan_text(line) == []
 

@@ -28,7 +28,7 @@ from . import Context, Exercise, Incorrect, LessonSpec
 VAULT = "kv-sales-dev"
 FACTORY = "adf-sales-dev"  # the factory's managed identity (a system-assigned identity is named after its factory)
 FOLDER = "adf-sales"  # the factory's Git folder, beside the notebook
-DB_USER, DB_NAME, SECRET = "etl_pipeline", "sales", "pg-password"
+DB_USER, DB_NAME, SECRET = "etl_pipeline", "sales", "pg-password"  # pragma: allowlist secret - names, not values
 KEY_VAULT_LS, PIPELINE_LS, REPORTING_LS = "LS_KeyVault", "LS_SalesDb", "LS_SalesDb_Reporting"
 SECRETS_USER = "Key Vault Secrets User"
 EXPIRY_DAYS = 90  # the article's rotation period
