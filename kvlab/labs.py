@@ -152,6 +152,7 @@ VOLATILE = {
     "iso-times": r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?",
     "guids": r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
     "package-version": r"kvlab \d+\.\d+\.\d+",
+    "database-port": r'"port": \d+',
 }
 
 
@@ -161,6 +162,7 @@ STAND_INS = {
     "ports": lambda digest: "localhost:18443",  # the port a learner's emulator uses by default
     "secret-versions": lambda digest: digest[:32],
     "guids": lambda digest: str(uuid.UUID(digest[:32])),
+    "database-port": lambda digest: '"port": 15432',  # kvlab db's default port
 }
 
 
