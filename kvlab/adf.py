@@ -315,12 +315,35 @@ def _vault_reason(exc) -> str:
     return f"{code}: {lines[0] if lines else exc.reason}" + (f" (action {action})" if action else "")
 
 
+# The keywords of an ADF (Npgsql) PostgreSQL connection string, as libpq names them
+CONNECTION_KEYWORDS = {"host": "host", "server": "host", "port": "port", "database": "dbname", "uid": "user",
+                       "user id": "user", "username": "user", "user": "user", "password": "password",
+                       "pwd": "password", "sslmode": "sslmode", "ssl mode": "sslmode"}
+
+
+def _connection_string(text: str, where: str) -> dict:
+    """An ADF PostgreSQL connection string (``host=..;port=..;database=..;uid=..;password=..``) as libpq settings."""
+    settings = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        key, sep, value = part.partition("=")
+        if not sep:  # never echoed: it may be the tail of a password that contains a ';'
+            raise AdfError(f"{where}: a part without '=' (not shown) in the connection string")
+        name = CONNECTION_KEYWORDS.get(key.strip().lower())
+        if name is None:
+            raise AdfError(f"{where}: {key.strip()!r} is not a PostgreSQL connection string keyword")
+        settings[name] = value.strip()
+    return settings
+
+
 def connect(service: LinkedService | str | Path, factory_identity: str, repo: str | Path | None = None,
             lab=None) -> dict:
-    """Resolve an ``AzurePostgreSql`` linked service's password as the factory does, connect, and ask who we are.
+    """Resolve an ``AzurePostgreSql`` linked service's Key Vault references as the factory does, connect, and
+    ask who we are.
 
-    Returns what may be shown (server, database, user, which secret version the password came from);
-    `ResolveError` with PostgreSQL's own message when the connection is refused.
+    The password is a reference (``password``), or the whole connection string is one (``connectionString``,
+    with the user and password in the vault: what lets a rotation switch between two logins). Returns what
+    may be shown (server, database, user, which secret version the credential came from); `ResolveError`
+    with PostgreSQL's own message when the connection is refused.
     """
     import psycopg
 
@@ -330,25 +353,33 @@ def connect(service: LinkedService | str | Path, factory_identity: str, repo: st
         raise AdfError(f"{service.path}: type: connecting is for AzurePostgreSql linked services, not {service.type}")
     settings = service.type_properties
     resolutions = {r.field: r for r in resolve(service, factory_identity, repo, lab)}
-    password = resolutions.get("typeProperties.password")
-    for needed in ("server", "database", "username"):
-        if not isinstance(settings.get(needed), str) or not settings[needed]:
-            raise AdfError(f"{service.path}: typeProperties.{needed}: missing")
-    if password is None:
-        raise AdfError(f"{service.path}: typeProperties.password: not a Key Vault reference")
+    whole = resolutions.get("typeProperties.connectionString")
+    if whole is not None:
+        credential = whole
+        target = _connection_string(whole.value, f"{service.name}: the secret {whole.secret}")
+        if isinstance(settings.get("password"), dict) and "typeProperties.password" in resolutions:
+            credential = resolutions["typeProperties.password"]
+            target["password"] = credential.value
+    else:
+        credential = resolutions.get("typeProperties.password")
+        for needed in ("server", "database", "username"):
+            if not isinstance(settings.get(needed), str) or not settings[needed]:
+                raise AdfError(f"{service.path}: typeProperties.{needed}: missing")
+        if credential is None:
+            raise AdfError(f"{service.path}: typeProperties.password: not a Key Vault reference")
+        try:
+            ssl_mode = SSL_MODES[int(settings.get("sslMode", 2))]
+        except (ValueError, KeyError):
+            raise AdfError(f"{service.path}: typeProperties.sslMode: one of 0-5") from None
+        target = {"host": settings["server"], "port": str(settings.get("port", 5432)), "dbname": settings["database"],
+                  "user": settings["username"], "password": credential.value, "sslmode": ssl_mode}
     try:
-        ssl_mode = SSL_MODES[int(settings.get("sslMode", 2))]
-    except (ValueError, KeyError):
-        raise AdfError(f"{service.path}: typeProperties.sslMode: one of 0-5") from None
-    try:
-        with psycopg.connect(host=settings["server"], port=int(settings.get("port", 5432)),
-                             dbname=settings["database"], user=settings["username"], password=password.value,
-                             sslmode=ssl_mode, connect_timeout=10) as connection:
+        with psycopg.connect(**target, connect_timeout=10) as connection:
             user, database = connection.execute("SELECT current_user, current_database()").fetchone()
     except psycopg.OperationalError as exc:
         text = str(exc).strip()
         reason = text[text.find("FATAL:"):].splitlines()[0] if "FATAL:" in text else text.splitlines()[0]
         raise ResolveError(f"{service.name}: PostgreSQL refused the connection: {reason}") from None
-    return {"linkedService": service.name, "connected": True, "server": settings["server"],
-            "port": int(settings.get("port", 5432)), "database": database, "user": user,
-            "password": password.describe()}
+    return {"linkedService": service.name, "connected": True, "server": target.get("host"),
+            "port": int(target.get("port") or 5432), "database": database, "user": user,
+            "password": credential.describe()}

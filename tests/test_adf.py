@@ -330,3 +330,27 @@ def test_a_rotation_through_the_linked_service_latest_follows_pinned_breaks(fact
     assert "PostgreSQL refused the connection: FATAL:" in refused.stderr
     log = (Path(state) / "postgres" / "postgres.log").read_text()
     assert "fake-password" not in log
+
+
+def test_two_logins_in_turn_rotate_with_no_moment_the_latest_secret_fails(factory, database):
+    """The whole connection string in the vault (user and password): rotate the login not in use, then switch."""
+    lab, repo, state, client = factory["lab"], factory["repo"], database["state"], factory["client"]
+    db.ensure_login("etl_blue", "blue-fake-password-1", "sales", state)  # pragma: allowlist secret
+    db.ensure_login("etl_green", "green-fake-password-1", "sales", state)  # pragma: allowlist secret
+
+    def connection(user: str, password: str) -> str:
+        return f"host=127.0.0.1;port={database['port']};database=sales;uid={user};password={password}"
+
+    client.set_secret("pg-connection", connection("etl_blue", "blue-fake-password-1"))  # pragma: allowlist secret
+    write(repo, [("LS_Pg_Whole", git_shape("LS_Pg_Whole", "AzurePostgreSql", {"connectionString": kv_ref("pg-connection")}))])
+    lab.assign_role("Key Vault Secrets User", factory["identity"], f"{factory['vault']}/secrets/pg-connection")
+    whole = repo / "linkedService" / "LS_Pg_Whole.json"
+    assert adf.connect(whole, factory["identity"], lab=lab)["user"] == "etl_blue"
+    db.set_password("etl_green", "green-fake-password-2", state)  # pragma: allowlist secret - the login not in use
+    assert adf.connect(whole, factory["identity"], lab=lab)["user"] == "etl_blue"  # nothing broke
+    client.set_secret("pg-connection", connection("etl_green", "green-fake-password-2"))  # pragma: allowlist secret
+    switched = adf.connect(whole, factory["identity"], lab=lab)
+    assert switched["user"] == "etl_green" and switched["password"]["secret"] == "pg-connection"
+    client.set_secret("pg-connection", "host=127.0.0.1;not-a-keyword-part")
+    with pytest.raises(adf.AdfError, match="a part without '=' \\(not shown\\)"):
+        adf.connect(whole, factory["identity"], lab=lab)
