@@ -316,9 +316,10 @@ def _vault_reason(exc) -> str:
 
 
 # The keywords of an ADF (Npgsql) PostgreSQL connection string, as libpq names them
-CONNECTION_KEYWORDS = {"host": "host", "server": "host", "port": "port", "database": "dbname", "uid": "user",
-                       "user id": "user", "username": "user", "user": "user", "password": "password",
-                       "pwd": "password", "sslmode": "sslmode", "ssl mode": "sslmode"}
+CONNECTION_KEYWORDS = {alias: name for name, aliases in (
+    ("host", ("host", "server")), ("port", ("port",)), ("dbname", ("database",)),
+    ("user", ("uid", "user id", "username", "user")), ("password", ("password", "pwd")),
+    ("sslmode", ("sslmode", "ssl mode"))) for alias in aliases}
 
 
 def _connection_string(text: str, where: str) -> dict:

@@ -141,6 +141,19 @@ def note(message: str) -> None:
     click.echo(f"kvlab: {message}", err=True)
 
 
+def report_start(info: dict, what: str, output: str) -> None:
+    """A background service's start: its record, and a remark when it was already running."""
+    if info["alreadyRunning"]:
+        note(f"the {what} is already running on port {info['port']}")
+    emit(info, output)
+
+
+def report_stop(stopped: dict, what: str, output: str) -> None:
+    if not stopped["wasRunning"]:
+        note(f"the {what} is not running")
+    emit(stopped, output)
+
+
 def one_line_errors(func):
     """Turn any expected failure into ``error: <reason>`` on stderr and exit status 1."""
 
@@ -182,10 +195,7 @@ def emulator_start(port, state_dir, output) -> None:
     """Start the emulator in the background (or report the one already running)."""
     from .emulator import control
 
-    info = control.start(state_dir, port)
-    if info["alreadyRunning"]:
-        note(f"the emulator is already running on port {info['port']}")
-    emit(info, output)
+    report_start(control.start(state_dir, port), "emulator", output)
 
 
 @emulator.command("stop")
@@ -196,10 +206,7 @@ def emulator_stop(state_dir, output) -> None:
     """Stop the emulator of this state directory (nothing to do if it is not running)."""
     from .emulator import control
 
-    stopped = control.stop(state_dir)
-    if not stopped["wasRunning"]:
-        note("the emulator is not running")
-    emit(stopped, output)
+    report_stop(control.stop(state_dir), "emulator", output)
 
 
 @emulator.command("status")
@@ -417,10 +424,7 @@ def db_start(port, state_dir, output) -> None:
     """Start the database in the background (creating it the first time), or report the one running."""
     from . import db as database
 
-    info = database.start(state_dir, port)
-    if info["alreadyRunning"]:
-        note(f"the database is already running on port {info['port']}")
-    emit(info, output)
+    report_start(database.start(state_dir, port), "database", output)
 
 
 @db.command("stop")
@@ -431,10 +435,7 @@ def db_stop(state_dir, output) -> None:
     """Stop the database (its data stays)."""
     from . import db as database
 
-    stopped = database.stop(state_dir)
-    if not stopped["wasRunning"]:
-        note("the database is not running")
-    emit(stopped, output)
+    report_stop(database.stop(state_dir), "database", output)
 
 
 @db.command("status")

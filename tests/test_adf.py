@@ -350,7 +350,7 @@ def test_two_logins_in_turn_rotate_with_no_moment_the_latest_secret_fails(factor
     assert adf.connect(whole, factory["identity"], lab=lab)["user"] == "etl_blue"  # nothing broke
     client.set_secret("pg-connection", connection("etl_green", "green-fake-password-2"))  # pragma: allowlist secret
     switched = adf.connect(whole, factory["identity"], lab=lab)
-    assert switched["user"] == "etl_green" and switched["password"]["secret"] == "pg-connection"
+    assert (switched["user"], switched["password"]["secret"]) == ("etl_green", "pg-connection")
     client.set_secret("pg-connection", "host=127.0.0.1;not-a-keyword-part")
     with pytest.raises(adf.AdfError, match="a part without '=' \\(not shown\\)"):
         adf.connect(whole, factory["identity"], lab=lab)

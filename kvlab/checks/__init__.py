@@ -29,6 +29,9 @@ from .. import stubs
 from ..feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE, Hint, Result, Solution
 
 
+SECRETS_USER = "Key Vault Secrets User"  # the role that reads values, and nothing else
+
+
 class Unknown(stubs.LearnerError, KeyError):
     """A lesson, or an exercise of ``check``, ``hint`` or ``solution``, that does not exist (shown as one line)."""
 
@@ -143,6 +146,23 @@ class Context:
         marker = "/secrets/"
         return [(a["roleDefinitionName"], a["scope"].split(marker, 1)[1] if marker in a["scope"] else None)
                 for a in self.emulator.role_assignments(assignee, vault)]
+
+    def secrets_read_by(self, assignee: str, vault: str, *, none: str, too_strong: str, vault_wide: str) -> set[str]:
+        """The secrets ``assignee`` may read on ``vault``, through Key Vault Secrets User on single secrets only.
+
+        Incorrect, with the lesson's own reason, when it holds no role there (``none``), a role stronger than
+        Secrets User (``too_strong``, formatted with ``role`` and ``where``), or Secrets User on the whole
+        vault (``vault_wide``).
+        """
+        held = self.roles_held(assignee, vault)
+        if not held:
+            raise Incorrect(none)
+        for role, secret in held:
+            if role != SECRETS_USER:
+                raise Incorrect(too_strong.format(role=role, where=vault + (f"/secrets/{secret}" if secret else "")))
+            if secret is None:
+                raise Incorrect(vault_wide)
+        return {secret for _, secret in held}
 
     def expiry_dates(self, vault: str | None = None) -> dict[str, float | None]:
         """Each live secret's expiry (epoch seconds, None for none), from properties: no value is read.
@@ -351,6 +371,6 @@ def make_hint(spec: LessonSpec, exercise_id: str, shown: dict[str, int]) -> Hint
 
 
 __all__ = [
-    "CORRECT", "INCORRECT", "NOT_ATTEMPTED", "UNAVAILABLE", "Context", "Exercise", "Incorrect",
+    "SECRETS_USER", "CORRECT", "INCORRECT", "NOT_ATTEMPTED", "UNAVAILABLE", "Context", "Exercise", "Incorrect",
     "LessonSpec", "NotAttempted", "Unavailable", "all_lessons", "lesson_spec", "run_check",
 ]

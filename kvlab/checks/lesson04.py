@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import secrets
 
-from . import Context, Exercise, Incorrect, LessonSpec
+from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
 
 VAULT, FIN_VAULT = "kv-analytics-dev", "kv-finance-dev"
 GUIDED_SCOPE, SCOPE, FIN_SCOPE, TEAM_SCOPE, DEMO_SCOPE = "kv-scope", "kv-analytics", "kv-finance", "finance-team", "kvlab-demo"
@@ -31,7 +31,6 @@ ERP = "erp-api-key"  # the finance team's own secret, in their Databricks-backed
 ANALYST, ETL, FINANCE = "ana@kvlab.local", "etl@kvlab.local", "fin@kvlab.local"
 CAUSES = ("vault-role", "scope-acl", "disabled-secret")
 DEMO_VALUE = "fake-demo-value-1234"  # pragma: allowlist secret - a planted fake, for the guided notebook's demonstration
-SECRETS_USER = "Key Vault Secrets User"
 DATABRICKS = "AzureDatabricks"
 DATABRICKS_APP = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"  # the scope a token for Azure Databricks asks for
 
@@ -144,18 +143,14 @@ def check_scope(ctx: Context) -> list[str]:
                         + f": back it by the vault {VAULT} (scope_backend_type AZURE_KEYVAULT, its resource id and "
                         "DNS name).")
     checked = [f"`{SCOPE}` is backed by {VAULT}"]
-    roles = ctx.roles_held(DATABRICKS, VAULT)
-    if not roles:
-        raise Incorrect(f"{DATABRICKS} holds no role on {VAULT}, so every read through `{SCOPE}` is refused. The "
-                        "workspace reads the vault as that application: give it the role that reads values.")
-    for role, secret in roles:
-        if role != SECRETS_USER:
-            raise Incorrect(f"{DATABRICKS} holds {role} on {VAULT}" + (f"/secrets/{secret}" if secret else "")
-                            + f": a scope only reads, so {SECRETS_USER} is the most it needs.")
-        if secret is None:
-            raise Incorrect(f"{DATABRICKS} holds {SECRETS_USER} on the whole vault {VAULT}, so every workspace user "
-                            f"with READ on `{SCOPE}` can read {OTHER}, another team's key. Scope its role to the two "
-                            f"secrets the notebooks need ({', '.join(NEEDED)}).")
+    ctx.secrets_read_by(
+        DATABRICKS, VAULT,
+        none=f"{DATABRICKS} holds no role on {VAULT}, so every read through `{SCOPE}` is refused. The workspace reads "
+             "the vault as that application: give it the role that reads values.",
+        too_strong=f"{DATABRICKS} holds {{role}} on {{where}}: a scope only reads, so {SECRETS_USER} is the most it needs.",
+        vault_wide=f"{DATABRICKS} holds {SECRETS_USER} on the whole vault {VAULT}, so every workspace user with READ on "
+                   f"`{SCOPE}` can read {OTHER}, another team's key. Scope its role to the two secrets the notebooks "
+                   f"need ({', '.join(NEEDED)}).")
     for name in NEEDED:
         failed = _read_as(ctx, None, SCOPE, name)
         if failed is not None:

@@ -23,14 +23,13 @@ import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import Context, Exercise, Incorrect, LessonSpec
+from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
 
 VAULT = "kv-sales-dev"
 FACTORY = "adf-sales-dev"  # the factory's managed identity (a system-assigned identity is named after its factory)
 FOLDER = "adf-sales"  # the factory's Git folder, beside the notebook
 DB_USER, DB_NAME, SECRET = "etl_pipeline", "sales", "pg-password"  # pragma: allowlist secret - names, not values
 KEY_VAULT_LS, PIPELINE_LS, REPORTING_LS = "LS_KeyVault", "LS_SalesDb", "LS_SalesDb_Reporting"
-SECRETS_USER = "Key Vault Secrets User"
 EXPIRY_DAYS = 90  # the article's rotation period
 
 
@@ -210,19 +209,14 @@ def check_factory_role(ctx: Context) -> list[str]:
 
     found = _services(ctx)
     needed = {ref["secretName"] for s in found["services"].values() for _, ref in adf.references(s)}
-    held = ctx.roles_held(FACTORY, VAULT)
-    if not held:
-        raise Incorrect(f"{FACTORY}, the factory's managed identity, holds no role on {VAULT}: every Key Vault "
-                        "reference fails at run time with ForbiddenByRbac.")
-    for role, secret in held:
-        if role != SECRETS_USER:
-            raise Incorrect(f"{FACTORY} holds {role} on {VAULT}" + (f"/secrets/{secret}" if secret else "")
-                            + f": the factory only reads secrets, so {SECRETS_USER} is the most it needs.")
-        if secret is None:
-            raise Incorrect(f"{FACTORY} holds {SECRETS_USER} on the whole vault {VAULT}: it could read every "
-                            f"secret there, not only the {len(needed)} its linked services reference. Scope its "
-                            "role to those secrets.")
-    granted = {secret for _, secret in held}
+    granted = ctx.secrets_read_by(
+        FACTORY, VAULT,
+        none=f"{FACTORY}, the factory's managed identity, holds no role on {VAULT}: every Key Vault reference fails "
+             "at run time with ForbiddenByRbac.",
+        too_strong=f"{FACTORY} holds {{role}} on {{where}}: the factory only reads secrets, so {SECRETS_USER} is the "
+                   "most it needs.",
+        vault_wide=f"{FACTORY} holds {SECRETS_USER} on the whole vault {VAULT}: it could read every secret there, not "
+                   f"only the {len(needed)} its linked services reference. Scope its role to those secrets.")
     if granted - needed:
         raise Incorrect(f"{FACTORY} may read {', '.join(sorted(granted - needed))}, which no linked service of "
                         "the folder references: remove that role assignment.")
