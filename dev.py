@@ -110,9 +110,22 @@ def stop_emulator() -> None:
     say("stopped the emulator")
 
 
+def database_running() -> bool:
+    """Whether lesson 05's PostgreSQL (kvlab db) runs now."""
+    done = subprocess.run([str(BIN / "kvlab"), "db", "status"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True)
+    return done.returncode == 0 and json.loads(done.stdout).get("running", False)
+
+
+def stop_database() -> None:
+    subprocess.run([str(BIN / "kvlab"), "db", "stop"], stdout=subprocess.DEVNULL)
+    say("stopped the database a lesson started")
+
+
 def lab(args: list[str]) -> None:
     ensure_venv("")
     started = start_emulator()
+    database_before = database_running()
     say(f"opening the workbook: {START} (Ctrl-C twice, or File > Shut Down, to stop)")
     os.chdir(ROOT)
     child = subprocess.Popen(lab_command(args))
@@ -125,6 +138,8 @@ def lab(args: list[str]) -> None:
     finally:
         if started:
             stop_emulator()
+        if not database_before and database_running():  # lesson 05 started it during this session
+            stop_database()
     sys.exit(code)
 
 

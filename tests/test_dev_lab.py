@@ -199,6 +199,17 @@ def test_closing_jupyterlab_stops_the_emulator_it_started(tmp_path):
     assert not control.status(state)["running"]
 
 
+def test_closing_jupyterlab_stops_the_database_a_lesson_started_in_it(tmp_path):
+    from kvlab import db
+
+    state = tmp_path / "state"
+    lab = Lab(state, tmp_path)
+    db.start(state, free_port())  # as lesson 05's set-up cell does, in a kernel of this JupyterLab
+    assert lab.stop() == 0, lab.output
+    assert "stopped the database a lesson started" in lab.output
+    assert not db.status(state)["running"]
+
+
 def test_an_emulator_that_was_already_running_keeps_running_and_the_learner_is_told(tmp_path):
     state = tmp_path / "state"
     control.start(state, free_port())
