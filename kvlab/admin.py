@@ -305,6 +305,52 @@ class Admin:
         with self._state() as state:
             return self._unless_no_such_vault(state, vault, state.events.list(vault))
 
+    def create_event_subscription(self, name: str, vault: str, endpoint: str,
+                                  event_types: list[str] | tuple[str, ...] = ()) -> dict:
+        """Deliver ``vault``'s secret events from now on to a webhook (as ``az eventgrid event-subscription create``).
+
+        The endpoint must pass Event Grid's validation handshake first; ``event_types`` filters
+        (default: all three secret events).
+        """
+        from .emulator.events import EVENT_TYPES, SubscriptionError, check_endpoint, trust, validate_endpoint
+
+        short = {t.rsplit(".", 1)[-1].lower(): t for t in EVENT_TYPES}
+        unknown = [t for t in event_types if t.rsplit(".", 1)[-1].lower() not in short]
+        if unknown:
+            raise SubscriptionError(f"unknown event type {unknown[0]!r}; Key Vault's secret events are "
+                                    f"{', '.join(t.rsplit('.', 1)[-1] for t in EVENT_TYPES)}")
+        types = sorted({short[t.rsplit('.', 1)[-1].lower()] for t in event_types})
+        with self._state() as state:
+            try:
+                found = state.vaults.get_vault(vault)
+            except VaultNotFound:
+                raise SubscriptionError(f"there is no vault {vault!r} in this emulator") from None
+            check_endpoint(endpoint)
+            validate_endpoint(endpoint, state.vaults.resource_id(found.name), trust(self.state_dir / "ca.pem"))
+            if not state.store.add_subscription(name, found.name, endpoint, types, state.clock.now()):
+                raise SubscriptionError(f"there is already an event subscription named {name!r}")
+            return self._subscription_json(next(s for s in state.store.subscriptions() if s["name"] == name))
+
+    def event_subscriptions(self) -> list[dict]:
+        with self._state() as state:
+            return [self._subscription_json(s) for s in state.store.subscriptions()]
+
+    def delete_event_subscription(self, name: str) -> dict:
+        from .emulator.events import SubscriptionError
+
+        with self._state() as state:
+            if not state.store.delete_subscription(name):
+                raise SubscriptionError(f"there is no event subscription named {name!r}")
+        return {"name": name, "deleted": True}
+
+    @staticmethod
+    def _subscription_json(row: dict) -> dict:
+        from .emulator.audit import iso
+
+        return {"name": row["name"], "vault": row["vault"], "endpoint": row["endpoint"],
+                "eventTypes": row["types"] or "all", "created": iso(row["created"]),
+                "failedDeliveries": row["failures"], "lastError": row["error"]}
+
     def clock(self) -> dict:
         with self._state() as state:
             return self._clock_json(state)

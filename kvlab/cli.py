@@ -620,19 +620,64 @@ def audit(vault, since, identity, state_dir, output) -> None:
     emit(only(records, AUDIT_COLUMNS) if output == "table" else records, output)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--vault", help="Only this vault's events.")
 @STATE_DIR
 @OUTPUT
+@click.pass_context
 @one_line_errors
-def events(vault, state_dir, output) -> None:
-    """Secret events as Event Grid would deliver them (new version, near expiry, expired)."""
+def events(ctx, vault, state_dir, output) -> None:
+    """Secret events as Event Grid would deliver them (new version, near expiry, expired);
+    `kvlab events subscription ...` delivers them to a webhook."""
+    if ctx.invoked_subcommand is not None:
+        return
     found = _admin(state_dir).events(vault)
     if output == "table":
         found = [{"eventTime": e["eventTime"], "eventType": e["eventType"].rsplit(".", 1)[-1],
                   "vault": e["data"]["VaultName"], "secret": e["subject"], "version": e["data"]["Version"]}
                  for e in found]
     emit(found, output)
+
+
+@events.group("subscription")
+def event_subscription() -> None:
+    """Webhooks that receive a vault's secret events, as Event Grid delivers them (az eventgrid event-subscription)."""
+
+
+@event_subscription.command("create")
+@click.option("--name", "-n", required=True, help="The subscription's name.")
+@click.option("--vault", required=True, help="Whose secret events (the topic).")
+@click.option("--endpoint", required=True, help="The webhook: http(s)://127.0.0.1:<port>/... on this machine.")
+@click.option("--event-type", "event_types", multiple=True,
+              help="Only these: SecretNewVersionCreated, SecretNearExpiry, SecretExpired [default: all].")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def event_subscription_create(name, vault, endpoint, event_types, state_dir, output) -> None:
+    """Subscribe a webhook (after Event Grid's validation handshake); it receives events from now on."""
+    emit(_admin(state_dir).create_event_subscription(name, vault, endpoint, event_types), output)
+
+
+@event_subscription.command("list")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def event_subscription_list(state_dir, output) -> None:
+    """The event subscriptions, with failed deliveries waiting for a retry."""
+    found = _admin(state_dir).event_subscriptions()
+    if output == "table":
+        found = only(found, ("name", "vault", "endpoint", "eventTypes", "failedDeliveries", "lastError"))
+    emit(found, output)
+
+
+@event_subscription.command("delete")
+@click.option("--name", "-n", required=True)
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def event_subscription_delete(name, state_dir, output) -> None:
+    """Stop delivering to a webhook."""
+    emit(_admin(state_dir).delete_event_subscription(name), output)
 
 
 @main.group()

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, unquote
 
 from .. import __version__
 from . import databricks
+from .events import Delivery
 from .identity import DATABRICKS, DATABRICKS_APP_ID, LEARNER, Caller, TokenError, TokenRequestError
 from .proxy import Proxy
 from .proxy import password as proxy_password
@@ -118,6 +119,8 @@ class EmulatorApp:
         self._next_request = 0
         # Other processes reach the emulator's names through this (`kvlab env` sets HTTPS_PROXY)
         self.proxy = Proxy(port, proxy_password(self.state.store))
+        # Event subscriptions: each one's new events, POSTed to its webhook (see events.Delivery)
+        self.delivery = Delivery(self.state.store, self.state_dir / "ca.pem")
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -125,8 +128,10 @@ class EmulatorApp:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
                     await self.proxy.start()
+                    self.delivery.start()
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    await self.delivery.close()
                     await self.proxy.close()
                     self.state.close()
                     await send({"type": "lifespan.shutdown.complete"})

@@ -10,11 +10,22 @@ Events are listed by time, then in the order they were recorded, so a cause is
 always recorded before its effects: a version set within 30 days of its expiry
 (or past it) is near expiry at the very second it is created, and its
 ``SecretNewVersionCreated`` must still come first.
+
+Event subscriptions deliver them to a webhook as Event Grid does: the endpoint
+first proves it wants them (the validation handshake, `validate_endpoint`, when
+the subscription is created), then each event is POSTed, in the Event Grid
+schema, in the order it was recorded, at least once (`Delivery`, in the
+emulator's process, retries an endpoint that fails). Only loopback endpoints:
+the emulator posts nowhere else.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+import time
 import uuid
+from urllib.parse import urlparse
 
 from .audit import iso
 from .store import Store, VersionRow
@@ -92,3 +103,115 @@ class Events:
     def list(self, vault: str | None = None) -> list[dict]:
         self.sweep()
         return self.store.events(vault.lower() if vault else None)
+
+
+# -- event subscriptions: webhooks -----------------------------------------------------------------------
+
+VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
+EVENT_TYPES = (NEW_VERSION, NEAR_EXPIRY_EVENT, EXPIRED)
+TIMEOUT = 5.0  # seconds an endpoint gets to answer
+RETRY_AFTER = (1, 2, 5, 10, 30, 60)  # seconds before the n-th retry of a failing endpoint (then every minute)
+
+
+def trust(ca_file) -> ssl.SSLContext:
+    """What a webhook's TLS certificate is checked against: the public roots and the emulator's CA."""
+    import certifi
+
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
+class SubscriptionError(ValueError):
+    """A subscription that cannot be made, in one line."""
+
+
+def check_endpoint(endpoint: str) -> str:
+    """The endpoint, if the emulator may post to it: http(s) on this machine only."""
+    url = urlparse(endpoint)
+    if url.scheme not in ("http", "https") or url.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise SubscriptionError(f"{endpoint!r}: the emulator delivers only to a webhook on this machine "
+                                "(http://127.0.0.1:<port>/... or https://localhost:<port>/...); Azure requires https")
+    return endpoint
+
+
+def validate_endpoint(endpoint: str, topic: str, verify) -> None:
+    """Event Grid's validation handshake: the endpoint must echo the validation code, or no subscription."""
+    import httpx
+
+    code = str(uuid.uuid4())
+    event = {"id": str(uuid.uuid4()), "topic": topic, "subject": "", "eventType": VALIDATION,
+             "eventTime": iso(int(time.time())), "data": {"validationCode": code}, "dataVersion": "2",
+             "metadataVersion": "1"}
+    failed = f"Webhook validation handshake failed for {endpoint}"
+    try:
+        answer = httpx.post(endpoint, json=[event], headers={"aeg-event-type": "SubscriptionValidation"},
+                            timeout=TIMEOUT, verify=verify)
+    except httpx.HTTPError as exc:
+        raise SubscriptionError(f"{failed}: {type(exc).__name__}: {exc}") from None
+    try:
+        echoed = answer.json().get("validationResponse") if answer.status_code == 200 else None
+    except (ValueError, AttributeError):
+        echoed = None
+    if echoed != code:
+        raise SubscriptionError(f"{failed}: it answered {answer.status_code} without the validation code; it must "
+                                'answer 200 with {"validationResponse": "<data.validationCode>"}')
+
+
+class Delivery:
+    """The emulator's delivery loop: every subscription's new events, in order, to its endpoint.
+
+    It polls the store (other processes record events too: a clock moved by the CLI, a version set through
+    the SDK) and keeps each subscription's cursor there, so a restart neither loses nor repeats more than
+    the one event that was in flight.
+    """
+
+    def __init__(self, store: Store, ca_file, interval: float = 0.2):
+        self.store = store
+        self.ca_file = ca_file  # read once the loop starts: the server writes the CA after making the app
+        self.interval = interval
+        self._task: asyncio.Task | None = None
+        self._next_try: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=TIMEOUT, verify=trust(self.ca_file)) as client:
+            while True:
+                await asyncio.sleep(self.interval)
+                self.store.refresh()
+                for subscription in self.store.subscriptions():
+                    if time.monotonic() >= self._next_try.get(subscription["name"], 0):
+                        await self._deliver(client, subscription)
+
+    async def _deliver(self, client, subscription: dict) -> None:
+        import httpx
+
+        wanted = set(subscription["types"]) or set(EVENT_TYPES)
+        for seq, event in self.store.events_after(subscription["delivered"], subscription["vault"]):
+            if event["eventType"] in wanted:
+                try:
+                    answer = await client.post(subscription["endpoint"], json=[event],
+                                               headers={"aeg-event-type": "Notification"})
+                    problem = None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
+                except httpx.HTTPError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                if problem is not None:
+                    failures = subscription["failures"]
+                    self.store.subscription_failed(subscription["name"], problem)
+                    wait = RETRY_AFTER[min(failures, len(RETRY_AFTER) - 1)]
+                    self._next_try[subscription["name"]] = time.monotonic() + wait
+                    return
+            self.store.subscription_delivered(subscription["name"], seq)
+        self._next_try.pop(subscription["name"], None)

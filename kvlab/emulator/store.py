@@ -123,6 +123,16 @@ CREATE TABLE IF NOT EXISTS events (
     event   TEXT NOT NULL,
     UNIQUE (vault, kind, name, version)
 );
+CREATE TABLE IF NOT EXISTS event_subscriptions (
+    name      TEXT PRIMARY KEY COLLATE NOCASE,
+    vault     TEXT NOT NULL COLLATE NOCASE,
+    endpoint  TEXT NOT NULL,
+    types     TEXT NOT NULL,
+    delivered INTEGER NOT NULL,
+    created   INTEGER NOT NULL,
+    failures  INTEGER NOT NULL DEFAULT 0,
+    error     TEXT
+);
 """
 
 
@@ -346,6 +356,7 @@ class Store:
             db.execute("DELETE FROM secrets WHERE vault = ?", (name,))
             db.execute("DELETE FROM role_assignments WHERE vault = ?", (name,))
             db.execute("DELETE FROM events WHERE vault = ?", (name,))
+            db.execute("DELETE FROM event_subscriptions WHERE vault = ?", (name,))  # as Azure deletes them with the topic
             return db.execute("DELETE FROM vaults WHERE name = ?", (name,)).rowcount == 1
 
     # -- secrets ------------------------------------------------------------
@@ -586,6 +597,46 @@ class Store:
         if vault is not None:
             sql, args = sql + " WHERE vault = ?", (vault,)
         return [json.loads(r[0]) for r in self._read(sql + " ORDER BY time, seq", args)]
+
+    def events_after(self, seq: int, vault: str) -> list[tuple[int, dict]]:
+        """(seq, event) of ``vault`` recorded after ``seq``, in the order they were recorded."""
+        rows = self._read("SELECT seq, event FROM events WHERE vault = ? AND seq > ? ORDER BY seq", (vault, seq))
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def last_event_seq(self) -> int:
+        return self._read("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]
+
+    # -- event subscriptions ---------------------------------------------------
+
+    def add_subscription(self, name: str, vault: str, endpoint: str, types: list[str], created: int) -> bool:
+        """A new subscription, delivering events recorded from now on; False if the name is taken."""
+        with self.write() as db:
+            done = db.execute(
+                "INSERT OR IGNORE INTO event_subscriptions (name, vault, endpoint, types, delivered, created) "
+                "VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) FROM events), ?)",
+                (name, vault, endpoint, json.dumps(types), created),
+            )
+            return done.rowcount == 1
+
+    def subscriptions(self) -> list[dict]:
+        rows = self._read("SELECT name, vault, endpoint, types, delivered, created, failures, error "
+                          "FROM event_subscriptions ORDER BY created, name")
+        return [{"name": r[0], "vault": r[1], "endpoint": r[2], "types": json.loads(r[3]), "delivered": r[4],
+                 "created": r[5], "failures": r[6], "error": r[7]} for r in rows]
+
+    def delete_subscription(self, name: str) -> bool:
+        with self.write() as db:
+            return db.execute("DELETE FROM event_subscriptions WHERE name = ?", (name,)).rowcount == 1
+
+    def subscription_delivered(self, name: str, seq: int) -> None:
+        with self.write() as db:
+            db.execute("UPDATE event_subscriptions SET delivered = MAX(delivered, ?), failures = 0, error = NULL "
+                       "WHERE name = ?", (seq, name))
+
+    def subscription_failed(self, name: str, error: str) -> None:
+        with self.write() as db:
+            db.execute("UPDATE event_subscriptions SET failures = failures + 1, error = ? WHERE name = ?",
+                       (error, name))
 
     def expiring_latest(self, until: int) -> list[VersionRow]:
         """The latest version of every live secret whose expiry is at or before ``until``."""
