@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from azure.eventgrid import EventGridEvent, SystemEventNames
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 
@@ -39,7 +40,9 @@ class Webhook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 events = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                [EventGridEvent.from_dict(e) for e in events]  # Event Grid's own model reads each one
                 if self.headers.get("aeg-event-type") == "SubscriptionValidation":
+                    assert events[0]["eventType"] == SystemEventNames.EventGridSubscriptionValidationEventName.value
                     body = {"validationResponse": events[0]["data"]["validationCode"]} if hook.echo_code else {}
                     return self._answer(200, body)
                 if hook.refused < hook.fail_first:
@@ -114,7 +117,7 @@ def test_a_webhook_that_answers_the_handshake_receives_new_versions_in_event_gri
     [event] = hook.wait_for(1)
     headers = hook.received[0][0]
     assert headers["aeg-event-type"] == "Notification"
-    assert event["eventType"] == "Microsoft.KeyVault.SecretNewVersionCreated"
+    assert event["eventType"] == SystemEventNames.KeyVaultSecretNewVersionCreatedEventName.value
     assert event["subject"] == "orders-api-key" and event["data"]["Version"] == version
     assert event["topic"].endswith(f"/providers/Microsoft.KeyVault/vaults/{vault['name']}")
     assert {"id", "eventTime", "dataVersion", "metadataVersion"} <= set(event)
@@ -131,7 +134,8 @@ def test_the_clock_brings_near_expiry_to_a_subscription_that_asked_only_for_it(e
         [event] = hook.wait_for(1)
     finally:
         emulator.reset_clock()
-    assert event["eventType"] == "Microsoft.KeyVault.SecretNearExpiry" and event["subject"] == "sql-db-password"
+    assert event["eventType"] == SystemEventNames.KeyVaultSecretNearExpiryEventName.value
+    assert event["subject"] == "sql-db-password"
     time.sleep(0.5)  # what else would have come by now: nothing (the new version was filtered out)
     assert len(hook.events()) == 1
 
