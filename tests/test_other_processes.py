@@ -301,19 +301,31 @@ def test_the_cli_on_a_databricks_backed_scope_its_acls_and_its_errors(shell):
 # -- the shell of a JupyterLab terminal (kvlab/terminal.py) ------------------------------------------------
 
 
-def test_a_terminals_shell_keeps_the_workbooks_python_first_after_the_users_start_up_files(shell, tmp_path):
-    """A ~/.bashrc that puts its own `python` first (pyenv, conda do) must not hide the workbook's."""
-    bash = shutil.which("bash")
-    if not bash:
-        pytest.skip("needs bash")
+# each shell's start-up file, and a line in its language that puts $HOME/bin first (as pyenv or conda do)
+START_UP = {
+    "bash": (".bashrc", 'export PATH="$HOME/bin:$PATH"\nexport FROM_RC=yes\n'),
+    "zsh": (".zshrc", 'export PATH="$HOME/bin:$PATH"\nexport FROM_RC=yes\n'),
+    "fish": (".config/fish/config.fish", "set -gx PATH $HOME/bin $PATH\nset -gx FROM_RC yes\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(START_UP))
+def test_a_terminals_shell_keeps_the_workbooks_python_first_after_the_users_start_up_files(shell, tmp_path, name):
+    """A start-up file that puts its own `python` first (pyenv, conda do) must not hide the workbook's."""
+    program = shutil.which(name)
+    if not program:
+        pytest.skip(f"needs {name}")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "python").write_text("#!/bin/sh\necho not-the-workbook\n")
     (tmp_path / "bin" / "python").chmod(0o755)
-    (tmp_path / ".bashrc").write_text('export PATH="$HOME/bin:$PATH"\nexport FROM_BASHRC=yes\n')
-    env = {**shell.base, "HOME": str(tmp_path), "SHELL": bash, "PATH": "/usr/bin:/bin"}
+    rc, text = START_UP[name]
+    (tmp_path / rc).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / rc).write_text(text)
+    env = {**shell.base, "HOME": str(tmp_path), "SHELL": program, "PATH": "/usr/bin:/bin"}
+    env.pop("ZDOTDIR", None)
     done = subprocess.run(
         [sys.executable, "-m", "kvlab.terminal", "-i", "-c",
-         'echo "rc=$FROM_BASHRC"; python -c "import sys; print(sys.prefix)"; databricks secrets list-scopes'],
+         'echo "rc=$FROM_RC"; python -c "import sys; print(sys.prefix)"; databricks secrets list-scopes'],
         env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
