@@ -354,3 +354,25 @@ def test_two_logins_in_turn_rotate_with_no_moment_the_latest_secret_fails(factor
     client.set_secret("pg-connection", "host=127.0.0.1;not-a-keyword-part")
     with pytest.raises(adf.AdfError, match="a part without '=' \\(not shown\\)"):
         adf.connect(whole, factory["identity"], lab=lab)
+
+
+def test_the_database_restarts_at_once_after_stopping_with_connections_open(tmp_path):
+    """Connections the server closed leave its port in TIME_WAIT; a restart must not take that for a port in use."""
+    import psycopg
+
+    from conftest import free_port
+
+    state = tmp_path / "state"
+    info = db.start(state, free_port())
+    open_connections = []
+    try:
+        open_connections += [db.connect_admin(state) for _ in range(3)]  # the server will close them
+        db.stop(state)
+        assert db.start(state)["port"] == info["port"]
+        with pytest.raises(psycopg.OperationalError):  # and it still asks for a password
+            psycopg.connect(host="127.0.0.1", port=info["port"], user=db.ADMIN, dbname="postgres",
+                            password="wrong", connect_timeout=5).close()
+    finally:
+        db.stop(state)
+        for connection in open_connections:
+            connection.close()

@@ -255,6 +255,9 @@ def check_rotation(ctx: Context) -> list[str]:
                         f"give it one {EXPIRY_DAYS} days out, the rotation period, so an alert comes before it is due.")
     checked.append(f"the new version expires within {EXPIRY_DAYS} days")
     info = db.status(ctx.emulator.state_dir)
+    if not info["running"]:  # a refused connection would prove nothing then
+        raise Incorrect("The database is not running (JupyterLab stops it when it closes): start it with "
+                        "`kvlab db start` in a terminal, or run the set-up cell again.")
     try:
         psycopg.connect(host=info["host"], port=info["port"], dbname=DB_NAME, user=DB_USER, password=first,
                         connect_timeout=10).close()

@@ -171,3 +171,14 @@ def test_ex3_a_typed_password_or_no_expiry(ready):
     ready.run(variant(variant(EX3, ",  # 2. in the vault", ")  # 2. in the vault"),
                       "                     expires_on=datetime.now(timezone.utc) + timedelta(days=90))", ""))
     assert incorrect(ready, "ex3").startswith("The new version of pg-password has no expiry")
+
+
+def test_ex3_with_the_database_stopped_says_so_rather_than_judging(ready, emulator):
+    from kvlab import db
+
+    ready.run(EX3)
+    db.stop(emulator.state_dir)
+    try:
+        assert incorrect(ready, "ex3").startswith("The database is not running")
+    finally:
+        db.start(emulator.state_dir)
