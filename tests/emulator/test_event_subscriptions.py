@@ -204,3 +204,36 @@ def test_the_cli_creates_lists_and_deletes_subscriptions_with_one_line_errors(em
     assert deleted.returncode == 0 and json.loads(deleted.stdout)["deleted"] is True
     plain = subprocess.run([KVLAB, "events", "--vault", vault["name"]], capture_output=True, text=True, timeout=60)
     assert plain.returncode == 0 and isinstance(json.loads(plain.stdout), list)  # `kvlab events` still lists
+
+
+# -- kvlab.webhook: an Event Grid-triggered function, in the kernel ----------------------------------------
+
+
+def test_a_handler_gets_each_event_as_event_grids_own_model(emulator, vault):
+    from kvlab.webhook import Webhook
+
+    seen = []
+    with Webhook(lambda event: seen.append((event.event_type, event.subject, event.data["Version"]))) as hook:
+        emulator.create_event_subscription(name(), vault["name"], hook.url)
+        version = vault["client"].set_secret("api-key", "fake-api-key-1").properties.version  # pragma: allowlist secret
+        [event] = hook.wait(1)
+    assert isinstance(event, EventGridEvent)
+    assert seen == [(SystemEventNames.KeyVaultSecretNewVersionCreatedEventName.value, "api-key", version)]
+
+
+def test_a_handler_that_raises_gets_the_event_again_and_the_error_is_kept(emulator, vault):
+    from kvlab.webhook import Webhook
+
+    calls = []
+
+    def flaky(event):
+        calls.append(event.subject)
+        if len(calls) == 1:
+            raise RuntimeError("the alert channel was down")
+
+    with Webhook(flaky) as hook:
+        emulator.create_event_subscription(name(), vault["name"], hook.url)
+        vault["client"].set_secret("db-password", "fake-db-password-1")  # pragma: allowlist secret
+        received = hook.wait(1, timeout=15)
+    assert [e.subject for e in received] == ["db-password"] and calls == ["db-password", "db-password"]
+    assert [str(e) for e in hook.errors] == ["the alert channel was down"]
