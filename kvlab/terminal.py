@@ -51,12 +51,15 @@ def with_tools_first(argv: list[str], env: dict[str, str], venv_bin: str) -> lis
         return [*argv, "--init-command", f"set -gx PATH {shlex.quote(venv_bin)} $PATH"]
     if name not in ("bash", "zsh"):
         return argv
-    files.mkdir(exist_ok=True)
-    if name == "bash":
-        _write(files / "bashrc", BASHRC)
-        return [argv[0], "--rcfile", str(files / "bashrc"), *argv[1:]]
-    _write(files / ".zshenv", ZSHENV)
-    _write(files / ".zshrc", ZSHRC)
+    try:
+        files.mkdir(exist_ok=True)
+        if name == "bash":
+            _write(files / "bashrc", BASHRC)
+            return [argv[0], "--rcfile", str(files / "bashrc"), *argv[1:]]
+        _write(files / ".zshenv", ZSHENV)
+        _write(files / ".zshrc", ZSHRC)
+    except OSError:  # an environment we may not write to: the shell as it is, PATH as set above
+        return argv
     if "ZDOTDIR" in env:
         env["KVLAB_ZDOTDIR"] = env["ZDOTDIR"]
     env["ZDOTDIR"] = str(files)
