@@ -371,7 +371,7 @@ def test_the_database_restarts_at_once_after_stopping_with_connections_open(tmp_
         assert db.start(state)["port"] == info["port"]
         with pytest.raises(psycopg.OperationalError):  # and it still asks for a password
             psycopg.connect(host="127.0.0.1", port=info["port"], user=db.ADMIN, dbname="postgres",
-                            password="wrong", connect_timeout=5).close()
+                            password="wrong", connect_timeout=5).close()  # pragma: allowlist secret
     finally:
         db.stop(state)
         for connection in open_connections:
