@@ -22,6 +22,7 @@ the emulator posts nowhere else.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 import uuid
@@ -190,10 +191,13 @@ class Delivery:
         async with httpx.AsyncClient(timeout=TIMEOUT, verify=trust(self.ca_file)) as client:
             while True:
                 await asyncio.sleep(self.interval)
-                self.store.refresh()
-                for subscription in self.store.subscriptions():
-                    if time.monotonic() >= self._next_try.get(subscription["name"], 0):
-                        await self._deliver(client, subscription)
+                try:
+                    self.store.refresh()
+                    for subscription in self.store.subscriptions():
+                        if time.monotonic() >= self._next_try.get(subscription["name"], 0):
+                            await self._deliver(client, subscription)
+                except Exception:  # a background loop must outlive one bad round (a locked database): log it in full
+                    logging.getLogger("kvlab.emulator").exception("event delivery failed; trying again")
 
     async def _deliver(self, client, subscription: dict) -> None:
         import httpx
