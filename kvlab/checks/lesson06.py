@@ -1,0 +1,149 @@
+"""Lesson 06 - Operating secrets: expiry and alerts, rotation, audit investigations (WORK IN PROGRESS).
+
+Not yet listed in the index or README, and without notebooks: this module holds the lab's set-up and the
+first checks, so that the guided notebook, lab and solution can be written on top of it.
+
+The lab's vault `kv-ops-prod` serves three applications, each a managed identity with Key Vault Secrets
+User on the secrets its job reads (JOBS). The set-up gives the secrets drawn expiry dates (exercise 1:
+an inventory of what needs attention), then replays a week of the applications' reads on the emulator's
+clock, in which one drawn identity, on a drawn day, also reads secrets outside its job (exercise 2: find
+who, what and when in the audit log). What differs per run is staged (`lab.stage`), so an answer copied
+from another run is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from datetime import datetime, timedelta, timezone
+
+from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
+
+VAULT = "kv-ops-prod"
+JOBS = {  # identity -> the secrets its job reads
+    "id-etl-nightly": ("sql-db-password", "adls-storage-key"),
+    "id-report-api": ("stripe-api-key", "crm-api-token"),
+    "id-ml-training": ("adls-storage-key", "ml-registry-token"),
+}
+UNUSED = ("legacy-ftp-password", "partner-sftp-key")  # held, read by no job
+SOON_DAYS = 30  # "expiring soon": within this many days, as Key Vault's SecretNearExpiry event counts it
+WEEK = 7
+
+
+def week_of_reads(lesson) -> list[dict]:
+    """This run's audit records of the lab's vault, the replayed week included (for the learner's tools cell)."""
+    return lesson.lab.audit(vault=VAULT, after=int(lesson.lab.stage("lesson06.audit-from") or 0))
+
+
+def _all_secrets() -> list[str]:
+    return sorted({s for names in JOBS.values() for s in names} | set(UNUSED))
+
+
+def _now(lab) -> float:
+    """The emulator's clock, in epoch seconds."""
+    return datetime.fromisoformat(lab.clock()["now"].replace("Z", "+00:00")).timestamp()
+
+
+def _set_the_scene(lesson) -> None:
+    """Secrets with drawn expiries, each job's role per secret, and (in the lab) a week of reads with an incident."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+    from azure.keyvault.secrets import SecretClient
+
+    lab, draw = lesson.lab, random.SystemRandom()
+    lab.reset_clock()
+    # where this run's records begin: the week replayed below comes before the lesson's own audit position
+    lab.stage("lesson06.audit-from", str(lab.audit_position()))
+    now = datetime.now(timezone.utc)
+    expiries = {}
+    with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(VAULT), credential) as client:
+        for name in _all_secrets():
+            kind = draw.choice(("none", "soon", "later", "expired"))
+            days = {"none": None, "soon": draw.randint(3, SOON_DAYS - 2), "later": draw.randint(60, 300),
+                    "expired": -draw.randint(1, 20)}[kind]
+            expires = None if days is None else now + timedelta(days=days)
+            client.set_secret(name, secrets.token_urlsafe(24), content_type="text/plain", expires_on=expires)
+            expiries[name] = kind
+    lab.stage("lesson06.expiries", json.dumps(expiries))
+    for identity, names in JOBS.items():
+        for name in names:
+            lab.assign_role(SECRETS_USER, identity, f"{VAULT}/secrets/{name}")
+    if lesson.demo:
+        return
+    # the incident: one identity, given the whole vault by mistake, reads outside its job on one day
+    culprit = draw.choice(sorted(JOBS))
+    lab.assign_role(SECRETS_USER, culprit, VAULT)
+    extra = draw.sample([s for s in _all_secrets() if s not in JOBS[culprit]], draw.randint(2, 3))
+    day = draw.randint(2, WEEK - 1)
+    first_seen = None
+    start = _now(lab)
+    for today in range(WEEK):
+        for identity, names in JOBS.items():
+            client_id = lab.identity(identity)["clientId"]
+            with ManagedIdentityCredential(client_id=client_id) as credential, \
+                    SecretClient(lesson.vault_url(VAULT), credential) as client:
+                reads = list(names) + (extra if identity == culprit and today == day else [])
+                for name in reads:
+                    client.get_secret(name)
+                    if identity == culprit and name in extra and first_seen is None:
+                        first_seen = _now(lab)
+        lab.advance_clock(days=1)
+    lab.stage("lesson06.incident", json.dumps({"identity": culprit, "exposed": sorted(extra),
+                                               "first_seen": first_seen, "start": start}))
+
+
+# -- exercise 1: what needs attention ------------------------------------------------------------------------
+
+
+def check_inventory(ctx: Context) -> list[str]:
+    expected = {n for n, kind in json.loads(ctx.emulator.stage("lesson06.expiries")).items() if kind != "later"}
+    at_risk = ctx.require("at_risk")
+    names = set(at_risk.index if hasattr(at_risk, "index") and not isinstance(at_risk, (set, list)) else at_risk)
+    names = {str(n) for n in names}
+    missing, extra = expected - names, names - expected
+    if missing:
+        raise Incorrect(f"`at_risk` leaves out {', '.join(sorted(missing))}: a secret with no expiry, one already "
+                        f"expired, or one expiring within {SOON_DAYS} days needs attention.")
+    if extra:
+        raise Incorrect(f"`at_risk` names {', '.join(sorted(extra))}, which expire more than {SOON_DAYS} days from now.")
+    if ctx.audit(operationName="SecretGet"):
+        raise Incorrect("The audit log shows secret values read: an inventory needs properties only "
+                        "(list_properties_of_secrets).")
+    return [f"`at_risk` holds the {len(expected)} secrets with no expiry, expired, or expiring within {SOON_DAYS} "
+            "days, from their properties alone"]
+
+
+# -- exercise 2: the incident ---------------------------------------------------------------------------------
+
+
+def check_incident(ctx: Context) -> list[str]:
+    staged = json.loads(ctx.emulator.stage("lesson06.incident"))
+    who = ctx.require("compromised", str, "str (an identity's name)")
+    if who != staged["identity"]:
+        raise Incorrect(f"`compromised` is {who!r}, but its reads match its job. Compare each identity's reads "
+                        "with the secrets its job needs.")
+    exposed = {str(n) for n in ctx.require("exposed", (set, list, tuple), "set of secret names")}
+    if exposed != set(staged["exposed"]):
+        raise Incorrect(f"`exposed` should name every secret {who} read outside its job, and nothing else; it has "
+                        f"{len(exposed)} names, of which {len(exposed & set(staged['exposed']))} are right.")
+    first = ctx.require("first_seen")
+    moment = first.timestamp() if hasattr(first, "timestamp") else datetime.fromisoformat(
+        str(first).replace("Z", "+00:00")).timestamp()
+    if abs(moment - staged["first_seen"]) > 60:
+        raise Incorrect("`first_seen` is not the time of the first read outside its job (within a minute).")
+    return [f"{who} read {', '.join(sorted(exposed))} outside its job", "and `first_seen` is when it started"]
+
+
+LESSON = LessonSpec(
+    number="06",
+    title="Operating secrets: expiry, rotation and audit investigations",
+    vaults=(VAULT,),
+    identities=tuple(JOBS),
+    grants=(("Key Vault Secrets Officer", "learner", VAULT),),
+    seed=_set_the_scene,
+    emulator_only="the week of reads it investigates is replayed on the emulator's clock",
+    exercises=(
+        Exercise("ex1", "What needs attention", check_inventory),
+        Exercise("ex2", "Who read what, and when", check_incident),
+    ),
+)
