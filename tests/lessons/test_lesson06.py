@@ -1,0 +1,69 @@
+"""Lesson 06 (operating secrets; WORK IN PROGRESS: the inventory and the incident): the solution is correct, the stubs
+are not attempted, and wrong answers are "incorrect" with a reason that points at the mistake.
+
+The cells run in a plain dict namespace, as in an IPython kernel, read from the solution notebook.
+"""
+
+from __future__ import annotations
+
+import json
+
+from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, incorrect, variant
+
+import pytest
+
+NAME = "06-operating-secrets.ipynb"
+SOLUTION = code_cells(NAME, "solutions")
+PARAMS = cell_with(SOLUTION, 'vault_url = "emulator"')
+SETUP = cell_with(SOLUTION, "start_lesson(")
+TOOLS = cell_with(SOLUTION, "from kvlab.checks.lesson06 import")
+EX1, EX2 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in (1, 2))
+
+
+@pytest.fixture
+def kernel(emulator):
+    k = Kernel()
+    for cell in (PARAMS, SETUP, TOOLS):
+        k.run(cell)
+    yield k
+    k.close()
+
+
+def test_the_solution_is_correct(kernel):
+    kernel.run(EX1)
+    kernel.run(EX2)
+    assert kernel.check("ex1").status == "correct"
+    assert kernel.check("ex2").status == "correct"
+
+
+def test_the_labs_stubs_are_not_attempted(kernel):
+    assert_stubs_not_attempted(kernel, code_cells(NAME, "labs"), 2)
+
+
+def test_ex1_secrets_without_expiry_left_out(kernel):
+    kernel.run(variant(EX1, "inventory.expires.isna() | ", ""))
+    message = incorrect(kernel, "ex1")
+    assert message.startswith("`at_risk` leaves out ") or message.startswith("`at_risk` names ")
+
+
+def test_ex1_reading_values_to_find_the_dates(kernel):
+    kernel.run("at_risk = [s.name for s in (client.get_secret(p.name) for p in client.list_properties_of_secrets())\n"
+               "           if s.properties.expires_on is None or s.properties.expires_on <= now + timedelta(days=30)]")
+    assert incorrect(kernel, "ex1").startswith("The audit log shows secret values read")
+
+
+def test_ex2_an_answer_copied_from_another_run(kernel, emulator):
+    kernel.run(EX2)
+    truth = json.loads(emulator.stage("lesson06.incident"))
+    other = next(i for i in ("id-etl-nightly", "id-report-api", "id-ml-training") if i != truth["identity"])
+    kernel.run(f"compromised = {other!r}")
+    assert "its reads match its job" in incorrect(kernel, "ex2")
+
+
+def test_ex2_only_part_of_what_it_read_or_the_wrong_time(kernel):
+    kernel.run(EX2)
+    kernel.run("exposed = set(sorted(exposed)[:1])")
+    assert "`exposed` should name every secret" in incorrect(kernel, "ex2")
+    kernel.run(EX2)
+    kernel.run("first_seen = first_seen - pd.Timedelta(days=1)")
+    assert incorrect(kernel, "ex2").startswith("`first_seen` is not the time of the first read")
