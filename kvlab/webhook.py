@@ -78,10 +78,18 @@ class Webhook:
         self.url = f"http://{host}:{self._server.server_address[1]}{path}"
         threading.Thread(target=self._server.serve_forever, name="kvlab-webhook", daemon=True).start()
 
-    def wait(self, count: int, timeout: float = 10.0) -> list:
-        """The events received, once there are ``count`` of them (or ``timeout`` seconds have passed)."""
+    def wait(self, count: int | None = None, timeout: float = 10.0, quiet: float = 1.0) -> list:
+        """The events received, once there are ``count`` of them, or (without a count) once none has come for
+        ``quiet`` seconds; at most ``timeout`` seconds in either case."""
         deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
+        last, since = len(self.received), time.monotonic()
+        while time.monotonic() < deadline:
+            if count is not None and len(self.received) >= count:
+                break
+            if len(self.received) != last:
+                last, since = len(self.received), time.monotonic()
+            elif count is None and time.monotonic() - since >= quiet:
+                break
             time.sleep(0.05)
         return list(self.received)
 

@@ -56,11 +56,18 @@ def _set_the_scene(lesson) -> None:
     lab.stage("lesson06.audit-from", str(lab.audit_position()))
     now = datetime.now(timezone.utc)
     expiries = {}
+    # two secrets come due next month: the inventory of today misses them, an alert a month on catches them
+    upcoming = set(draw.sample(_all_secrets(), 2)) if not lesson.demo else {"crm-api-token", "ml-registry-token"}
     with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(VAULT), credential) as client:
-        for name in _all_secrets():
-            kind = draw.choice(("none", "soon", "later", "expired"))
-            days = {"none": None, "soon": draw.randint(3, SOON_DAYS - 2), "later": draw.randint(60, 300),
-                    "expired": -draw.randint(1, 20)}[kind]
+        for i, name in enumerate(_all_secrets()):
+            if name in upcoming:
+                kind = "next"
+            elif lesson.demo:  # the guided notebook's fixed set: one of each
+                kind = ("none", "soon", "later", "expired")[i % 4]
+            else:
+                kind = draw.choice(("none", "soon", "later", "expired"))
+            days = {"none": None, "soon": draw.randint(3, SOON_DAYS - 2), "later": draw.randint(120, 300),
+                    "expired": -draw.randint(1, 20), "next": draw.randint(45, 60)}[kind]
             expires = None if days is None else now + timedelta(days=days)
             client.set_secret(name, secrets.token_urlsafe(24), content_type="text/plain", expires_on=expires)
             expiries[name] = kind
@@ -96,7 +103,8 @@ def _set_the_scene(lesson) -> None:
 
 
 def check_inventory(ctx: Context) -> list[str]:
-    expected = {n for n, kind in json.loads(ctx.emulator.stage("lesson06.expiries")).items() if kind != "later"}
+    expected = {n for n, kind in json.loads(ctx.emulator.stage("lesson06.expiries")).items()
+                if kind not in ("later", "next")}
     at_risk = ctx.require("at_risk")
     names = set(at_risk.index if hasattr(at_risk, "index") and not isinstance(at_risk, (set, list)) else at_risk)
     names = {str(n) for n in names}
@@ -113,7 +121,43 @@ def check_inventory(ctx: Context) -> list[str]:
             "days, from their properties alone"]
 
 
-# -- exercise 2: the incident ---------------------------------------------------------------------------------
+# -- exercise 2: an alert before it is due -------------------------------------------------------------------
+
+NEAR_EXPIRY = "Microsoft.KeyVault.SecretNearExpiry"
+
+
+def check_alerts(ctx: Context) -> list[str]:
+    lab = ctx.emulator
+    subscriptions = [s for s in lab.event_subscriptions() if s["vault"].lower() == VAULT
+                     and (s["eventTypes"] == "all" or NEAR_EXPIRY in s["eventTypes"])]
+    if not subscriptions:
+        raise Incorrect(f"No event subscription on {VAULT} delivers SecretNearExpiry: subscribe your webhook "
+                        "(lesson.lab.create_event_subscription) before the clock moves.")
+    subscription = subscriptions[-1]
+    if subscription["failedDeliveries"]:
+        raise Incorrect(f"Deliveries to {subscription['endpoint']} fail ({subscription['lastError']}): is your "
+                        "webhook still running, and does its handler return without raising?")
+    if lab.clock()["offsetDays"] < WEEK + 29:
+        raise Incorrect("The clock has not moved a month past the set-up: advance it 30 days "
+                        "(lesson.lab.advance_clock(days=30)) to see which secrets come due.")
+    since = _iso_seconds(subscription["created"])
+    expected = {e["subject"] for e in lab.events(VAULT)
+                if e["eventType"] == NEAR_EXPIRY and _iso_seconds(e["eventTime"]) >= since}
+    alerted = {str(n) for n in ctx.require("alerted", (set, list, tuple), "list of secret names")}
+    if alerted != expected:
+        raise Incorrect(f"`alerted` should hold the secrets whose SecretNearExpiry reached your webhook after you "
+                        f"subscribed ({len(expected)} of them); it holds {len(alerted)}, of which "
+                        f"{len(alerted & expected)} are right.")
+    return [f"{subscription['name']} delivered SecretNearExpiry to your webhook, without a failed delivery",
+            f"`alerted` holds the {len(expected)} secrets that came due during the month: "
+            f"{', '.join(sorted(expected))}"]
+
+
+def _iso_seconds(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# -- exercise 3: the incident ---------------------------------------------------------------------------------
 
 
 def check_incident(ctx: Context) -> list[str]:
@@ -144,6 +188,7 @@ LESSON = LessonSpec(
     emulator_only="the week of reads it investigates is replayed on the emulator's clock",
     exercises=(
         Exercise("ex1", "What needs attention", check_inventory),
-        Exercise("ex2", "Who read what, and when", check_incident),
+        Exercise("ex2", "An alert before it is due", check_alerts),
+        Exercise("ex3", "Who read what, and when", check_incident),
     ),
 )

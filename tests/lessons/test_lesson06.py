@@ -17,7 +17,7 @@ SOLUTION = code_cells(NAME, "solutions")
 PARAMS = cell_with(SOLUTION, 'vault_url = "emulator"')
 SETUP = cell_with(SOLUTION, "start_lesson(")
 TOOLS = cell_with(SOLUTION, "from kvlab.checks.lesson06 import")
-EX1, EX2 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in (1, 2))
+EX1, EX2, EX3 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in (1, 2, 3))
 
 
 @pytest.fixture
@@ -30,14 +30,15 @@ def kernel(emulator):
 
 
 def test_the_solution_is_correct(kernel):
-    kernel.run(EX1)
-    kernel.run(EX2)
-    assert kernel.check("ex1").status == "correct"
-    assert kernel.check("ex2").status == "correct"
+    for cell in (EX1, EX2, EX3):
+        kernel.run(cell)
+    for exercise in ("ex1", "ex2", "ex3"):
+        result = kernel.check(exercise)
+        assert result.status == "correct", (exercise, result.message)
 
 
 def test_the_labs_stubs_are_not_attempted(kernel):
-    assert_stubs_not_attempted(kernel, code_cells(NAME, "labs"), 2)
+    assert_stubs_not_attempted(kernel, code_cells(NAME, "labs"), 3)
 
 
 def test_ex1_secrets_without_expiry_left_out(kernel):
@@ -52,18 +53,39 @@ def test_ex1_reading_values_to_find_the_dates(kernel):
     assert incorrect(kernel, "ex1").startswith("The audit log shows secret values read")
 
 
-def test_ex2_an_answer_copied_from_another_run(kernel, emulator):
-    kernel.run(EX2)
+def test_each_set_up_draws_what_comes_due_next_month(kernel, emulator):
+    upcoming = set()
+    for _ in range(4):
+        kernel.run(SETUP)
+        upcoming.add(frozenset(n for n, kind in json.loads(emulator.stage("lesson06.expiries")).items() if kind == "next"))
+    assert all(len(pair) == 2 for pair in upcoming) and len(upcoming) > 1  # the same pair 4 times: odds 21**-3
+
+
+def test_ex2_no_subscription_or_no_month_passed(kernel):
+    kernel.run("# Exercise 2 - not yet\nalerted = []")
+    assert incorrect(kernel, "ex2").startswith("No event subscription on kv-ops-prod delivers SecretNearExpiry")
+    kernel.run(EX2.replace("lesson.lab.advance_clock(days=30)", "pass"))
+    assert incorrect(kernel, "ex2").startswith("The clock has not moved a month past the set-up")
+
+
+def test_ex2_subscribing_after_the_clock_moved_hears_nothing(kernel):
+    kernel.run("lesson.lab.advance_clock(days=30)\n" + EX2.replace("lesson.lab.advance_clock(days=30)", "pass"))
+    kernel.run("alerted = ['crm-api-token', 'ml-registry-token']")  # names guessed from the properties
+    assert incorrect(kernel, "ex2").startswith("`alerted` should hold the secrets whose SecretNearExpiry reached")
+
+
+def test_ex3_an_answer_copied_from_another_run(kernel, emulator):
+    kernel.run(EX3)
     truth = json.loads(emulator.stage("lesson06.incident"))
     other = next(i for i in ("id-etl-nightly", "id-report-api", "id-ml-training") if i != truth["identity"])
     kernel.run(f"compromised = {other!r}")
-    assert "its reads match its job" in incorrect(kernel, "ex2")
+    assert "its reads match its job" in incorrect(kernel, "ex3")
 
 
-def test_ex2_only_part_of_what_it_read_or_the_wrong_time(kernel):
-    kernel.run(EX2)
+def test_ex3_only_part_of_what_it_read_or_the_wrong_time(kernel):
+    kernel.run(EX3)
     kernel.run("exposed = set(sorted(exposed)[:1])")
-    assert "`exposed` should name every secret" in incorrect(kernel, "ex2")
-    kernel.run(EX2)
+    assert "`exposed` should name every secret" in incorrect(kernel, "ex3")
+    kernel.run(EX3)
     kernel.run("first_seen = first_seen - pd.Timedelta(days=1)")
-    assert incorrect(kernel, "ex2").startswith("`first_seen` is not the time of the first read")
+    assert incorrect(kernel, "ex3").startswith("`first_seen` is not the time of the first read")
