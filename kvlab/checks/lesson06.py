@@ -1,7 +1,6 @@
-"""Lesson 06 - Operating secrets: expiry and alerts, rotation, audit investigations (WORK IN PROGRESS).
+"""Lesson 06 - Operating secrets: expiry, alerts and audit investigations.
 
-Not yet listed in the index or README, and without notebooks: this module holds the lab's set-up and the
-first checks, so that the guided notebook, lab and solution can be written on top of it.
+(Rotation cycles with every consumer, and separate environments, are the lesson's next part: issue #12.)
 
 The lab's vault `kv-ops-prod` serves three applications, each a managed identity with Key Vault Secrets
 User on the secrets its job reads (JOBS). The set-up gives the secrets drawn expiry dates (exercise 1:
@@ -27,6 +26,9 @@ JOBS = {  # identity -> the secrets its job reads
     "id-ml-training": ("adls-storage-key", "ml-registry-token"),
 }
 UNUSED = ("legacy-ftp-password", "partner-sftp-key")  # held, read by no job
+DEMO_KINDS = {"adls-storage-key": "soon", "legacy-ftp-password": "none", "partner-sftp-key": "expired",
+              "sql-db-password": "later", "stripe-api-key": "later"}  # and two "next": see _set_the_scene
+DEMO_DAYS = {"none": None, "soon": 24, "later": 150, "expired": -8, "next": 50}
 SOON_DAYS = 30  # "expiring soon": within this many days, as Key Vault's SecretNearExpiry event counts it
 WEEK = 7
 
@@ -59,15 +61,18 @@ def _set_the_scene(lesson) -> None:
     # two secrets come due next month: the inventory of today misses them, an alert a month on catches them
     upcoming = set(draw.sample(_all_secrets(), 2)) if not lesson.demo else {"crm-api-token", "ml-registry-token"}
     with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(VAULT), credential) as client:
-        for i, name in enumerate(_all_secrets()):
+        for name in _all_secrets():
             if name in upcoming:
                 kind = "next"
             elif lesson.demo:  # the guided notebook's fixed set: one of each
-                kind = ("none", "soon", "later", "expired")[i % 4]
+                kind = DEMO_KINDS[name]
             else:
                 kind = draw.choice(("none", "soon", "later", "expired"))
-            days = {"none": None, "soon": draw.randint(3, SOON_DAYS - 2), "later": draw.randint(120, 300),
-                    "expired": -draw.randint(1, 20), "next": draw.randint(45, 60)}[kind]
+            if lesson.demo:  # fixed, so the guided notebook shows the same table every run
+                days = DEMO_DAYS[kind] if kind == "none" else DEMO_DAYS[kind] + (2 if name == "ml-registry-token" else 0)
+            else:
+                days = {"none": None, "soon": draw.randint(3, SOON_DAYS - 2), "later": draw.randint(120, 300),
+                        "expired": -draw.randint(1, 20), "next": draw.randint(45, 60)}[kind]
             expires = None if days is None else now + timedelta(days=days)
             client.set_secret(name, secrets.token_urlsafe(24), content_type="text/plain", expires_on=expires)
             expiries[name] = kind
@@ -180,7 +185,7 @@ def check_incident(ctx: Context) -> list[str]:
 
 LESSON = LessonSpec(
     number="06",
-    title="Operating secrets: expiry, rotation and audit investigations",
+    title="Operating secrets: expiry, alerts and audit investigations",
     vaults=(VAULT,),
     identities=tuple(JOBS),
     grants=(("Key Vault Secrets Officer", "learner", VAULT),),

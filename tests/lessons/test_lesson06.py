@@ -1,5 +1,5 @@
-"""Lesson 06 (operating secrets; WORK IN PROGRESS: the inventory and the incident): the solution is correct, the stubs
-are not attempted, and wrong answers are "incorrect" with a reason that points at the mistake.
+"""Lesson 06 (operating secrets: the inventory, the alert, the incident): the solution is correct, the stubs are not
+attempted, and wrong answers are "incorrect" with a reason that points at the mistake.
 
 The cells run in a plain dict namespace, as in an IPython kernel, read from the solution notebook.
 """

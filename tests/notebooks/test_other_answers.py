@@ -200,6 +200,36 @@ ANSWERS = {
         Answer("ex1", "printing the password", "print(db_password)", "incorrect", SHOWN.format("sql-db-password")),
     ],
 
+    "06-operating-secrets.ipynb": [
+        Answer("ex1", "own way (a set from the properties, dates compared by hand)",
+               "at_risk = {p.name for p in client.list_properties_of_secrets()\n"
+               "           if p.expires_on is None or (p.expires_on - now).total_seconds() <= 30 * 86400}", "correct"),
+        Answer("ex1", "reading every secret to look at its dates",
+               "at_risk = [s.name for s in (client.get_secret(p.name) for p in client.list_properties_of_secrets())\n"
+               "           if s.properties.expires_on is None or s.properties.expires_on <= now + timedelta(days=30)]",
+               "incorrect", "The audit log shows secret values read"),
+        Answer("ex2", "own way (a fresh set-up; every event type, filtered in the handler)",
+               "lesson = kvlab.start_lesson('06')\ncheck = lesson.check\nalerted = set()\n\n"
+               "def handler(event):\n    if event.event_type.endswith('SecretNearExpiry'):\n        alerted.add(event.subject)\n\n"
+               "hook = Webhook(handler)\n"
+               "lesson.lab.create_event_subscription('all-secret-events', 'kv-ops-prod', hook.url)\n"
+               "lesson.lab.advance_clock(days=31)\nhook.wait()", "correct"),
+        Answer("ex2", "alerts worked out from the properties instead of received",
+               "alerted = [p.name for p in client.list_properties_of_secrets()\n"
+               "           if p.expires_on and p.expires_on <= now + timedelta(days=60)]",
+               "incorrect", "`alerted` should hold the secrets whose SecretNearExpiry reached your webhook"),
+        Answer("ex3", "own way (a merge with the jobs table)",
+               "events = pd.DataFrame(week_of_reads(lesson))\n"
+               "ok = events[(events.operationName == 'SecretGet') & (events.httpStatusCode == 200)]\n"
+               "jobs = pd.DataFrame([(i, n) for i, names in JOBS.items() for n in names], columns=['identity', 'secretName'])\n"
+               "merged = ok.merge(jobs.assign(allowed=True), on=['identity', 'secretName'], how='left')\n"
+               "bad = merged[merged.allowed.isna() & merged.identity.isin(list(JOBS))]\n"
+               "compromised = bad.identity.iloc[0]\nexposed = sorted(set(bad.secretName))\nfirst_seen = bad.time.min()",
+               "correct"),
+        Answer("ex3", "a neighbour's answer copied (another run, another identity)",
+               "import json\ntruth = json.loads(lesson.lab.stage('lesson06.incident'))['identity']\n"
+               "compromised = next(i for i in JOBS if i != truth)", "incorrect", "`compromised` is "),
+    ],
     "05-data-factory-linked-services.ipynb": [
         Answer("ex1", "own way (a fresh set-up; credentials cut out of connection strings into their own fields)",
                "lesson = kvlab.start_lesson('05')\ncheck = lesson.check\nimport re\n"
