@@ -1,4 +1,4 @@
-"""Lesson 06 - Operating secrets: expiry, alerts and audit investigations.
+"""Lesson 06 - Operating secrets - expiry dates, alerts and audit investigations.
 
 (Rotation cycles with every consumer, and separate environments, are the lesson's next part: issue #12.)
 
@@ -186,7 +186,7 @@ def check_incident(ctx: Context) -> list[str]:
 
 LESSON = LessonSpec(
     number="06",
-    title="Operating secrets: expiry, alerts and audit investigations",
+    title="Expiry dates, alerts and audit investigations",
     vaults=(VAULT,),
     identities=tuple(JOBS),
     grants=(("Key Vault Secrets Officer", "learner", VAULT),),
