@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 
 from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
@@ -90,17 +91,17 @@ def _set_the_scene(lesson) -> None:
     day = draw.randint(2, WEEK - 1)
     first_seen = None
     start = _now(lab)
-    for today in range(WEEK):
-        for identity, names in JOBS.items():
-            client_id = lab.identity(identity)["clientId"]
-            with ManagedIdentityCredential(client_id=client_id) as credential, \
-                    SecretClient(lesson.vault_url(VAULT), credential) as client:
-                reads = list(names) + (extra if identity == culprit and today == day else [])
-                for name in reads:
-                    client.get_secret(name)
+    with ExitStack() as stack:  # one client per application, signed in once (tokens follow real time, not the clock)
+        apps = {identity: stack.enter_context(SecretClient(lesson.vault_url(VAULT), stack.enter_context(
+                    ManagedIdentityCredential(client_id=lab.identity(identity)["clientId"]))))
+                for identity in JOBS}
+        for today in range(WEEK):
+            for identity, names in JOBS.items():
+                for name in list(names) + (extra if identity == culprit and today == day else []):
+                    apps[identity].get_secret(name)
                     if identity == culprit and name in extra and first_seen is None:
                         first_seen = _now(lab)
-        lab.advance_clock(days=1)
+            lab.advance_clock(days=1)
     lab.stage("lesson06.incident", json.dumps({"identity": culprit, "exposed": sorted(extra),
                                                "first_seen": first_seen, "start": start}))
 
@@ -193,8 +194,22 @@ LESSON = LessonSpec(
     seed=_set_the_scene,
     emulator_only="the week of reads it investigates is replayed on the emulator's clock",
     exercises=(
-        Exercise("ex1", "What needs attention", check_inventory),
-        Exercise("ex2", "An alert before it is due", check_alerts),
-        Exercise("ex3", "Who read what, and when", check_incident),
+        Exercise("ex1", "What needs attention", check_inventory, (
+            "list_properties_of_secrets() gives every secret's expires_on (None when there is none) without "
+            "reading any value; compare it with `now`, the vault's clock.",
+            "Three kinds need attention: expires_on is None, expires_on already passed, or expires_on within "
+            "30 days of `now` (timedelta(days=30)).",
+        )),
+        Exercise("ex2", "An alert before it is due", check_alerts, (
+            "Event Grid delivers only what happens after a subscription exists: subscribe first, move the clock after.",
+            "The handler receives an EventGridEvent: event.subject is the secret's name. Webhook(handler).url is "
+            "the endpoint to give lesson.lab.create_event_subscription, with the event type SecretNearExpiry.",
+        )),
+        Exercise("ex3", "Who read what, and when", check_incident, (
+            "Keep the successful SecretGet records (httpStatusCode 200) of the three applications, then compare "
+            "each record's secretName with JOBS[identity].",
+            "The reads left after that comparison all belong to one identity: `exposed` is the set of their "
+            "secret names and `first_seen` the earliest of their times.",
+        )),
     ),
 )
