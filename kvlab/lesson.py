@@ -59,6 +59,7 @@ class Lesson:
     def _reset(self) -> None:
         """Recreate the lesson's vaults and identities, empty, with only its starting grants (and its seed)."""
         lab = self.lab
+        lab.reset_clock()  # every lesson starts today, whatever clock an earlier lab left behind
         existing_vaults = {v["name"] for v in lab.list_vaults()}
         for name in self.spec.vaults:
             if name in existing_vaults:

@@ -24,6 +24,15 @@ def emulator():
     return kvlab.connect()
 
 
+@pytest.fixture(autouse=True)
+def clock_at_today(request):
+    """A test that uses the emulator starts with its clock at today: a lab run earlier in this process (lesson 06
+    moves it a month on) must not shift another test's expiry or audit times."""
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").reset_clock()
+    yield
+
+
 def officer_vault(lab, prefix: str = "t") -> str:
     """A new vault in which the learner holds Key Vault Secrets Officer (all secret operations).
 
