@@ -329,11 +329,11 @@ class Admin:
             validate_endpoint(endpoint, state.vaults.resource_id(found.name), trust(self.state_dir / "ca.pem"))
             if not state.store.add_subscription(name, found.name, endpoint, types, state.clock.now()):
                 raise SubscriptionError(f"there is already an event subscription named {name!r}")
-            return self._subscription_json(next(s for s in state.store.subscriptions() if s["name"] == name))
+            return self._subscription_json(state, next(s for s in state.store.subscriptions() if s["name"] == name))
 
     def event_subscriptions(self) -> list[dict]:
         with self._state() as state:
-            return [self._subscription_json(s) for s in state.store.subscriptions()]
+            return [self._subscription_json(state, s) for s in state.store.subscriptions()]
 
     def delete_event_subscription(self, name: str) -> dict:
         from .emulator.events import SubscriptionError
@@ -344,12 +344,16 @@ class Admin:
         return {"name": name, "deleted": True}
 
     @staticmethod
-    def _subscription_json(row: dict) -> dict:
+    def _subscription_json(state: State, row: dict) -> dict:
         from .emulator.audit import iso
+        from .emulator.events import EVENT_TYPES
 
+        wanted = set(row["types"]) or set(EVENT_TYPES)
+        pending = sum(1 for _, event in state.store.events_after(row["delivered"], row["vault"])
+                      if event["eventType"] in wanted)
         return {"name": row["name"], "vault": row["vault"], "endpoint": row["endpoint"],
                 "eventTypes": row["types"] or "all", "created": iso(row["created"]),
-                "failedDeliveries": row["failures"], "lastError": row["error"]}
+                "pendingEvents": pending, "failedDeliveries": row["failures"], "lastError": row["error"]}
 
     def clock(self) -> dict:
         with self._state() as state:

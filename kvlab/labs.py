@@ -217,7 +217,9 @@ def refresh_outputs(root: Path, timeout: int = 600, only: list[Path] | None = No
     import tempfile
 
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
+    from . import tracker
     from .emulator import control
 
     state = Path(tempfile.mkdtemp(prefix="kvlab-outputs-"))
@@ -230,8 +232,13 @@ def refresh_outputs(root: Path, timeout: int = 600, only: list[Path] | None = No
     try:
         for path in [Path(p) for p in only] if only else sorted((Path(root) / "notebooks").glob("*.ipynb")):
             notebook = nbformat.read(path, as_version=4)
-            NotebookClient(notebook, kernel_name="python3", timeout=timeout, record_timing=False,
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            try:
+                NotebookClient(notebook, kernel_name="python3", timeout=timeout, record_timing=False,
+                               resources={"metadata": {"path": str(path.parent)}}).execute()
+            except CellExecutionError as exc:  # the cell and its error, not the kernel's coloured traceback
+                raise LabError(f"{path.name}: a cell raised {exc.ename}: {exc.evalue}") from None
+            if tracker.load(state):  # a demonstration's check passing must not count as the learner's exercise
+                raise LabError(f"{path.name} recorded learner progress: a guided notebook's lesson must be a demo")
             normalise_outputs(notebook, seed=path.name)
             path.write_text(render(notebook), encoding="utf-8")
             done.append(path)

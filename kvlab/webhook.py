@@ -78,18 +78,22 @@ class Webhook:
         self.url = f"http://{host}:{self._server.server_address[1]}{path}"
         threading.Thread(target=self._server.serve_forever, name="kvlab-webhook", daemon=True).start()
 
-    def wait(self, count: int | None = None, timeout: float = 10.0, quiet: float = 1.0) -> list:
-        """The events received, once there are ``count`` of them, or (without a count) once none has come for
-        ``quiet`` seconds; at most ``timeout`` seconds in either case."""
+    def wait(self, count: int | None = None, timeout: float = 10.0, state_dir=None) -> list:
+        """The events received, once there are ``count`` of them, or (without a count) once the emulator has
+        delivered every event its subscriptions to this webhook had waiting (or one delivery failed and waits for
+        its retry); at most ``timeout`` seconds in either case."""
+        from .admin import Admin
+
+        admin = Admin(state_dir)
         deadline = time.monotonic() + timeout
-        last, since = len(self.received), time.monotonic()
         while time.monotonic() < deadline:
-            if count is not None and len(self.received) >= count:
-                break
-            if len(self.received) != last:
-                last, since = len(self.received), time.monotonic()
-            elif count is None and time.monotonic() - since >= quiet:
-                break
+            if count is not None:
+                if len(self.received) >= count:
+                    break
+            else:
+                mine = [s for s in admin.event_subscriptions() if s["endpoint"] == self.url]
+                if all(s["pendingEvents"] == 0 or s["failedDeliveries"] for s in mine):
+                    break
             time.sleep(0.05)
         return list(self.received)
 

@@ -61,6 +61,12 @@ def _set_the_scene(lesson) -> None:
     expiries = {}
     # two secrets come due next month: the inventory of today misses them, an alert a month on catches them
     upcoming = set(draw.sample(_all_secrets(), 2)) if not lesson.demo else {"crm-api-token", "ml-registry-token"}
+    # the others: each kind at least once (so every rule of the inventory matters), the rest drawn, in drawn order
+    others = [n for n in _all_secrets() if n not in upcoming]
+    kinds = ["none", "soon", "later", "expired"]
+    kinds += [draw.choice(kinds) for _ in range(len(others) - len(kinds))]
+    draw.shuffle(kinds)
+    drawn_kind = dict(zip(others, kinds))
     with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(VAULT), credential) as client:
         for name in _all_secrets():
             if name in upcoming:
@@ -68,7 +74,7 @@ def _set_the_scene(lesson) -> None:
             elif lesson.demo:  # the guided notebook's fixed set: one of each
                 kind = DEMO_KINDS[name]
             else:
-                kind = draw.choice(("none", "soon", "later", "expired"))
+                kind = drawn_kind[name]
             if lesson.demo:  # fixed, so the guided notebook shows the same table every run
                 days = DEMO_DAYS[kind] if kind == "none" else DEMO_DAYS[kind] + (2 if name == "ml-registry-token" else 0)
             else:

@@ -153,8 +153,10 @@ def parse_time(text: str) -> datetime:
 def workload(emulator):
     """A mixed workload in a new vault; returns what the clients saw and the values planted.
 
-    Run once per module (per xdist worker): the tests below only read its records.
+    Run once per module (per xdist worker): the tests below only read its records. It starts the clock at
+    today: a notebook run earlier in this process may have left it a month on.
     """
+    emulator.reset_clock()
     url = officer_vault(emulator, "aud")
     name = vault_name(url)
     stranger = emulator.create_identity(f"id-audit-{uuid.uuid4().hex[:8]}")  # holds no role

@@ -237,3 +237,23 @@ def test_a_handler_that_raises_gets_the_event_again_and_the_error_is_kept(emulat
         received = hook.wait(1, timeout=15)
     assert [e.subject for e in received] == ["db-password"] and calls == ["db-password", "db-password"]
     assert [str(e) for e in hook.errors] == ["the alert channel was down"]
+
+
+def test_wait_without_a_count_returns_once_the_emulator_has_delivered_everything_due(emulator, vault):
+    """A slow handler (longer than any "quiet second") still has every event in hand when wait() returns,
+    and the subscription then shows nothing pending."""
+    from kvlab.webhook import Webhook
+
+    def slow(event):
+        time.sleep(1.2)  # a handler doing real work: a ticket, a message
+
+    with Webhook(slow) as hook:
+        assert hook.wait() == []  # nothing subscribed to it: nothing to wait for
+        subscription = name()
+        emulator.create_event_subscription(subscription, vault["name"], hook.url)
+        for n in (1, 2):
+            vault["client"].set_secret("api-key", f"fake-api-key-{n}")  # pragma: allowlist secret
+        received = hook.wait(timeout=30)
+        listed = next(s for s in emulator.event_subscriptions() if s["name"] == subscription)
+    assert [e.subject for e in received] == ["api-key", "api-key"]
+    assert listed["pendingEvents"] == 0 and listed["failedDeliveries"] == 0

@@ -57,7 +57,9 @@ def test_each_set_up_draws_what_comes_due_next_month(kernel, emulator):
     upcoming = set()
     for _ in range(6):  # until two set-ups differ: the same pair six times running has odds 21**-5
         kernel.run(SETUP)
-        pair = frozenset(n for n, kind in json.loads(emulator.stage("lesson06.expiries")).items() if kind == "next")
+        kinds = json.loads(emulator.stage("lesson06.expiries"))
+        assert {"none", "soon", "later", "expired"} <= set(kinds.values())  # every rule of the inventory matters
+        pair = frozenset(n for n, kind in kinds.items() if kind == "next")
         assert len(pair) == 2
         upcoming.add(pair)
         if len(upcoming) > 1:
