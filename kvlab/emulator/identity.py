@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import functools
 import secrets
 import time
 import uuid
@@ -58,6 +59,12 @@ class TokenRequestError(Exception):
         self.message = message
 
 
+@functools.lru_cache(maxsize=8)
+def _signing_key(pem: str):
+    """The tenant's private key, parsed once per process (40 ms each time: every Admin call opens the state)."""
+    return serialization.load_pem_private_key(pem.encode(), password=None)
+
+
 class Identities:
     """The emulator's tenant: its signing key, the identity header secret, its identities."""
 
@@ -67,7 +74,7 @@ class Identities:
         self.issuer = f"https://sts.windows.net/{self.tenant_id}/"
         self.identity_header = store.meta_or_create("identity_header", lambda: secrets.token_urlsafe(32))
         pem = store.meta_or_create("signing_key", _new_signing_key)
-        self._private_key = serialization.load_pem_private_key(pem.encode(), password=None)
+        self._private_key = _signing_key(pem)
         self._public_key = self._private_key.public_key()
         # The learner (standing in for `az login`) and the Databricks service exist from the start.
         for name, kind, client_id in ((LEARNER, "user", None), (DATABRICKS, "builtin", DATABRICKS_APP_ID)):
