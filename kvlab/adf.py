@@ -322,7 +322,7 @@ CONNECTION_KEYWORDS = {alias: name for name, aliases in (
     ("sslmode", ("sslmode", "ssl mode"))) for alias in aliases}
 
 
-def _connection_string(text: str, where: str) -> dict:
+def connection_settings(text: str, where: str) -> dict:
     """An ADF PostgreSQL connection string (``host=..;port=..;database=..;uid=..;password=..``) as libpq settings."""
     settings = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
@@ -357,7 +357,7 @@ def connect(service: LinkedService | str | Path, factory_identity: str, repo: st
     whole = resolutions.get("typeProperties.connectionString")
     if whole is not None:
         credential = whole
-        target = _connection_string(whole.value, f"{service.name}: the secret {whole.secret}")
+        target = connection_settings(whole.value, f"{service.name}: the secret {whole.secret}")
         if isinstance(settings.get("password"), dict) and "typeProperties.password" in resolutions:
             credential = resolutions["typeProperties.password"]
             target["password"] = credential.value

@@ -258,13 +258,24 @@ class Admin:
             except VaultNotFound:
                 return None
             row = state.vaults.inspect(vault, name)
-            if row is None:
-                return None
-            return {
-                "name": row.name, "version": row.version, "value": row.value, "contentType": row.content_type,
-                "tags": row.tags, "enabled": row.enabled, "created": row.created, "updated": row.updated,
-                "nbf": row.nbf, "exp": row.exp,
-            }
+            return None if row is None else self._inspected(row)
+
+    def inspect_versions(self, vault: str, name: str) -> list[dict]:
+        """Every version of a secret, oldest first, read behind the vault's back ([] if absent); as inspect_secret."""
+        with self._state() as state:
+            try:
+                state.vaults.get_vault(vault)
+            except VaultNotFound:
+                return []
+            return [self._inspected(row) for row in state.store.all_versions(vault, name)]
+
+    @staticmethod
+    def _inspected(row) -> dict:
+        return {
+            "name": row.name, "version": row.version, "value": row.value, "contentType": row.content_type,
+            "tags": row.tags, "enabled": row.enabled, "created": row.created, "updated": row.updated,
+            "nbf": row.nbf, "exp": row.exp,
+        }
 
     def secret_values(self, vault: str) -> dict[str, list[str]]:
         """Every value each secret of ``vault`` holds or held, read behind the vault's back ({} if no vault).

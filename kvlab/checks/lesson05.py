@@ -38,7 +38,7 @@ def folder(lesson) -> Path:
     return Path.cwd() / FOLDER
 
 
-def _git_file(name: str, kind: str, type_properties: dict, **properties) -> dict:
+def linked_service_json(name: str, kind: str, type_properties: dict, **properties) -> dict:
     return {"name": name, "type": "Microsoft.DataFactory/factories/linkedservices",
             "properties": {"type": kind, "typeProperties": type_properties, **properties}}
 
@@ -52,7 +52,7 @@ def reference(secret: str, version: str | None = None) -> dict:
     return found
 
 
-def _write(where: Path, service: dict) -> None:
+def write_linked_service(where: Path, service: dict) -> None:
     (where / "linkedService" / f"{service['name']}.json").write_text(json.dumps(service, indent=4) + "\n")
 
 
@@ -103,15 +103,15 @@ def _set_the_scene(lesson) -> None:
     where = folder(lesson)
     shutil.rmtree(where, ignore_errors=True)
     (where / "linkedService").mkdir(parents=True)
-    _write(where, _git_file(KEY_VAULT_LS, "AzureKeyVault", {"baseUrl": lesson.vault_url(VAULT)},
+    write_linked_service(where, linked_service_json(KEY_VAULT_LS, "AzureKeyVault", {"baseUrl": lesson.vault_url(VAULT)},
                             description="The sales vault: every other linked service takes its secrets from here."))
     pipeline = {"server": info["host"], "port": info["port"], "database": DB_NAME, "username": DB_USER,
                 "sslMode": 2, "password": reference(SECRET)}
-    _write(where, _git_file(PIPELINE_LS, "AzurePostgreSql", pipeline,
+    write_linked_service(where, linked_service_json(PIPELINE_LS, "AzurePostgreSql", pipeline,
                             description="The nightly sales pipeline's database. The password is in Key Vault."))
     if lesson.demo:
         return
-    _write(where, _git_file(REPORTING_LS, "AzurePostgreSql", {**pipeline, "password": reference(
+    write_linked_service(where, linked_service_json(REPORTING_LS, "AzurePostgreSql", {**pipeline, "password": reference(
         SECRET, first.properties.version)}, description="Reporting: pinned to one version of the password."))
     lab.stage("lesson05.first-password", password)
     draw = random.SystemRandom()
@@ -119,7 +119,7 @@ def _set_the_scene(lesson) -> None:
     for name in draw.sample(sorted(_unsafe_pool("x")), 3):
         credential = _fake("fake" + name.split("_")[1].lower())
         kind, flagged, type_properties = _unsafe_pool(credential)[name]
-        _write(where, _git_file(name, kind, type_properties))
+        write_linked_service(where, linked_service_json(name, kind, type_properties))
         staged[name] = {"field": flagged, "credential": credential}
     lab.stage("lesson05.unsafe", json.dumps(staged))
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import random
 import secrets
+import shutil
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
 
@@ -111,6 +113,11 @@ def _set_the_scene(lesson) -> None:
                                                "first_seen": first_seen, "start": start}))
 
 
+def _seed(lesson) -> None:
+    _set_the_scene(lesson)
+    _orders_scene(lesson)
+
+
 # -- exercise 1: what needs attention ------------------------------------------------------------------------
 
 
@@ -126,7 +133,7 @@ def check_inventory(ctx: Context) -> list[str]:
                         f"expired, or one expiring within {SOON_DAYS} days needs attention.")
     if extra:
         raise Incorrect(f"`at_risk` names {', '.join(sorted(extra))}, which expire more than {SOON_DAYS} days from now.")
-    if ctx.audit(operationName="SecretGet"):
+    if ctx.audit(operationName="SecretGet", vault=VAULT):
         raise Incorrect("The audit log shows secret values read: an inventory needs properties only "
                         "(list_properties_of_secrets).")
     return [f"`at_risk` holds the {len(expected)} secrets with no expiry, expired, or expiring within {SOON_DAYS} "
@@ -190,13 +197,231 @@ def check_incident(ctx: Context) -> list[str]:
     return [f"{who} read {', '.join(sorted(exposed))} outside its job", "and `first_seen` is when it started"]
 
 
+# -- exercise 4: rotation every 90 days, and no consumer breaks ----------------------------------------------
+#
+# The orders database (the PostgreSQL of `kvlab.db`) has two logins with the same rights. The secret
+# `orders-db-connection` in kv-orders-prod holds a whole connection string for one of them, tagged with its
+# login. Three consumers use it: the orders API (a SecretClient behind a 7-day cache), the factory's linked
+# service (its connectionString a Key Vault reference) and a Databricks job (a Key Vault-backed scope).
+# Rotating the login the secret does not point at, then pointing the secret at it, leaves every cached copy
+# working until the next rotation: the overlap.
+
+ORDERS_VAULT, ORDERS_SECRET, ORDERS_DB = "kv-orders-prod", "orders-db-connection", "orders"
+LOGINS = ("orders_app_a", "orders_app_b")
+ORDERS_API, ORDERS_FACTORY, ORDERS_JOB = "id-orders-api", "adf-orders-prod", "etl@kvlab.local"
+ORDERS_SCOPE, ORDERS_FOLDER, ORDERS_LS = "orders", "adf-orders", "LS_OrdersDb"
+CACHE_DAYS, VALIDITY_DAYS, RUN_DAYS = 7, 90, 180  # the API's cache; the article's rotation period; two of them
+CONSUMERS = ("orders-api", "adf-" + ORDERS_LS, "databricks-job")
+
+
+def connection_string(login: str, password: str, state_dir=None) -> str:
+    """The orders database's connection string for ``login``, in ADF's form (``host=..;port=..;...``)."""
+    from .. import db
+
+    info = db.status(state_dir)
+    return (f"host={info['host']};port={info['port']};database={ORDERS_DB};uid={login};password={password};"
+            "sslmode=prefer")
+
+
+def _days(delta_seconds: float) -> float:
+    return delta_seconds / 86400
+
+
+def _orders_scene(lesson) -> None:
+    """Two logins with the same rights, the secret pointing at the first, and its three consumers."""
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+    from databricks.sdk.service.workspace import AclPermission
+
+    from .. import db
+    from .lesson04 import DATABRICKS, _clients, keyvault_scope
+    from .lesson05 import KEY_VAULT_LS, linked_service_json, reference, write_linked_service
+
+    lab, draw = lesson.lab, random.SystemRandom()
+    db.start(lab.state_dir)
+    passwords = {login: secrets.token_urlsafe(24) for login in LOGINS}
+    for login in LOGINS:
+        db.ensure_login(login, passwords[login], ORDERS_DB, lab.state_dir)
+    with db.connect_admin(lab.state_dir, ORDERS_DB) as admin:
+        admin.execute("DROP TABLE IF EXISTS orders")
+        admin.execute("CREATE TABLE orders (id int PRIMARY KEY, customer text, amount numeric(10, 2))")
+        admin.execute("INSERT INTO orders VALUES (1, 'Contoso', 120.00), (2, 'Fabrikam', 89.50)")
+        for login in LOGINS:
+            admin.execute(f"GRANT SELECT ON orders TO {login}")
+    # the first rotation comes within the first 90 days, on a drawn day (the guided notebook's is fixed)
+    days = 40 if lesson.demo else draw.randint(35, 80)
+    expires = datetime.fromtimestamp(_now(lab), timezone.utc) + timedelta(days=days)
+    with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(ORDERS_VAULT), credential) as client:
+        client.set_secret(ORDERS_SECRET, connection_string(LOGINS[0], passwords[LOGINS[0]], lab.state_dir),
+                          content_type="text/plain", expires_on=expires, tags={"login": LOGINS[0]})
+    for reader in (ORDERS_API, ORDERS_FACTORY, DATABRICKS):
+        lab.assign_role(SECRETS_USER, reader, f"{ORDERS_VAULT}/secrets/{ORDERS_SECRET}")
+    where = Path.cwd() / ORDERS_FOLDER
+    shutil.rmtree(where, ignore_errors=True)
+    (where / "linkedService").mkdir(parents=True)
+    write_linked_service(where, linked_service_json(KEY_VAULT_LS, "AzureKeyVault",
+                                                    {"baseUrl": lesson.vault_url(ORDERS_VAULT)}))
+    write_linked_service(where, linked_service_json(ORDERS_LS, "AzurePostgreSql",
+                                                    {"connectionString": reference(ORDERS_SECRET)}))
+    lab.delete_workspace_scope(ORDERS_SCOPE)
+    lab.ensure_workspace_user(ORDERS_JOB)
+    keyvault_scope(lesson, ORDERS_SCOPE, ORDERS_VAULT)
+    _clients(lesson).secrets.put_acl(ORDERS_SCOPE, ORDERS_JOB, AclPermission.READ)
+
+
+class Consumers:
+    """The orders database's three consumers, run once a day on the emulator's clock: ``run(days)``.
+
+    Each day: the clock moves a day, the emulator delivers the events that came due (your rotation, if you
+    subscribed one, runs then), and each consumer connects to the database with the credential it has. What
+    each saw is staged for the check (never a value); PostgreSQL's own log is the second witness.
+    """
+
+    def __init__(self, lesson):
+        self.lesson = lesson
+        self._cache: tuple[str, float] | None = None  # the API's cached value and when (vault time) it was read
+
+    def _api(self, client) -> str:
+        now = _now(self.lesson.lab)
+        if self._cache is None or _days(now - self._cache[1]) >= CACHE_DAYS:
+            self._cache = (client.get_secret(ORDERS_SECRET).value, now)
+        return self._cache[0]
+
+    @staticmethod
+    def _sign_in(text: str) -> str:
+        """Connect with a connection string; the login PostgreSQL accepted."""
+        import psycopg
+
+        from ..adf import connection_settings
+
+        with psycopg.connect(**connection_settings(text, ORDERS_SECRET), connect_timeout=10) as connection:
+            return connection.execute("SELECT current_user FROM orders LIMIT 1").fetchone()[0]
+
+    def run(self, days: int = RUN_DAYS):
+        import pandas as pd
+        import psycopg
+        from azure.identity import ManagedIdentityCredential
+        from azure.keyvault.secrets import SecretClient
+        from databricks.sdk.errors import DatabricksError
+
+        from .. import db
+        from ..adf import AdfError, ResolveError, connect
+        from .lesson04 import _clients
+
+        lesson, lab = self.lesson, self.lesson.lab
+        log = db.folder(lab.state_dir) / "postgres.log"
+        start = {"clock": _now(lab), "audit": lab.audit_position(),
+                 "log": log.stat().st_size if log.exists() else 0}
+        service = Path.cwd() / ORDERS_FOLDER / "linkedService" / f"{ORDERS_LS}.json"
+        job = _clients(lesson, ORDERS_JOB).dbutils.secrets
+        rows = []
+        with ManagedIdentityCredential(client_id=lab.identity(ORDERS_API)["clientId"]) as credential, \
+                SecretClient(lesson.vault_url(ORDERS_VAULT), credential) as api:
+            for day in range(1, days + 1):
+                lab.advance_clock(days=1)
+                _delivered(lab, ORDERS_VAULT)
+                for consumer, attempt in zip(CONSUMERS, (
+                        lambda: self._sign_in(self._api(api)),
+                        lambda: connect(service, ORDERS_FACTORY, lab=lab)["user"],
+                        lambda: self._sign_in(job.get(ORDERS_SCOPE, ORDERS_SECRET)))):
+                    try:
+                        rows.append({"day": day, "consumer": consumer, "login": attempt(), "error": None})
+                    except (psycopg.OperationalError, ResolveError, AdfError, DatabricksError) as exc:
+                        text = str(exc).strip()
+                        reason = text[text.find("FATAL:"):] if "FATAL:" in text else text
+                        rows.append({"day": day, "consumer": consumer, "login": None,
+                                     "error": reason.splitlines()[0][:200]})
+        lab.stage("lesson06.rotation-run", json.dumps({"start": start, "days": days, "rows": rows}))
+        report = pd.DataFrame(rows)
+        summary = report.assign(failed=report.error.notna()).groupby("consumer").agg(
+            connections=("day", "size"), failed=("failed", "sum"), logins=("login", lambda s: sorted(set(s.dropna()))))
+        return summary.reindex(list(CONSUMERS))
+
+
+def _delivered(lab, vault: str, timeout: float = 30) -> None:
+    """Wait until the emulator has delivered what is due to every subscription on ``vault`` (or one failed)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mine = [s for s in lab.event_subscriptions() if s["vault"].lower() == vault]
+        if all(s["pendingEvents"] == 0 or s["failedDeliveries"] for s in mine):
+            return
+        time.sleep(0.02)
+
+
+def _pg_auth_failures(lab, offset: int) -> list[str]:
+    from .. import db
+
+    try:
+        with open(db.folder(lab.state_dir) / "postgres.log", "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [line.split("FATAL:", 1)[1].strip() for line in text.splitlines()
+            if "FATAL:" in line and "authentication failed" in line]
+
+
+def check_rotation(ctx: Context) -> list[str]:
+    from ..adf import connection_settings
+
+    ctx.require("rotate")
+    lab = ctx.emulator
+    staged = lab.stage("lesson06.rotation-run")
+    subscriptions = [s for s in lab.event_subscriptions() if s["vault"].lower() == ORDERS_VAULT
+                     and (s["eventTypes"] == "all" or NEAR_EXPIRY in s["eventTypes"])]
+    if not subscriptions:
+        raise Incorrect(f"No event subscription on {ORDERS_VAULT} delivers SecretNearExpiry: subscribe a webhook "
+                        "whose handler calls rotate(event), then run the consumers.")
+    if not staged:
+        raise Incorrect(f"The consumers have not run: `report = consumers.run(days={RUN_DAYS})` moves the clock "
+                        "day by day and connects as each of them.")
+    run = json.loads(staged)
+    if run["days"] < RUN_DAYS:
+        raise Incorrect(f"The consumers ran for {run['days']} days: run {RUN_DAYS} (two {VALIDITY_DAYS}-day periods).")
+    failed = [r for r in run["rows"] if r["error"]]
+    if failed:
+        first = failed[0]
+        raise Incorrect(f"On day {first['day']}, {first['consumer']} could not connect ({first['error']}); "
+                        f"{len(failed)} of {len(run['rows'])} connections failed. Rotate the login the secret does "
+                        "not point at, then point the secret at it: a copy cached before the rotation keeps working.")
+    refused = _pg_auth_failures(lab, run["start"]["log"])
+    if refused:
+        raise Incorrect(f"PostgreSQL logged {len(refused)} failed sign-in(s) during the run: {refused[0]}.")
+    start = run["start"]["clock"]
+    new = [v for v in lab.inspect_versions(ORDERS_VAULT, ORDERS_SECRET) if v["created"] >= start]
+    if len(new) < 2:
+        raise Incorrect(f"{len(new)} new version(s) of {ORDERS_SECRET} in {run['days']} days: each rotation sets a "
+                        "new version with a new expiry, whose SecretNearExpiry brings the next rotation.")
+    for v in new:
+        when = datetime.fromtimestamp(v["created"], timezone.utc).strftime("%Y-%m-%d")
+        if v["exp"] is None:
+            raise Incorrect(f"The version set on {when} has no expiry: without one, SecretNearExpiry never comes "
+                            "and the rotation stops.")
+        valid = _days(v["exp"] - v["created"])
+        if not VALIDITY_DAYS - 1 <= valid <= VALIDITY_DAYS + 1:
+            raise Incorrect(f"The version set on {when} (the vault's clock) expires {valid:.0f} days later, not "
+                            f"{VALIDITY_DAYS}: take the time from the event (event.event_time) or the vault's clock, "
+                            "not the computer's.")
+        login = connection_settings(v["value"], ORDERS_SECRET).get("user")
+        if (v["tags"] or {}).get("login") != login:
+            raise Incorrect(f"The version set on {when} holds {login}'s credential, but its `login` tag says "
+                            f"{(v['tags'] or {}).get('login')!r}: keep the tag true.")
+    seen = sorted({r["login"] for r in run["rows"]})
+    return [f"{len(new)} rotations in {run['days']} days, each version valid {VALIDITY_DAYS} days, "
+            f"alternating {' and '.join(seen)}",
+            f"all {len(run['rows'])} connections of the three consumers worked, and PostgreSQL logged no failed "
+            "sign-in"]
+
+
 LESSON = LessonSpec(
     number="06",
     title="Expiry dates, alerts and audit investigations",
-    vaults=(VAULT,),
-    identities=tuple(JOBS),
-    grants=(("Key Vault Secrets Officer", "learner", VAULT),),
-    seed=_set_the_scene,
+    vaults=(VAULT, ORDERS_VAULT),
+    identities=(*JOBS, ORDERS_API, ORDERS_FACTORY),
+    grants=(("Key Vault Secrets Officer", "learner", VAULT), ("Key Vault Secrets Officer", "learner", ORDERS_VAULT)),
+    seed=_seed,
     emulator_only="the week of reads it investigates is replayed on the emulator's clock",
     exercises=(
         Exercise("ex1", "What needs attention", check_inventory, (
@@ -215,6 +440,13 @@ LESSON = LessonSpec(
             "each record's secretName with JOBS[identity].",
             "The reads left after that comparison all belong to one identity: `exposed` is the set of their "
             "secret names and `first_seen` the earliest of their times.",
+        )),
+        Exercise("ex4", "Rotation every 90 days, and nothing breaks", check_rotation, (
+            "Read the secret's properties (client.get_secret(...).properties.tags['login']) to know which login is "
+            "in use; rotate the other one. Its old password is no longer in any consumer's hands.",
+            "In order: a new password for the standby login at the database (kvlab.db.set_password), then a new "
+            "version pointing at it (connection_string(login, password)) with expires_on 90 days after "
+            "event.event_time and the tag login set.",
         )),
     ),
 )
