@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,8 +270,6 @@ def resolve(service: LinkedService | str | Path, factory_identity: str, repo: st
     connected process (``lab`` from `kvlab.connect`, connected here if not given).
     """
     from azure.core.exceptions import HttpResponseError
-    from azure.identity import ManagedIdentityCredential
-    from azure.keyvault.secrets import SecretClient
 
     if not isinstance(service, LinkedService):
         service = read(service)
@@ -284,24 +283,38 @@ def resolve(service: LinkedService | str | Path, factory_identity: str, repo: st
     except (KeyError, ValueError):
         raise ResolveError(f"there is no managed identity {factory_identity!r} in the emulator") from None
     resolved = []
-    with ManagedIdentityCredential(client_id=client_id) as credential:
-        for where, reference in references(service):
-            store = reference["store"]["referenceName"]
-            vault_service = known.get(store)
-            if vault_service is None or vault_service.type != KEY_VAULT:
-                raise ResolveError(f"{where}: no AzureKeyVault linked service {store!r} in {repo or service.path.parent}")
-            base_url = vault_service.type_properties["baseUrl"]
-            if not isinstance(base_url, str) or _expression(base_url):
-                raise ResolveError(f"{vault_service.path}: typeProperties.baseUrl must be the vault's URL here")
-            version = reference.get("secretVersion") or None
-            with SecretClient(base_url, credential) as client:
-                try:
-                    secret = client.get_secret(reference["secretName"], version)
-                except HttpResponseError as exc:
-                    raise ResolveError(f"{where}: {base_url} refused {factory_identity}: {_vault_reason(exc)}") from None
-            resolved.append(Resolution(where, store, base_url, reference["secretName"], secret.properties.version,
-                                       version is not None, secret.value))
+    for where, reference in references(service):
+        store = reference["store"]["referenceName"]
+        vault_service = known.get(store)
+        if vault_service is None or vault_service.type != KEY_VAULT:
+            raise ResolveError(f"{where}: no AzureKeyVault linked service {store!r} in {repo or service.path.parent}")
+        base_url = vault_service.type_properties["baseUrl"]
+        if not isinstance(base_url, str) or _expression(base_url):
+            raise ResolveError(f"{vault_service.path}: typeProperties.baseUrl must be the vault's URL here")
+        version = reference.get("secretVersion") or None
+        client = _factory_client(client_id, base_url)
+        try:
+            secret = client.get_secret(reference["secretName"], version)
+        except HttpResponseError as exc:
+            raise ResolveError(f"{where}: {base_url} refused {factory_identity}: {_vault_reason(exc)}") from None
+        resolved.append(Resolution(where, store, base_url, reference["secretName"], secret.properties.version,
+                                   version is not None, secret.value))
     return resolved
+
+
+_FACTORY_CLIENTS: dict[tuple, object] = {}
+
+
+def _factory_client(client_id: str, base_url: str):
+    """The factory's SecretClient for a vault, kept as a factory keeps its identity's token and connections
+    between activity runs (a new one per run cost a token request and a TLS handshake)."""
+    from azure.identity import ManagedIdentityCredential
+    from azure.keyvault.secrets import SecretClient
+
+    key = (os.environ.get("IDENTITY_ENDPOINT"), client_id, base_url)  # another emulator is another factory
+    if key not in _FACTORY_CLIENTS:
+        _FACTORY_CLIENTS[key] = SecretClient(base_url, ManagedIdentityCredential(client_id=client_id))
+    return _FACTORY_CLIENTS[key]
 
 
 def _vault_reason(exc) -> str:
