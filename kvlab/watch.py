@@ -146,8 +146,10 @@ class Watch:
         for name, candidates in values.items():
             forms = {text: how for value in candidates if value and len(value) >= MIN_LENGTH
                      for text, how in forms_of(value).items()}
+            # the plain value named first, a part last: another version's half is inside a whole value shown
+            ordered = sorted(forms.items(), key=lambda form: (form[1] == "in part", form[1] != ""))
             hit = next(((s, how) for items in self.shown.values() for s in items if s.channel != STUB
-                        for text, how in forms.items() if text in s.text), None)
+                        for text, how in ordered if text in s.text), None)
             if hit is not None:
                 found.append(Sighting(name, hit[0].cell, hit[0].channel, hit[1]))
         return found

@@ -124,6 +124,16 @@ def test_a_value_is_seen_plain_or_disguised(shown, how):
     assert sighting.describe().startswith("The value of `pw` showed " + (f"{how} in" if how else "in"))
 
 
+def test_a_whole_value_is_named_whole_when_an_older_version_shares_its_first_half():
+    """Connection strings of two versions share host, port and login: printing the new one shows it whole."""
+    older, newer = (f"host=127.0.0.1;port=5432;database=orders;uid=app;password={p}"  # pragma: allowlist secret
+                    for p in ("fake-old-password-1", "fake-new-password-2"))
+    watch = Watch()
+    watch.add("output", newer + "\n")
+    [sighting] = watch.sightings({"db": [older, newer]})
+    assert sighting.how == ""
+
+
 def test_ordinary_output_is_not_taken_for_a_disguised_value():
     watch = Watch()
     watch.add("output", "stored 3 secrets; version a1b2c3d4e5f60718293a4b5c6d7e8f90; secret-value\n")

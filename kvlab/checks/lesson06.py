@@ -160,13 +160,15 @@ def check_alerts(ctx: Context) -> list[str]:
     since = _iso_seconds(subscription["created"])
     rotation = lab.stage("lesson06.rotation-run")  # exercise 4's months are not this exercise's
     until = json.loads(rotation)["start"]["clock"] if rotation else float("inf")
-    expected = {e["subject"] for e in lab.events(VAULT)
-                if e["eventType"] == NEAR_EXPIRY and since <= _iso_seconds(e["eventTime"]) <= until}
+    near = [(e["subject"], _iso_seconds(e["eventTime"])) for e in lab.events(VAULT) if e["eventType"] == NEAR_EXPIRY]
+    expected = {name for name, when in near if since <= when <= until}
+    later = {name for name, when in near if when > until}  # heard while exercise 4's clock ran: not wrong
     alerted = {str(n) for n in ctx.require("alerted", (set, list, tuple), "list of secret names")}
-    if alerted != expected and subscription["failedDeliveries"]:
+    right = expected <= alerted and alerted - expected <= later
+    if not right and subscription["failedDeliveries"]:
         raise Incorrect(f"Deliveries to {subscription['endpoint']} fail ({subscription['lastError']}): is your "
                         "webhook still running, and does its handler return without raising?")
-    if alerted != expected:
+    if not right:
         raise Incorrect(f"`alerted` should hold the secrets whose SecretNearExpiry reached your webhook after you "
                         f"subscribed ({len(expected)} of them); it holds {len(alerted)}, of which "
                         f"{len(alerted & expected)} are right.")
@@ -243,6 +245,7 @@ def _orders_scene(lesson) -> None:
     from .lesson05 import KEY_VAULT_LS, linked_service_json, reference, write_linked_service
 
     lab, draw = lesson.lab, random.SystemRandom()
+    lab.stage("lesson06.rotation-run", "")  # an earlier set-up's run is not this one's
     db.start(lab.state_dir)
     passwords = {login: secrets.token_urlsafe(24) for login in LOGINS}
     for login in LOGINS:
@@ -323,7 +326,7 @@ class Consumers:
 
         lesson, lab = self.lesson, self.lesson.lab
         log = db.folder(lab.state_dir) / "postgres.log"
-        start = {"clock": _now(lab), "audit": lab.audit_position(),
+        start = {"clock": _now(lab), "versions": len(lab.inspect_versions(ORDERS_VAULT, ORDERS_SECRET)),
                  "log": log.stat().st_size if log.exists() else 0}
         service = Path.cwd() / ORDERS_FOLDER / "linkedService" / f"{ORDERS_LS}.json"
         job = _clients(lesson, ORDERS_JOB).dbutils.secrets
@@ -336,7 +339,7 @@ class Consumers:
                 SecretClient(lesson.vault_url(ORDERS_VAULT), credential) as api:
             self._cached = None
             self._api(api, 0)  # the API is up before the run starts
-            versions = len(lab.inspect_versions(ORDERS_VAULT, ORDERS_SECRET))
+            versions = start["versions"]
             for day in range(1, days + 1):
                 lab.advance_clock(days=1)
                 _delivered(lab, ORDERS_VAULT)
@@ -401,6 +404,9 @@ def check_rotation(ctx: Context) -> list[str]:
     ctx.require("rotate")
     lab = ctx.emulator
     staged = lab.stage("lesson06.rotation-run")
+    run = json.loads(staged) if staged else None
+    if run and run.get("stopped"):
+        raise Incorrect(f"The consumers' run {run['stopped']}")
     subscriptions = [s for s in lab.event_subscriptions() if s["vault"].lower() == ORDERS_VAULT
                      and (s["eventTypes"] == "all" or NEAR_EXPIRY in s["eventTypes"])]
     if not subscriptions:
@@ -409,9 +415,6 @@ def check_rotation(ctx: Context) -> list[str]:
     if not staged:
         raise Incorrect(f"The consumers have not run: `report = consumers.run(days={RUN_DAYS})` moves the clock "
                         "day by day and connects as each of them.")
-    run = json.loads(staged)
-    if run.get("stopped"):
-        raise Incorrect(f"The consumers' run {run['stopped']}")
     if run["days"] < RUN_DAYS:
         raise Incorrect(f"The consumers ran for {run['days']} days: run {RUN_DAYS} (two {VALIDITY_DAYS}-day periods).")
     failed = [r for r in run["rows"] if r["error"]]
@@ -423,11 +426,7 @@ def check_rotation(ctx: Context) -> list[str]:
     refused = _pg_auth_failures(lab, run["start"]["log"])
     if refused:
         raise Incorrect(f"PostgreSQL logged {len(refused)} failed sign-in(s) during the run: {refused[0]}.")
-    start = run["start"]["clock"]
-    new = [v for v in lab.inspect_versions(ORDERS_VAULT, ORDERS_SECRET) if v["created"] >= start]
-    if len(new) < 2:
-        raise Incorrect(f"{len(new)} new version(s) of {ORDERS_SECRET} in {run['days']} days: each rotation sets a "
-                        "new version with a new expiry, whose SecretNearExpiry brings the next rotation.")
+    new = lab.inspect_versions(ORDERS_VAULT, ORDERS_SECRET)[run["start"]["versions"]:]
     for v in new:
         when = datetime.fromtimestamp(v["created"], timezone.utc).strftime("%Y-%m-%d")
         if v["exp"] is None:
@@ -442,6 +441,9 @@ def check_rotation(ctx: Context) -> list[str]:
         if (v["tags"] or {}).get("login") != login:
             raise Incorrect(f"The version set on {when} holds {login}'s credential, but its `login` tag says "
                             f"{(v['tags'] or {}).get('login')!r}: keep the tag true.")
+    if len(new) < 2:
+        raise Incorrect(f"{len(new)} new version(s) of {ORDERS_SECRET} in {run['days']} days: each rotation sets a "
+                        "new version with a new expiry, whose SecretNearExpiry brings the next rotation.")
     seen = sorted({r["login"] for r in run["rows"]})
     return [f"{len(new)} rotations in {run['days']} days, each version valid {VALIDITY_DAYS} days, "
             f"alternating {' and '.join(seen)}",

@@ -1,5 +1,5 @@
-"""Lesson 06 (operating secrets: the inventory, the alert, the incident): the solution is correct, the stubs are not
-attempted, and wrong answers are "incorrect" with a reason that points at the mistake.
+"""Lesson 06 (operating secrets: the inventory, the alert, the incident, the rotation): the solution is correct, the
+stubs are not attempted, and wrong answers are "incorrect" with a reason that points at the mistake.
 
 The cells run in a plain dict namespace, as in an IPython kernel, read from the solution notebook.
 """
@@ -17,7 +17,7 @@ SOLUTION = code_cells(NAME, "solutions")
 PARAMS = cell_with(SOLUTION, 'vault_url = "emulator"')
 SETUP = cell_with(SOLUTION, "start_lesson(")
 TOOLS = cell_with(SOLUTION, "from kvlab.checks.lesson06 import")
-EX1, EX2, EX3 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in (1, 2, 3))
+EX1, EX2, EX3, EX4 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in (1, 2, 3, 4))
 
 
 @pytest.fixture
@@ -26,19 +26,19 @@ def kernel(emulator):
     for cell in (PARAMS, SETUP, TOOLS):
         k.run(cell)
     yield k
-    k.close()
+    k.close("orders", "hook", "rotation_hook")
 
 
 def test_the_solution_is_correct(kernel):
-    for cell in (EX1, EX2, EX3):
+    for cell in (EX1, EX2, EX3, EX4):
         kernel.run(cell)
-    for exercise in ("ex1", "ex2", "ex3"):
+    for exercise in ("ex1", "ex2", "ex3", "ex4"):  # ex1-3 judged after ex4's 180 days too
         result = kernel.check(exercise)
         assert result.status == "correct", (exercise, result.message)
 
 
 def test_the_labs_stubs_are_not_attempted(kernel):
-    assert_stubs_not_attempted(kernel, code_cells(NAME, "labs"), 3)
+    assert_stubs_not_attempted(kernel, code_cells(NAME, "labs"), 4)
 
 
 def test_ex1_secrets_without_expiry_left_out(kernel):
@@ -95,3 +95,33 @@ def test_ex3_only_part_of_what_it_read_or_the_wrong_time(kernel):
     kernel.run(EX3)
     kernel.run("first_seen = first_seen - pd.Timedelta(days=1)")
     assert incorrect(kernel, "ex3").startswith("`first_seen` is not the time of the first read")
+
+
+# -- exercise 4: two 90-day rotation periods with every consumer ----------------------------------------------
+
+
+def test_ex4_rotating_the_login_in_use_breaks_the_cached_consumer(kernel):
+    kernel.run(variant(EX4, "standby = next(login for login in LOGINS if login != active)", "standby = active"))
+    message = incorrect(kernel, "ex4")
+    assert "orders-api could not connect" in message and "password authentication failed" in message
+
+
+def test_ex4_a_new_version_without_expiry_stops_the_rotation(kernel):
+    kernel.run(variant(EX4, ", expires_on=event.event_time + timedelta(days=90)", ""))
+    assert "has no expiry" in incorrect(kernel, "ex4")
+
+
+def test_ex4_an_expiry_from_the_computers_clock_is_named(kernel):
+    kernel.run(variant(EX4, "expires_on=event.event_time + timedelta(days=90)",
+                       "expires_on=datetime.now(timezone.utc) + timedelta(days=90)"))
+    message = incorrect(kernel, "ex4")
+    assert "event.event_time" in message  # the run stopped (each version came due at once) or 90 days is off
+
+
+def test_ex4_consumers_run_without_a_subscription_or_not_at_all(kernel):
+    kernel.run("def rotate(event):\n    pass")
+    assert incorrect(kernel, "ex4").startswith("No event subscription on kv-orders-prod")
+    kernel.run(variant(EX4, "report = Consumers(lesson).run(days=180)", "report = None"))
+    assert incorrect(kernel, "ex4").startswith("The consumers have not run")
+    kernel.run("report = Consumers(lesson).run(days=30)")
+    assert incorrect(kernel, "ex4").startswith("The consumers ran for 30 days")

@@ -229,6 +229,24 @@ ANSWERS = {
         Answer("ex3", "a neighbour's answer copied (another run, another identity)",
                "import json\ntruth = json.loads(lesson.lab.stage('lesson06.incident'))['identity']\n"
                "compromised = next(i for i in JOBS if i != truth)", "incorrect", "`compromised` is "),
+        Answer("ex4", "own way (the login read from the value, the vault's clock, every event type filtered)",
+               "own = SecretClient(lesson.vault_url('kv-orders-prod'), DefaultAzureCredential())\n\n"
+               "def rotate(event):\n"
+               "    if not event.event_type.endswith('SecretNearExpiry'):\n        return\n"
+               "    value = own.get_secret('orders-db-connection').value\n"
+               "    in_use = dict(p.split('=', 1) for p in value.split(';') if p)['uid']\n"
+               "    spare = LOGINS[1 - LOGINS.index(in_use)]\n"
+               "    new_password = secrets.token_hex(24)\n"
+               "    db.set_password(spare, new_password)\n"
+               "    vault_now = pd.Timestamp(lesson.lab.clock()['now']).to_pydatetime()\n"
+               "    own.set_secret('orders-db-connection', connection_string(spare, new_password),\n"
+               "                   tags={'login': spare, 'rotated-by': 'function'}, expires_on=vault_now + timedelta(days=90))\n\n"
+               "hook4 = Webhook(rotate)\n"
+               "lesson.lab.create_event_subscription('orders-rotation', 'kv-orders-prod', hook4.url)\n"
+               "report = Consumers(lesson).run(days=180)", "correct"),
+        Answer("ex4", "printing the connection string to see the rotation worked",
+               "print(own.get_secret('orders-db-connection').value)", "incorrect",
+               SHOWN.format("orders-db-connection")),
     ],
     "05-data-factory-linked-services.ipynb": [
         Answer("ex1", "own way (a fresh set-up; credentials cut out of connection strings into their own fields)",
