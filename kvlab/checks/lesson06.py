@@ -1,6 +1,6 @@
-"""Lesson 06 - Operating secrets - expiry dates, alerts and audit investigations.
+"""Lesson 06 - Operating secrets - expiry dates, alerts, rotation and audit investigations.
 
-(Rotation cycles with every consumer, and separate environments, are the lesson's next part: issue #12.)
+(Separate environments and a least-privilege review are the lesson's next part: issue #12.)
 
 The lab's vault `kv-ops-prod` serves three applications, each a managed identity with Key Vault Secrets
 User on the secrets its job reads (JOBS). The set-up gives the secrets drawn expiry dates (exercise 1:
@@ -453,7 +453,7 @@ def check_rotation(ctx: Context) -> list[str]:
 
 LESSON = LessonSpec(
     number="06",
-    title="Expiry dates, alerts and audit investigations",
+    title="Expiry dates, alerts, rotation and audit investigations",
     vaults=(VAULT, ORDERS_VAULT),
     identities=(*JOBS, ORDERS_API, ORDERS_FACTORY),
     grants=(("Key Vault Secrets Officer", "learner", VAULT), ("Key Vault Secrets Officer", "learner", ORDERS_VAULT)),
