@@ -215,9 +215,9 @@ ORDERS_VAULT, ORDERS_SECRET, ORDERS_DB = "kv-orders-prod", "orders-db-connection
 LOGINS = ("orders_app_a", "orders_app_b")
 ORDERS_API, ORDERS_FACTORY, ORDERS_JOB = "id-orders-api", "adf-orders-prod", "etl@kvlab.local"
 ORDERS_SCOPE, ORDERS_FOLDER, ORDERS_LS = "orders", "adf-orders", "LS_OrdersDb"
-CACHE_DAYS, VALIDITY_DAYS, RUN_DAYS = 7, 90, 180
+CACHE_DAYS, VALIDITY_DAYS, RUN_DAYS = 7, 90, 180  # the API's refresh; the article's rotation period; two of them
 RUNAWAY = 3  # more new versions than this in one simulated day: a rotation that triggers itself
-NEAR_EXPIRY_SECONDS = SOON_DAYS * 86400  # SecretNearExpiry comes this long before the expiry  # the API's cache; the article's rotation period; two of them
+NEAR_EXPIRY_SECONDS = SOON_DAYS * 86400  # SecretNearExpiry comes this long before the expiry
 CONSUMERS = ("orders-api", "adf-" + ORDERS_LS, "databricks-job")
 
 
@@ -316,6 +316,7 @@ class Consumers:
     def run(self, days: int = RUN_DAYS):
         import pandas as pd
         import psycopg
+        from azure.core.exceptions import HttpResponseError
         from azure.identity import ManagedIdentityCredential
         from azure.keyvault.secrets import SecretClient
         from databricks.sdk.errors import DatabricksError
@@ -358,7 +359,7 @@ class Consumers:
                         lambda: self._sign_in(job.get(ORDERS_SCOPE, ORDERS_SECRET)))):
                     try:
                         rows.append({"day": day, "consumer": consumer, "login": attempt(), "error": None})
-                    except (psycopg.OperationalError, ResolveError, AdfError, DatabricksError) as exc:
+                    except (psycopg.OperationalError, ResolveError, AdfError, DatabricksError, HttpResponseError) as exc:
                         text = str(exc).strip()
                         reason = text[text.find("FATAL:"):] if "FATAL:" in text else text
                         rows.append({"day": day, "consumer": consumer, "login": None,
@@ -413,8 +414,12 @@ def check_rotation(ctx: Context) -> list[str]:
         raise Incorrect(f"No event subscription on {ORDERS_VAULT} delivers SecretNearExpiry: subscribe a webhook "
                         "whose handler calls rotate(event), then run the consumers.")
     if not staged:
-        raise Incorrect(f"The consumers have not run: `report = consumers.run(days={RUN_DAYS})` moves the clock "
-                        "day by day and connects as each of them.")
+        raise Incorrect(f"The consumers have not run: `report = Consumers(lesson).run(days={RUN_DAYS})` moves the "
+                        "clock day by day and connects as each of them.")
+    failing = next((s for s in subscriptions if s["failedDeliveries"]), None)
+    if failing:
+        raise Incorrect(f"Deliveries to {failing['endpoint']} fail ({failing['lastError']}): your rotate(event) "
+                        "raised, or its webhook is closed. A Webhook keeps what its handler raised in `.errors`.")
     if run["days"] < RUN_DAYS:
         raise Incorrect(f"The consumers ran for {run['days']} days: run {RUN_DAYS} (two {VALIDITY_DAYS}-day periods).")
     failed = [r for r in run["rows"] if r["error"]]

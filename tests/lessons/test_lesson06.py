@@ -21,7 +21,8 @@ EX1, EX2, EX3, EX4 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for 
 
 
 @pytest.fixture
-def kernel(emulator):
+def kernel(emulator, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the factory folder the set-up writes beside the notebook
     k = Kernel()
     for cell in (PARAMS, SETUP, TOOLS):
         k.run(cell)
@@ -125,3 +126,10 @@ def test_ex4_consumers_run_without_a_subscription_or_not_at_all(kernel):
     assert incorrect(kernel, "ex4").startswith("The consumers have not run")
     kernel.run("report = Consumers(lesson).run(days=30)")
     assert incorrect(kernel, "ex4").startswith("The consumers ran for 30 days")
+
+
+def test_ex4_a_rotation_that_raises_is_named_by_its_failed_deliveries(kernel):
+    kernel.run(variant(EX4, "db.set_password(standby, password)", "db.set_password(standby + '_typo', password)"))
+    message = incorrect(kernel, "ex4")
+    assert message.startswith("Deliveries to http://127.0.0.1:") and "your rotate(event) raised" in message
+    assert "there is no login" in str(kernel.ns["rotation_hook"].errors[0])

@@ -56,11 +56,11 @@ def test_there_is_something_to_run():
     assert [p.name for p in LABS] == [p.name for p in SOLUTIONS]
 
 
-def run_solution(path: Path) -> None:
+def run_solution(path: Path, cwd: Path) -> None:
     """The solution, with papermill: no error, and every exercise of its lesson checked correct."""
     out = executed_copy(path)
     papermill.execute_notebook(
-        str(path), str(out), kernel_name="python3", progress_bar=False, cwd=str(path.parent), log_output=False,
+        str(path), str(out), kernel_name="python3", progress_bar=False, cwd=str(cwd), log_output=False,
     )
     executed = nbformat.read(out, as_version=4)
     assert errors(executed) == []
@@ -70,7 +70,7 @@ def run_solution(path: Path) -> None:
     assert [r for r in outcomes if r["status"] != "correct"] == []
 
 
-def run_lab_as_shipped(path: Path) -> None:
+def run_lab_as_shipped(path: Path, cwd: Path) -> None:
     """Run All as JupyterLab does it: errors stop the run except in cells tagged raises-exception.
 
     Only the stubs end in error, each shows its "your turn" notice (no traceback,
@@ -79,7 +79,7 @@ def run_lab_as_shipped(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     failed: list[int] = []
     client = NotebookClient(notebook, kernel_name="python3", allow_errors=False, timeout=300,
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(cwd)}})
     client.on_cell_error = lambda cell, cell_index, execute_reply: failed.append(cell_index)
     client.execute()
     nbformat.write(notebook, executed_copy(path))
@@ -98,12 +98,14 @@ def run_lab_as_shipped(path: Path) -> None:
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda p: p.name[:2])
-def test_the_solution_passes_and_then_the_lab_as_shipped_reports_not_attempted(lab, emulator):
+def test_the_solution_passes_and_then_the_lab_as_shipped_reports_not_attempted(lab, emulator, tmp_path):
     """Each lesson's solution passes; its lab, run afterwards in the same emulator, still says "not attempted"
     everywhere: a check judges this run, never what an earlier one left behind. (The guided notebooks run under
-    nbval, which compares their outputs, and `kvlab notebooks refresh`, which refuses one that records progress.)"""
-    run_solution(ROOT / "solutions" / lab.name)
-    run_lab_as_shipped(lab)
+    nbval, which compares their outputs, and `kvlab notebooks refresh`, which refuses one that records progress.)
+    Both run in a folder of their own: what a set-up writes beside the notebook (lesson 05's and 06's factory
+    folders) must not be another worker's, pointing at another emulator."""
+    run_solution(ROOT / "solutions" / lab.name, tmp_path)
+    run_lab_as_shipped(lab, tmp_path)
 
 
 def test_the_readme_papermill_command_runs_a_lab_as_shipped(emulator, tmp_path):

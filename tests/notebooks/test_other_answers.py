@@ -306,8 +306,9 @@ ANSWERS = {
 }
 
 
-def run_with_answers(name: str, answers: list[Answer]) -> list[dict]:
-    """The solution notebook, then each answer and its check; the checks' outcomes, in order."""
+def run_with_answers(name: str, answers: list[Answer], cwd: Path) -> list[dict]:
+    """The solution notebook, then each answer and its check; the checks' outcomes, in order. It runs in ``cwd``,
+    a folder of its own: what a set-up writes beside the notebook must not be another worker's."""
     solution = nbformat.read(ROOT / "solutions" / name, as_version=4)
     notebook = nbformat.v4.new_notebook(metadata=solution.metadata)
     notebook.cells = [nbformat.v4.new_code_cell(c.source) for c in solution.cells if c.cell_type == "code"]
@@ -316,15 +317,15 @@ def run_with_answers(name: str, answers: list[Answer]) -> list[dict]:
         notebook.cells += [nbformat.v4.new_code_cell(f"# {answer.kind}\n{answer.code}"),
                            nbformat.v4.new_code_cell(f"check({answer.exercise!r})")]
     NotebookClient(notebook, kernel_name="python3", timeout=300,
-                   resources={"metadata": {"path": str(ROOT / "solutions")}}).execute()
+                   resources={"metadata": {"path": str(cwd)}}).execute()
     return [output["data"][MIME] for cell in notebook.cells[first + 1::2] for output in cell.outputs
             if MIME in output.get("data", {})]
 
 
 @pytest.mark.parametrize("name", sorted(ANSWERS), ids=lambda n: n[:2])
-def test_other_right_answers_pass_and_hacks_fail(name, emulator):
+def test_other_right_answers_pass_and_hacks_fail(name, emulator, tmp_path):
     answers = ANSWERS[name]
-    outcomes = run_with_answers(name, answers)
+    outcomes = run_with_answers(name, answers, tmp_path)
     assert len(outcomes) == len(answers)
     got = [(a.exercise, a.kind, o["status"], o["message"][:len(a.reason)] if a.reason else "")
            for a, o in zip(answers, outcomes)]
