@@ -346,6 +346,19 @@ class Admin:
         with self._state() as state:
             return [self._subscription_json(state, s) for s in state.store.subscriptions()]
 
+    def wait_delivered(self, vault: str | None = None, endpoint: str | None = None, timeout: float = 10.0) -> None:
+        """Wait until every subscription (on ``vault``, or to ``endpoint``) has had each event due delivered, or
+        has a failed delivery waiting for its retry; at most ``timeout`` seconds."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mine = [s for s in self.event_subscriptions() if (vault is None or s["vault"].lower() == vault.lower())
+                    and (endpoint is None or s["endpoint"] == endpoint)]
+            if all(s["pendingEvents"] == 0 or s["failedDeliveries"] for s in mine):
+                return
+            time.sleep(0.02)
+
     def delete_event_subscription(self, name: str) -> dict:
         from .emulator.events import SubscriptionError
 

@@ -82,18 +82,13 @@ class Webhook:
         """The events received, once there are ``count`` of them, or (without a count) once the emulator has
         delivered every event its subscriptions to this webhook had waiting (or one delivery failed and waits for
         its retry); at most ``timeout`` seconds in either case."""
-        from .admin import Admin
+        if count is None:
+            from .admin import Admin
 
-        admin = Admin(state_dir)
+            Admin(state_dir).wait_delivered(endpoint=self.url, timeout=timeout)
+            return list(self.received)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if count is not None:
-                if len(self.received) >= count:
-                    break
-            else:
-                mine = [s for s in admin.event_subscriptions() if s["endpoint"] == self.url]
-                if all(s["pendingEvents"] == 0 or s["failedDeliveries"] for s in mine):
-                    break
+        while len(self.received) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         return list(self.received)
 

@@ -343,7 +343,7 @@ class Consumers:
             versions = start["versions"]
             for day in range(1, days + 1):
                 lab.advance_clock(days=1)
-                _delivered(lab, ORDERS_VAULT)
+                lab.wait_delivered(vault=ORDERS_VAULT)  # your rotation, if subscribed, runs here
                 before, versions = versions, len(lab.inspect_versions(ORDERS_VAULT, ORDERS_SECRET))
                 if versions - before > RUNAWAY:  # each new version came due at once and rotated again
                     for subscription in lab.event_subscriptions():
@@ -372,18 +372,6 @@ class Consumers:
         summary = report.assign(failed=report.error.notna()).groupby("consumer").agg(
             connections=("day", "size"), failed=("failed", "sum"), logins=("login", lambda s: sorted(set(s.dropna()))))
         return summary.reindex(list(CONSUMERS))
-
-
-def _delivered(lab, vault: str, timeout: float = 10) -> None:
-    """Wait until the emulator has delivered what is due to every subscription on ``vault`` (or one failed)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        mine = [s for s in lab.event_subscriptions() if s["vault"].lower() == vault]
-        if all(s["pendingEvents"] == 0 or s["failedDeliveries"] for s in mine):
-            return
-        time.sleep(0.02)
 
 
 def _pg_auth_failures(lab, offset: int) -> list[str]:
