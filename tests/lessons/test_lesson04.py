@@ -59,6 +59,16 @@ def test_each_set_up_draws_the_jobs_failure_and_the_finance_scopes_openness(kern
     assert len(causes) > 1 and len(openness) > 1  # the same cause 12 times in a row: odds 3**-11
 
 
+def test_the_set_up_leaves_no_other_lessons_scope_in_the_workspace(kernel, emulator):
+    """Lesson 06's set-up makes the scope `orders`; starting lesson 04 again lists only lesson 04's scopes."""
+    from kvlab.checks.lesson04 import _clients
+
+    _clients(kernel.ns["lesson"]).secrets.create_scope("orders")  # as another lesson's set-up leaves it
+    kernel.run(SETUP)
+    names = {s["name"] for s in emulator.workspace_scopes()}
+    assert "orders" not in names and {"kv-finance", "finance-team"} <= names
+
+
 # -- exercise 1 ---------------------------------------------------------------------------------------
 
 
