@@ -346,17 +346,21 @@ class Admin:
         with self._state() as state:
             return [self._subscription_json(state, s) for s in state.store.subscriptions()]
 
-    def wait_delivered(self, vault: str | None = None, endpoint: str | None = None, timeout: float = 10.0) -> None:
+    def wait_delivered(self, vault: str | None = None, endpoint: str | None = None, timeout: float = 10.0,
+                       through_retries: bool = False) -> list[dict]:
         """Wait until every subscription (on ``vault``, or to ``endpoint``) has had each event due delivered, or
-        has a failed delivery waiting for its retry; at most ``timeout`` seconds."""
+        has a failed delivery waiting for its retry (``through_retries``: wait for the retries too); at most
+        ``timeout`` seconds. Returns the subscriptions still waiting."""
         import time
 
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            mine = [s for s in self.event_subscriptions() if (vault is None or s["vault"].lower() == vault.lower())
-                    and (endpoint is None or s["endpoint"] == endpoint)]
-            if all(s["pendingEvents"] == 0 or s["failedDeliveries"] for s in mine):
-                return
+        while True:
+            waiting = [s for s in self.event_subscriptions()
+                       if (vault is None or s["vault"].lower() == vault.lower())
+                       and (endpoint is None or s["endpoint"] == endpoint)
+                       and s["pendingEvents"] and (through_retries or not s["failedDeliveries"])]
+            if not waiting or time.monotonic() >= deadline:
+                return waiting
             time.sleep(0.02)
 
     def delete_event_subscription(self, name: str) -> dict:

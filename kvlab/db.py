@@ -125,6 +125,15 @@ def _initialise(where: Path, port: int | None) -> dict:
     return record
 
 
+def address(state_dir: str | os.PathLike | None = None) -> dict:
+    """Where the database of ``state_dir`` listens, from its record (no process started: cheap enough for a
+    rotation handler); DbError before its first start."""
+    record = _record(folder(state_dir, create=False))
+    if not record:
+        raise DbError("the database has not been started yet; start it with: kvlab db start")
+    return {"host": "127.0.0.1", "port": record["port"]}
+
+
 def status(state_dir: str | os.PathLike | None = None) -> dict:
     """Whether the database of ``state_dir`` runs, and how to reach it (never its password)."""
     where = folder(state_dir, create=False)
