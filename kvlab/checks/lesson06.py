@@ -171,10 +171,14 @@ def check_alerts(ctx: Context) -> list[str]:
     if not right:
         raise Incorrect(f"`alerted` should hold the secrets whose SecretNearExpiry reached your webhook after you "
                         f"subscribed ({len(expected)} of them); it holds {len(alerted)}, of which "
-                        f"{len(alerted & expected)} are right.")
+                        f"{len(alerted & expected)} {'is' if len(alerted & expected) == 1 else 'are'} right.")
     return [f"{subscription['name']} delivered SecretNearExpiry to your webhook, without a failed delivery",
             f"`alerted` holds the {len(expected)} secrets that came due during the month: "
             f"{', '.join(sorted(expected))}"]
+
+
+def _several(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _iso_seconds(text: str) -> float:
@@ -192,8 +196,9 @@ def check_incident(ctx: Context) -> list[str]:
                         "with the secrets its job needs.")
     exposed = {str(n) for n in ctx.require("exposed", (set, list, tuple), "set of secret names")}
     if exposed != set(staged["exposed"]):
+        right = len(exposed & set(staged["exposed"]))
         raise Incorrect(f"`exposed` should name every secret {who} read outside its job, and nothing else; it has "
-                        f"{len(exposed)} names, of which {len(exposed & set(staged['exposed']))} are right.")
+                        f"{_several(len(exposed), 'name')}, of which {right} {'is' if right == 1 else 'are'} right.")
     first = ctx.require("first_seen")
     moment = first.timestamp() if hasattr(first, "timestamp") else datetime.fromisoformat(
         str(first).replace("Z", "+00:00")).timestamp()
