@@ -3,11 +3,13 @@
 (Separate environments and a least-privilege review are the lesson's next part: issue #12.)
 
 The lab's vault `kv-ops-prod` serves three applications, each a managed identity with Key Vault Secrets
-User on the secrets its job reads (JOBS). The set-up gives the secrets drawn expiry dates (exercise 1:
-an inventory of what needs attention), then replays a week of the applications' reads on the emulator's
-clock, in which one drawn identity, on a drawn day, also reads secrets outside its job (exercise 2: find
-who, what and when in the audit log). What differs per run is staged (`lab.stage`), so an answer copied
-from another run is wrong.
+User on the secrets its job reads (JOBS). The set-up gives the secrets drawn expiry dates (exercise 1: an
+inventory of what needs attention; exercise 2: a SecretNearExpiry handler hears of what comes due next month),
+then replays a week of the applications' reads on the emulator's clock, in which one drawn identity, on a
+drawn day, also reads secrets outside its job (exercise 3: find who, what and when in the audit log). It also
+sets up the orders database, its secret in `kv-orders-prod` and three consumers (exercise 4: a rotation every
+90 days, run over two periods, that none of them notices). What differs per run is staged (`lab.stage`), so an
+answer copied from another run is wrong.
 """
 
 from __future__ import annotations
