@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import linecache
 from pathlib import Path
 
 import nbformat
@@ -42,7 +43,11 @@ def variant(source: str, old: str, new: str) -> str:
 
 
 class Kernel:
-    """One user namespace; ``In`` grows before a cell runs, as in IPython; printed output is kept."""
+    """One user namespace; ``In`` grows before a cell runs, as in IPython; printed output is kept.
+
+    Each cell's source is in ``linecache``, as IPython puts it, so ``inspect.getsource`` finds a function a
+    cell defined.
+    """
 
     def __init__(self) -> None:
         self.ns: dict = {"In": [""], "__name__": "__main__"}
@@ -50,8 +55,10 @@ class Kernel:
 
     def run(self, source: str) -> None:
         self.ns["In"].append(source)
+        filename = f"<cell {id(self)}-{len(self.ns['In']) - 1}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
         with contextlib.redirect_stdout(self.output):
-            exec(compile(source, f"<cell {len(self.ns['In']) - 1}>", "exec"), self.ns)
+            exec(compile(source, filename, "exec"), self.ns)
 
     def take_output(self) -> str:
         """What the cells printed since the last call."""

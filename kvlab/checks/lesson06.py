@@ -1,6 +1,4 @@
-"""Lesson 06 - Operating secrets - expiry dates, alerts, rotation and audit investigations.
-
-(Separate environments and a least-privilege review are the lesson's next part: issue #12.)
+"""Lesson 06 - Operating secrets - expiry dates, alerts, rotation, audit investigations and environments.
 
 The lab's vault `kv-ops-prod` serves three applications, each a managed identity with Key Vault Secrets
 User on the secrets its job reads (JOBS). The set-up gives the secrets drawn expiry dates (exercise 1: an
@@ -8,18 +6,23 @@ inventory of what needs attention; exercise 2: a SecretNearExpiry handler hears 
 then replays a week of the applications' reads on the emulator's clock, in which one drawn identity, on a
 drawn day, also reads secrets outside its job (exercise 3: find who, what and when in the audit log). It also
 sets up the orders database, its secret in `kv-orders-prod` and three consumers (exercise 4: a rotation every
-90 days, run over two periods, that none of them notices). What differs per run is staged (`lab.stage`), so an
-answer copied from another run is wrong.
+90 days, run over two periods, that none of them notices). Each application also has a dev deployment, its
+own identity (`<name>-dev`) reading the same secret names in `kv-ops-dev` (exercise 5: one `load_settings()`
+for both environments, configured by the app setting KEY_VAULT_URL, and proof that dev cannot reach prod);
+among the role assignments of both vaults, a few grant more than a job needs (exercise 6: a least-privilege
+review). What differs per run is staged (`lab.stage`), so an answer copied from another run is wrong.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import os
 import random
 import secrets
 import shutil
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,6 +35,14 @@ JOBS = {  # identity -> the secrets its job reads
     "id-ml-training": ("adls-storage-key", "ml-registry-token"),
 }
 UNUSED = ("legacy-ftp-password", "partner-sftp-key")  # held, read by no job
+
+
+def dev_twin(identity: str) -> str:
+    """The identity of a prod application's dev deployment (exercises 5 and 6)."""
+    return f"{identity}-dev"
+
+
+APPLICATIONS = (*JOBS, *(dev_twin(a) for a in JOBS))  # every deployment's identity, prod and dev
 # the guided notebook's fixed expiry kinds (and two "next": see _set_the_scene)
 DEMO_KINDS = dict(zip(("adls-storage-key", "legacy-ftp-password", "partner-sftp-key", "sql-db-password", "stripe-api-key"),
                       ("soon", "none", "expired", "later", "later")))
@@ -119,6 +130,7 @@ def _set_the_scene(lesson) -> None:
 def _seed(lesson) -> None:
     _set_the_scene(lesson)
     _orders_scene(lesson)
+    _environments_scene(lesson)
 
 
 # -- exercise 1: what needs attention ------------------------------------------------------------------------
@@ -136,7 +148,7 @@ def check_inventory(ctx: Context) -> list[str]:
                         f"expired, or one expiring within {SOON_DAYS} days needs attention.")
     if extra:
         raise Incorrect(f"`at_risk` names {', '.join(sorted(extra))}, which expire more than {SOON_DAYS} days from now.")
-    if ctx.audit(operationName="SecretGet", vault=VAULT):
+    if [r for r in ctx.audit(operationName="SecretGet", vault=VAULT) if r["identity"] not in APPLICATIONS]:
         raise Incorrect("The audit log shows secret values read: an inventory needs properties only "
                         "(list_properties_of_secrets).")
     return [f"`at_risk` holds the {len(expected)} secrets with no expiry, expired, or expiring within {SOON_DAYS} "
@@ -460,12 +472,245 @@ def check_rotation(ctx: Context) -> list[str]:
             "sign-in"]
 
 
+# -- exercise 5: the same code in dev and in prod ----------------------------------------------------------------
+#
+# Each application runs twice: in prod as its identity, reading kv-ops-prod, and in dev as its twin `<name>-dev`,
+# reading the same secret names in kv-ops-dev. What tells a deployment which vault to read is an app setting, as
+# on App Service or Functions; which identity it signs in as is its host's (a user-assigned identity: the
+# platform sets AZURE_CLIENT_ID). `deployed` plays the host for the report API.
+
+DEV_VAULT = "kv-ops-dev"
+ENVIRONMENTS = {"dev": DEV_VAULT, "prod": VAULT}
+APP = "id-report-api"  # the application exercise 5 deploys
+APP_SETTING = "KEY_VAULT_URL"  # the app setting that names the deployment's vault
+
+
+def _environment_of(identity: str) -> str:
+    return "dev" if identity.endswith("-dev") else "prod"
+
+
+@contextmanager
+def deployed(lesson, environment: str, key_vault_url: str | None = None):
+    """Code inside runs as the report API deployed to ``environment`` ("dev" or "prod").
+
+    The host's managed identity (AZURE_CLIENT_ID, which DefaultAzureCredential picks up) and the deployment's
+    app setting KEY_VAULT_URL are in ``os.environ`` until the block ends. ``key_vault_url`` misconfigures the
+    deployment: another vault's URL than its environment's.
+    """
+    if environment not in ENVIRONMENTS:
+        raise ValueError(f"environment is 'dev' or 'prod', not {environment!r}")
+    identity = APP if environment == "prod" else dev_twin(APP)
+    settings = {"AZURE_CLIENT_ID": lesson.lab.identity(identity)["clientId"],
+                APP_SETTING: key_vault_url or lesson.vault_url(ENVIRONMENTS[environment])}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _environments_scene(lesson) -> None:
+    """kv-ops-dev with dev values of every job's secrets, each dev twin reading its job's; in the lab, the
+    assignments a least-privilege review should find (exercise 6)."""
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+
+    lab = lesson.lab
+    expires = datetime.fromtimestamp(_now(lab), timezone.utc) + timedelta(days=VALIDITY_DAYS)
+    with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(DEV_VAULT), credential) as client:
+        for name in _all_secrets():
+            client.set_secret(name, secrets.token_urlsafe(24), content_type="text/plain", expires_on=expires,
+                              tags={"env": "dev"})
+    for identity, names in JOBS.items():
+        for name in names:
+            lab.assign_role(SECRETS_USER, dev_twin(identity), f"{DEV_VAULT}/secrets/{name}")
+    if not lesson.demo:
+        _plant_review_findings(lesson)
+
+
+# -- exercise 6: a least-privilege review -------------------------------------------------------------------------
+
+OTHER_ENVIRONMENT, TOO_STRONG, TOO_WIDE, NOT_NEEDED = FINDINGS = (
+    "other environment", "role too strong", "scope too wide", "not needed")
+SECRETS_OFFICER = "Key Vault Secrets Officer"
+
+
+def _plant_review_findings(lesson) -> None:
+    """One assignment of each kind, drawn, besides exercise 3's (the incident's whole-vault role); staged by id."""
+    lab, draw = lesson.lab, random.SystemRandom()
+    apps = sorted(JOBS)
+    incident = json.loads(lab.stage("lesson06.incident"))["identity"]
+    truth = {a["id"]: TOO_WIDE for a in lab.role_assignments(incident, VAULT) if "/secrets/" not in a["scope"]}
+
+    def plant(kind: str, role: str, identity: str, vault: str, secret: str | None = None) -> None:
+        truth[lab.assign_role(role, identity, f"{vault}/secrets/{secret}" if secret else vault)["id"]] = kind
+
+    def deployment(environment: str, app: str) -> str:
+        return app if environment == "prod" else dev_twin(app)
+
+    # a deployment reading its job's secret in the other environment's vault (not the report API's dev
+    # deployment: exercise 5 proves that one is refused in prod)
+    app = draw.choice([a for a in apps if a != APP])
+    environment = draw.choice(sorted(ENVIRONMENTS))
+    other = "dev" if environment == "prod" else "prod"
+    plant(OTHER_ENVIRONMENT, SECRETS_USER, deployment(environment, app), ENVIRONMENTS[other], draw.choice(JOBS[app]))
+    # a reader given a writer's role on a secret of its job
+    app, environment = draw.choice(apps), draw.choice(sorted(ENVIRONMENTS))
+    plant(TOO_STRONG, SECRETS_OFFICER, deployment(environment, app), ENVIRONMENTS[environment], draw.choice(JOBS[app]))
+    # a secret its job does not read, in its own environment (not the incident's identity in prod: it has them all)
+    app = draw.choice([a for a in apps if a != incident])
+    environment = draw.choice(sorted(ENVIRONMENTS))
+    plant(NOT_NEEDED, SECRETS_USER, deployment(environment, app), ENVIRONMENTS[environment],
+          draw.choice([s for s in _all_secrets() if s not in JOBS[app]]))
+    # sometimes a second whole-vault role, in dev
+    if draw.random() < 0.5:
+        plant(TOO_WIDE, SECRETS_USER, dev_twin(draw.choice(apps)), DEV_VAULT)
+    lab.stage("lesson06.review", json.dumps(truth))
+
+
+def review_scope(lesson) -> list[dict]:
+    """The applications' role assignments on kv-ops-dev and kv-ops-prod (what the review looks at)."""
+    return [a for vault in (DEV_VAULT, VAULT) for a in lesson.lab.role_assignments(scope=vault)
+            if a["principalName"] in APPLICATIONS]
+
+
+def _source(function) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
+def check_environments(ctx: Context) -> list[str]:
+    from azure.core.exceptions import HttpResponseError
+
+    lab, lesson = ctx.emulator, ctx.lesson
+    load_settings = ctx.require("load_settings")
+    if not callable(load_settings):
+        raise Incorrect(f"`load_settings` should be a function, but it is a {type(load_settings).__name__}.")
+    refusal = ctx.require("refusal")
+    dev = lab.identity(dev_twin(APP))
+    if not isinstance(refusal, HttpResponseError):
+        raise Incorrect(f"`refusal` should be the HttpResponseError that load_settings raised as the dev deployment "
+                        f"pointed at {VAULT}; it is a {type(refusal).__name__}.")
+    if refusal.status_code != 403 or dev["principalId"] not in str(refusal) or VAULT not in str(refusal):
+        raise Incorrect(f"`refusal` is not the vault's 403 to {dev_twin(APP)} in {VAULT} (it is "
+                        f"{refusal.status_code} {refusal.reason}): run load_settings in `deployed(lesson, 'dev', "
+                        f"key_vault_url=...)` with {VAULT}'s URL.")
+    for literal in (VAULT, DEV_VAULT, ".vault."):
+        if literal in _source(load_settings):
+            raise Incorrect(f"load_settings names {literal!r} in its code: the vault is configuration, read it from "
+                            f"the app setting {APP_SETTING} (os.environ).")
+    needed = JOBS[APP]
+    for environment, vault in ENVIRONMENTS.items():
+        identity = APP if environment == "prod" else dev_twin(APP)
+        position = lab.audit_position()
+        try:
+            with deployed(lesson, environment):
+                settings = load_settings()
+        except Exception as exc:  # the learner's function: say what it raised, in one line
+            raise Incorrect(f"As the {environment} deployment, load_settings() raised {type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+        reads = [r for r in lab.audit(after=position) if r["operationName"] == "SecretGet"]
+        callers = {r["identity"] for r in reads}
+        if callers - {identity}:
+            raise Incorrect(f"As the {environment} deployment, load_settings read as {', '.join(sorted(callers))}, "
+                            f"not the host's identity {identity}: create DefaultAzureCredential() inside it, where "
+                            "the host's AZURE_CLIENT_ID is set.")
+        if not isinstance(settings, dict) or set(settings) != set(needed):
+            raise Incorrect(f"load_settings() should return a dict of the report API's secrets ({', '.join(needed)})"
+                            f" by name; as the {environment} deployment it returned "
+                            f"{type(settings).__name__ if not isinstance(settings, dict) else sorted(settings)}.")
+        wrong = [n for n in needed if settings[n] != (lab.inspect_secret(vault, n) or {}).get("value")]
+        if wrong:
+            raise Incorrect(f"As the {environment} deployment, load_settings() returned a value of {wrong[0]} that "
+                            f"is not {vault}'s: each deployment reads its own environment's vault.")
+    position = lab.audit_position()
+    try:
+        with deployed(lesson, "dev", key_vault_url=lesson.vault_url(VAULT)):
+            load_settings()
+    except HttpResponseError as exc:
+        if exc.status_code != 403:
+            raise Incorrect(f"As the dev deployment pointed at {VAULT}, load_settings() raised {exc.status_code} "
+                            f"{exc.reason}, not the vault's 403.") from None
+    else:
+        allowed = [r for r in lab.audit(after=position) if r["identity"] == dev_twin(APP)
+                   and r["operationName"] == "SecretGet" and r["httpStatusCode"] == 200]
+        if allowed:
+            raise Incorrect(f"{dev_twin(APP)} read {allowed[0]['secretName']} in {VAULT}: a dev identity must hold "
+                            "no role in production.")
+        raise Incorrect(f"As the dev deployment pointed at {VAULT}, load_settings() returned instead of raising: a "
+                        "swallowed 403 hides a misconfigured deployment until something downstream breaks.")
+    return [f"load_settings() reads {DEV_VAULT} as {dev_twin(APP)} and {VAULT} as {APP}, configured only by "
+            f"{APP_SETTING}",
+            f"pointed at {VAULT}, the dev deployment is refused (403), and load_settings lets the refusal through"]
+
+
+def _rows(findings) -> list[dict]:
+    if hasattr(findings, "to_dict") and hasattr(findings, "columns"):  # a DataFrame; the id may be its index
+        frame = findings if "id" in findings.columns else findings.reset_index()
+        return frame.to_dict("records")
+    if isinstance(findings, dict):  # {assignment id: finding}
+        return [{"id": k, "finding": v} for k, v in findings.items()]
+    if isinstance(findings, (list, tuple)) and all(isinstance(r, dict) for r in findings):
+        return list(findings)
+    raise Incorrect(f"`findings` should be a DataFrame (or a list of dicts) with an `id` and a `finding` per "
+                    f"assignment; it is a {type(findings).__name__}.")
+
+
+def _describe(assignment: dict) -> str:
+    scope = assignment["scope"].split("/vaults/", 1)[-1]
+    return f"{assignment['principalName']}'s {assignment['roleDefinitionName']} on {scope}"
+
+
+def check_review(ctx: Context) -> list[str]:
+    lab = ctx.emulator
+    truth = json.loads(lab.stage("lesson06.review"))
+    rows = _rows(ctx.require("findings"))
+    if rows and not all("id" in r and "finding" in r for r in rows):
+        raise Incorrect("Each row of `findings` needs the assignment's `id` (as role_assignments gives it) and its "
+                        "`finding`.")
+    flagged = {str(r["id"]).rsplit("/", 1)[-1].lower(): r["finding"] for r in rows
+               if isinstance(r["finding"], str) and r["finding"]}
+    unknown = sorted({f for f in flagged.values() if f not in FINDINGS})
+    if unknown:
+        raise Incorrect(f"{unknown[0]!r} is not a finding: use one of {', '.join(repr(f) for f in FINDINGS)}.")
+    staged = {i.rsplit("/", 1)[-1].lower(): kind for i, kind in truth.items()}
+    known = {a["name"].lower(): a for a in review_scope(ctx.lesson)}
+    strangers = [i for i in flagged if i not in staged and i not in known]
+    if strangers:
+        raise Incorrect(f"`findings` names {_several(len(strangers), 'assignment id')} that this run's vaults do not "
+                        "hold: take the ids from lesson.lab.role_assignments(scope=...), after this run's set-up.")
+    extra = [i for i in flagged if i not in staged]
+    if extra:
+        raise Incorrect(f"`findings` flags {_describe(known[extra[0]])}, which its job needs: the right role, scope "
+                        "and environment.")
+    missing = [i for i in staged if i not in flagged]
+    if missing:
+        kinds = sorted({staged[i] for i in missing})
+        raise Incorrect(f"`findings` leaves out {_several(len(missing), 'assignment')} that grant more than a job "
+                        f"needs (kinds: {', '.join(kinds)}).")
+    wrong = [i for i in staged if flagged[i] != staged[i]]
+    if wrong:
+        what = _describe(known[wrong[0]]) if wrong[0] in known else "an assignment you have since deleted"
+        raise Incorrect(f"`findings` calls {what} {flagged[wrong[0]]!r}: compare its role, its scope and its "
+                        "environment with the job's again.")
+    counts = {kind: sum(1 for k in staged.values() if k == kind) for kind in FINDINGS}
+    return [f"`findings` names the {len(staged)} assignments that grant more than a job needs, and nothing else",
+            "each with its kind: " + ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)]
+
+
 LESSON = LessonSpec(
     number="06",
-    title="Expiry dates, alerts, rotation and audit investigations",
-    vaults=(VAULT, ORDERS_VAULT),
-    identities=(*JOBS, ORDERS_API, ORDERS_FACTORY),
-    grants=(("Key Vault Secrets Officer", "learner", VAULT), ("Key Vault Secrets Officer", "learner", ORDERS_VAULT)),
+    title="Expiry dates, alerts, rotation, audit investigations and environments",
+    vaults=(VAULT, ORDERS_VAULT, DEV_VAULT),
+    identities=(*APPLICATIONS, ORDERS_API, ORDERS_FACTORY),
+    grants=tuple(("Key Vault Secrets Officer", "learner", v) for v in (VAULT, ORDERS_VAULT, DEV_VAULT)),
     seed=_seed,
     emulator_only="the week of reads it investigates is replayed on the emulator's clock",
     exercises=(
@@ -492,6 +737,19 @@ LESSON = LessonSpec(
             "In order: a new password for the standby login at the database (kvlab.db.set_password), then a new "
             "version pointing at it (connection_string(login, password)) with expires_on 90 days after "
             "event.event_time and the tag login set.",
+        )),
+        Exercise("ex5", "The same code in dev and in prod", check_environments, (
+            "Inside load_settings: SecretClient(os.environ['KEY_VAULT_URL'], DefaultAzureCredential()), then one "
+            "get_secret per name in JOBS['id-report-api']. Create the credential inside the function: the host's "
+            "identity (AZURE_CLIENT_ID) is set only while `deployed(...)` runs.",
+            "For `refusal`: try the dev deployment with key_vault_url=lesson.vault_url('kv-ops-prod') and keep the "
+            "HttpResponseError (except HttpResponseError as exc: refusal = exc). Do not catch it inside load_settings.",
+        )),
+        Exercise("ex6", "A least-privilege review", check_review, (
+            "One DataFrame: pd.DataFrame(review_scope(lesson)), then for each row compare principalName, "
+            "roleDefinitionName and scope with JOBS (a '-dev' identity is the dev deployment of the same job).",
+            "The rules in order: a vault of the other environment; a role above Key Vault Secrets User; a scope "
+            "without '/secrets/'; a secret not in the job. Keep only the rows with a finding.",
         )),
     ),
 )

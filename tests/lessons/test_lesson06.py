@@ -1,4 +1,5 @@
-"""Lesson 06 (operating secrets: the inventory, the alert, the incident, the rotation): the solution is correct, the
+"""Lesson 06 (operating secrets: the inventory, the alert, the incident, the rotation, the environments, the review):
+the solution is correct, the
 stubs are not attempted, and wrong answers are "incorrect" with a reason that points at the mistake.
 
 The cells run in a plain dict namespace, as in an IPython kernel, read from the solution notebook.
@@ -17,7 +18,7 @@ SOLUTION = code_cells(NAME, "solutions")
 PARAMS = cell_with(SOLUTION, 'vault_url = "emulator"')
 SETUP = cell_with(SOLUTION, "start_lesson(")
 TOOLS = cell_with(SOLUTION, "from kvlab.checks.lesson06 import")
-EX1, EX2, EX3, EX4 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in (1, 2, 3, 4))
+EX1, EX2, EX3, EX4, EX5, EX6 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in range(1, 7))
 
 
 @pytest.fixture
@@ -31,15 +32,15 @@ def kernel(emulator, tmp_path, monkeypatch):
 
 
 def test_the_solution_is_correct(kernel):
-    for cell in (EX1, EX2, EX3, EX4):
+    for cell in (EX1, EX2, EX3, EX4, EX5, EX6):
         kernel.run(cell)
-    for exercise in ("ex1", "ex2", "ex3", "ex4"):  # ex1-3 judged after ex4's 180 days too
+    for exercise in ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6"):  # ex1-3 judged after ex4's 180 days too
         result = kernel.check(exercise)
         assert result.status == "correct", (exercise, result.message)
 
 
 def test_the_labs_stubs_are_not_attempted(kernel):
-    assert_stubs_not_attempted(kernel, code_cells(NAME, "labs"), 4)
+    assert_stubs_not_attempted(kernel, code_cells(NAME, "labs"), 6)
 
 
 def test_ex1_secrets_without_expiry_left_out(kernel):
@@ -133,3 +134,95 @@ def test_ex4_a_rotation_that_raises_is_named_by_its_failed_deliveries(kernel):
     message = incorrect(kernel, "ex4")
     assert "deliveries to http://127.0.0.1:" in message and "your rotate(event) raised" in message
     assert "there is no login" in str(kernel.ns["rotation_hook"].errors[0])
+
+
+# -- exercise 5: one load_settings() for dev and prod -----------------------------------------------------------
+
+SWALLOWING = variant(EX5, """        return {name: vault.get_secret(name).value for name in JOBS["id-report-api"]}""",
+                     """        try:
+            return {name: vault.get_secret(name).value for name in JOBS["id-report-api"]}
+        except HttpResponseError:
+            return {}""")
+
+
+def test_ex5_a_vault_named_in_the_code(kernel):
+    kernel.run(EX5)
+    kernel.run(variant(EX5, 'os.environ["KEY_VAULT_URL"]', 'lesson.vault_url("kv-ops-dev")').split("\n\n\nfor")[0])
+    assert incorrect(kernel, "ex5").startswith("load_settings names 'kv-ops-dev' in its code")
+
+
+def test_ex5_a_vault_url_kept_outside_the_function_reads_the_wrong_environment(kernel):
+    kernel.run(EX5)
+    kernel.run("DEV_URL = lesson.vault_url('kv-ops-' + 'dev')\n" +
+               variant(EX5, 'os.environ["KEY_VAULT_URL"]', "DEV_URL").split("\n\n\nfor")[0])
+    message = incorrect(kernel, "ex5")
+    assert message.startswith("As the prod deployment, load_settings() raised HttpResponseError") \
+        or message.startswith("As the prod deployment, load_settings() returned a value"), message
+
+
+def test_ex5_a_credential_made_before_the_host_sets_its_identity(kernel):
+    kernel.run(EX5)
+    kernel.run("shared = DefaultAzureCredential()\n" +
+               variant(EX5, "with DefaultAzureCredential() as credential, SecretClient(os.environ[\"KEY_VAULT_URL\"], "
+                            "credential) as vault:", "with SecretClient(os.environ[\"KEY_VAULT_URL\"], shared) as vault:"
+                       ).split("\n\n\nfor")[0])
+    assert "read as learner, not the host's identity id-report-api" in incorrect(kernel, "ex5")
+
+
+def test_ex5_a_swallowed_refusal(kernel):
+    kernel.run(EX5)  # `refusal` from the right answer; then load_settings learns to hide it
+    kernel.run(SWALLOWING.split("\n\n\nfor")[0])
+    assert "returned instead of raising: a swallowed 403" in incorrect(kernel, "ex5")
+
+
+def test_ex5_a_refusal_that_is_not_the_vaults(kernel):
+    kernel.run(EX5)
+    kernel.run("refusal = HttpResponseError('Forbidden')")
+    assert incorrect(kernel, "ex5").startswith("`refusal` is not the vault's 403 to id-report-api-dev in kv-ops-prod")
+    kernel.run("refusal = 'ForbiddenByRbac'")
+    assert incorrect(kernel, "ex5").startswith("`refusal` should be the HttpResponseError")
+
+
+def test_ex5_a_dev_identity_given_a_role_in_production_is_named(kernel, emulator):
+    kernel.run(EX5)
+    emulator.assign_role("Key Vault Secrets User", "id-report-api-dev", "kv-ops-prod")
+    assert incorrect(kernel, "ex5").startswith("id-report-api-dev read ")
+
+
+# -- exercise 6: the least-privilege review ------------------------------------------------------------------
+
+
+def test_ex6_each_set_up_stages_every_kind_and_a_copied_answer_fails(kernel, emulator):
+    from kvlab.checks.lesson06 import FINDINGS
+
+    kernel.run(EX6)
+    first = json.loads(emulator.stage("lesson06.review"))
+    assert {*FINDINGS} == set(first.values()) and len(first) in (4, 5)
+    kernel.run(SETUP)  # a new run: the neighbour's findings are for assignments this run does not have
+    assert incorrect(kernel, "ex6").startswith(f"`findings` names {len(first)} assignment ids that this run's vaults "
+                                               "do not hold")
+
+
+def test_ex6_a_rule_left_out(kernel):
+    kernel.run(variant(EX6, """    if secret not in job:
+        return "not needed"
+""", ""))
+    assert incorrect(kernel, "ex6") == ("`findings` leaves out 1 assignment that grant more than a job needs "
+                                        "(kinds: not needed).")
+
+
+def test_ex6_assignments_the_job_needs_are_flagged(kernel):
+    kernel.run(variant(EX6, "if secret not in job:", "if secret:"))
+    assert ", which its job needs: the right role, scope and environment" in incorrect(kernel, "ex6")
+
+
+def test_ex6_the_wrong_kind(kernel):
+    kernel.run(variant(EX6, 'return "scope too wide"', 'return "role too strong"'))
+    assert "'role too strong': compare its role, its scope and its environment" in incorrect(kernel, "ex6")
+
+
+def test_ex6_malformed_findings(kernel):
+    kernel.run("findings = 'id-ml-training'")
+    assert incorrect(kernel, "ex6").startswith("`findings` should be a DataFrame")
+    kernel.run("findings = [{'id': a['id'], 'finding': 'too much'} for a in review_scope(lesson)][:1]")
+    assert incorrect(kernel, "ex6").startswith("'too much' is not a finding")

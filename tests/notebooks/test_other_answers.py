@@ -246,6 +246,47 @@ ANSWERS = {
                "hook4 = Webhook(rotate)\n"
                "lesson.lab.create_event_subscription('orders-rotation', 'kv-orders-prod', hook4.url)\n"
                "report = Consumers(lesson).run(days=180)", "correct"),
+        Answer("ex5", "own way (getenv, the identity's client id passed by hand, Exception caught)",
+               "import os\nfrom azure.identity import ManagedIdentityCredential\n\n"
+               "def load_settings():\n"
+               "    url = os.getenv('KEY_VAULT_URL')\n"
+               "    credential = ManagedIdentityCredential(client_id=os.environ['AZURE_CLIENT_ID'])\n"
+               "    reader = SecretClient(vault_url=url, credential=credential)\n"
+               "    out = {}\n"
+               "    for name in JOBS['id-report-api']:\n"
+               "        out[name] = reader.get_secret(name).value\n"
+               "    return out\n\n"
+               "try:\n    with deployed(lesson, 'dev', lesson.vault_url('kv-ops-prod')):\n        load_settings()\n"
+               "except Exception as e:\n    refusal = e", "correct"),
+        Answer("ex5", "swallowing the refusal inside load_settings",
+               "def load_settings():\n"
+               "    try:\n"
+               "        with DefaultAzureCredential() as c, SecretClient(os.environ['KEY_VAULT_URL'], c) as v:\n"
+               "            return {n: v.get_secret(n).value for n in JOBS['id-report-api']}\n"
+               "    except HttpResponseError:\n"
+               "        return {}", "incorrect",
+               "As the dev deployment pointed at kv-ops-prod, load_settings() returned instead of raising"),
+        Answer("ex5", "hard-coding production's vault", "def load_settings(url=lesson.vault_url('kv-ops-prod')):\n"
+               "    with DefaultAzureCredential() as c, SecretClient(url, c) as v:\n"
+               "        return {n: v.get_secret(n).value for n in JOBS['id-report-api']}", "incorrect",
+               "load_settings names 'kv-ops-prod' in its code"),
+        Answer("ex6", "own way (plain dicts, a list of findings)",
+               "findings = []\n"
+               "for a in review_scope(lesson):\n"
+               "    who = a['principalName']\n"
+               "    env = 'dev' if who.endswith('-dev') else 'prod'\n"
+               "    job = JOBS[who[:-len('-dev')] if env == 'dev' else who]\n"
+               "    parts = a['scope'].split('/vaults/')[1].split('/')\n"
+               "    vault, secret = parts[0], (parts[2] if len(parts) > 2 else None)\n"
+               "    if vault != 'kv-ops-' + env:\n        kind = 'other environment'\n"
+               "    elif a['roleDefinitionName'] != 'Key Vault Secrets User':\n        kind = 'role too strong'\n"
+               "    elif secret is None:\n        kind = 'scope too wide'\n"
+               "    elif secret not in job:\n        kind = 'not needed'\n"
+               "    else:\n        continue\n"
+               "    findings.append({'id': a['id'], 'finding': kind})", "correct"),
+        Answer("ex6", "a shortcut: every whole-vault role, and nothing else",
+               "findings = [{'id': a['id'], 'finding': 'scope too wide'} for a in review_scope(lesson)\n"
+               "            if '/secrets/' not in a['scope']]", "incorrect", "`findings` leaves out "),
         Answer("ex4", "printing the connection string to see the rotation worked",
                "print(own.get_secret('orders-db-connection').value)", "incorrect",
                SHOWN.format("orders-db-connection")),
