@@ -599,9 +599,10 @@ def check_environments(ctx: Context) -> list[str]:
         raise Incorrect(f"`refusal` should be the HttpResponseError that load_settings raised as the dev deployment "
                         f"pointed at {VAULT}; it is a {type(refusal).__name__}.")
     if refusal.status_code != 403 or dev["principalId"] not in str(refusal) or VAULT not in str(refusal):
-        raise Incorrect(f"`refusal` is not the vault's 403 to {dev_twin(APP)} in {VAULT} (it is "
-                        f"{refusal.status_code} {refusal.reason}): run load_settings in `deployed(lesson, 'dev', "
-                        f"key_vault_url=...)` with {VAULT}'s URL.")
+        what = (f"a {refusal.status_code} {refusal.reason}" if refusal.status_code else
+                "an error with no status code, so no vault answered it")
+        raise Incorrect(f"`refusal` is not the vault's 403 to {dev_twin(APP)} in {VAULT} (it is {what}): run "
+                        f"load_settings in `deployed(lesson, 'dev', key_vault_url=...)` with {VAULT}'s URL.")
     for literal in (VAULT, DEV_VAULT, ".vault."):
         if literal in _source(load_settings):
             raise Incorrect(f"load_settings names {literal!r} in its code: the vault is configuration, read it from "
@@ -748,8 +749,8 @@ LESSON = LessonSpec(
         Exercise("ex6", "A least-privilege review", check_review, (
             "One DataFrame: pd.DataFrame(review_scope(lesson)), then for each row compare principalName, "
             "roleDefinitionName and scope with JOBS (a '-dev' identity is the dev deployment of the same job).",
-            "The rules in order: a vault of the other environment; a role above Key Vault Secrets User; a scope "
-            "without '/secrets/'; a secret not in the job. Keep only the rows with a finding.",
+            "Four questions per row: is the vault the other environment's; is the role above Key Vault Secrets User; "
+            "is the scope without '/secrets/'; is the secret outside the job? Keep only the rows with a finding.",
         )),
     ),
 )
