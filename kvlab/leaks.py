@@ -647,7 +647,8 @@ FIRST_COMMIT_TIME = datetime(2024, 3, 4, 9, 30, tzinfo=timezone.utc)
 
 
 class ThrowawayRepo:
-    """A Git repository in a temporary folder, deleted with this object (or when Python exits).
+    """A Git repository in a temporary folder, deleted with this object (or when Python exits); or, given
+    ``parent``, in ``parent/name`` (made afresh, kept until `cleanup`), where a learner can open its files.
 
     `git` runs the real ``git`` in it as ``git -c user.name=... -c
     user.email=... -c init.defaultBranch=main -c commit.gpgsign=false <args>``,
@@ -659,13 +660,26 @@ class ThrowawayRepo:
     CONFIG = (f"user.name={AUTHOR_NAME}", f"user.email={AUTHOR_EMAIL}", "init.defaultBranch=main",
               "commit.gpgsign=false", "core.autocrlf=false")
 
-    def __init__(self, name: str = "repo"):
-        self._folder = tempfile.TemporaryDirectory(prefix="kvlab-repo-")
+    def __init__(self, name: str = "repo", parent: str | os.PathLike | None = None):
+        self._folder = tempfile.TemporaryDirectory(prefix="kvlab-repo-") if parent is None else None
         self.name = name
-        self.path = Path(self._folder.name) / name
-        self.path.mkdir()
+        self.path = Path(self._folder.name if self._folder else parent) / name
+        if self._folder is None:
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True)
         self._commits = 0
         self.git("init", "-q")
+
+    @classmethod
+    def at(cls, path: str | os.PathLike) -> ThrowawayRepo:
+        """The repository an earlier ``ThrowawayRepo(name, parent)`` made, to go on committing to it."""
+        path = Path(path)
+        if not (path / ".git").is_dir():
+            raise ScanError(f"{path} is not a Git repository: run the set-up cell again")
+        repo = cls.__new__(cls)
+        repo._folder, repo.name, repo.path, repo._commits = None, path.name, path, 0
+        repo._commits = int(repo.git("rev-list", "--count", "HEAD") or 0)
+        return repo
 
     def git(self, *args: str) -> str:
         """Run ``git <args>`` in the repository; its standard output without the last newline (GitError if it fails)."""
@@ -689,7 +703,10 @@ class ThrowawayRepo:
         return str(self.path)
 
     def cleanup(self) -> None:
-        self._folder.cleanup()
+        if self._folder is not None:
+            self._folder.cleanup()
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def __repr__(self) -> str:  # never the temporary path: notebooks show this
         return f"<ThrowawayRepo {self.name!r}: {self._commits} commits>"

@@ -291,6 +291,92 @@ ANSWERS = {
                "print(own.get_secret('orders-db-connection').value)", "incorrect",
                SHOWN.format("orders-db-connection")),
     ],
+    "07-capstone-migration.ipynb": [
+        # the own ways first, on a fresh set-up (the solution has migrated the project already); then the hacks
+        Answer("ex1", "own way (a fresh set-up; the kvlab CLI, its JSON)",
+               "lesson = kvlab.start_lesson('07')\ncheck = lesson.check\nproject = open_project()\n"
+               "import subprocess, sys\n\n"
+               "def kvlab_scan(*args):\n"
+               "    out = subprocess.run([sys.executable, '-m', 'kvlab.cli', 'scan', *args], capture_output=True, text=True)\n"
+               "    return json.loads(out.stdout)\n\n"
+               "found = kvlab_scan('shop-pipeline') + kvlab_scan('--history', 'shop-pipeline')", "correct"),
+        Answer("ex2", "own way (the password from the linked service's JSON, the key from the Databricks notebook)",
+               "shop_db = json.loads((project / 'adf/linkedService/LS_ShopDb.json').read_text())\n"
+               "db_password = shop_db['properties']['typeProperties']['password']['value']\n"
+               "partner_key = re.search(r'partner_api_key = \"(.+)\"', (project / 'databricks/score_orders.py').read_text())[1]\n"
+               "with DefaultAzureCredential() as c, SecretClient(lesson.vault_url('kv-shop-prod'), c) as v:\n"
+               "    for n, value in {'shop-db-password': db_password, 'partner-api-key': partner_key}.items():\n"
+               "        v.set_secret(n, value, content_type='text/plain', tags={'owner': 'shop-data', 'env': 'prod'},\n"
+               "                     expires_on=datetime.now(timezone.utc) + timedelta(days=60))\n"
+               "stored = True", "correct"),
+        Answer("ex2", "every credential into the vault, the lake's key too (left there)", "vault.set_secret('adls-account-key', "
+               "json.loads((project / 'adf/linkedService/LS_Adls.json').read_text())['properties']['typeProperties']"
+               "['accountKey']['value'])", "incorrect", "kv-shop-prod holds the storage account key"),
+        Answer("ex3", "own way (the role by its id, a list of pairs, the scope by a helper of lesson 04)",
+               "from kvlab.checks.lesson04 import keyvault_scope\n"
+               "for who, what in [('id-shop-ingest', 'shop-db-password'), ('id-shop-ingest', 'partner-api-key'),\n"
+               "                  ('adf-shop-prod', 'shop-db-password'), ('AzureDatabricks', 'partner-api-key')]:\n"
+               "    lesson.lab.assign_role('4633458b-17de-408a-b874-0445c86b69e6', who, 'kv-shop-prod/secrets/' + what)\n"
+               "keyvault_scope(lesson, 'shop', 'kv-shop-prod')\n"
+               "workspace.secrets.put_acl(scope='shop', principal='etl@kvlab.local', permission=AclPermission.READ)",
+               "correct"),
+        Answer("ex4", "own way (plain text and JSON edits, no nbformat)",
+               "ini = project / 'config/settings.ini'\n"
+               "ini.write_text(re.sub(r'(?m)^password = .*\\n', '', ini.read_text())\n"
+               "               + '\\n[keyvault]\\nurl = ' + lesson.vault_url('kv-shop-prod') + '\\n')\n"
+               "nb_path = project / 'pipeline/ingest.ipynb'\n"
+               "doc = json.loads(nb_path.read_text())\n"
+               "first = ''.join(doc['cells'][1]['source'])\n"
+               "first = re.sub(r'PARTNER_API_KEY = \".*\"', \"from azure.identity import DefaultAzureCredential\\n\"\n"
+               "               \"from azure.keyvault.secrets import SecretClient\\n\"\n"
+               "               \"kv = SecretClient(config.get('keyvault', 'url'), DefaultAzureCredential())\\n\"\n"
+               "               \"PARTNER_API_KEY = kv.get_secret('partner-api-key').value\\n\"\n"
+               "               \"config.set('database', 'password', kv.get_secret('shop-db-password').value)\", first)\n"
+               "doc['cells'][1]['source'] = first\n"
+               "nb_path.write_text(json.dumps(doc, indent=1))\n"
+               "ls = project / 'adf/linkedService'\n"
+               "(ls / 'LS_KeyVault.json').write_text(json.dumps({'name': 'LS_KeyVault', 'properties': {\n"
+               "    'type': 'AzureKeyVault', 'typeProperties': {'baseUrl': lesson.vault_url('kv-shop-prod')}}}))\n"
+               "for name in ('LS_ShopDb', 'LS_Adls'):\n"
+               "    d = json.loads((ls / f'{name}.json').read_text())\n"
+               "    tp = d['properties']['typeProperties']\n"
+               "    if 'password' in tp:\n"
+               "        tp['password'] = {'type': 'AzureKeyVaultSecret', 'secretName': 'shop-db-password',\n"
+               "                          'store': {'referenceName': 'LS_KeyVault', 'type': 'LinkedServiceReference'}}\n"
+               "    tp.pop('accountKey', None)\n"
+               "    (ls / f'{name}.json').write_text(json.dumps(d, indent=4))\n"
+               "score = project / 'databricks/score_orders.py'\n"
+               "score.write_text(re.sub(r'partner_api_key = \".*\"',\n"
+               "                        \"partner_api_key = dbutils.secrets.get('shop', 'partner-api-key')\", score.read_text()))\n"
+               "rewritten = True", "correct"),
+        Answer("ex5", "own way (token_hex, 30 days)",
+               "fresh = secrets.token_hex(32)\nkvlab.db.set_password('shop_app', fresh, lesson.lab.state_dir)\n"
+               "rotated = vault.set_secret('shop-db-password', fresh, content_type='text/plain',\n"
+               "                           tags={'env': 'prod', 'owner': 'shop-data'},\n"
+               "                           expires_on=datetime.now(timezone.utc) + timedelta(days=30))", "correct"),
+        Answer("ex6", "own way (git add and commit by hand)",
+               "project.git('add', '--all')\nproject.git('commit', '-q', '-m', 'Move every credential to kv-shop-prod')\n"
+               "report = run_pipeline(lesson)\nassert report.error.isna().all(), report", "correct"),
+        Answer("ex1", "hard-coding the files a neighbour found", "found = [{'file': f} for f in ['config/settings.ini', "
+               "'pipeline/ingest.ipynb', 'databricks/score_orders.py', 'adf/linkedService/LS_ShopDb.json', "
+               "'adf/linkedService/LS_Adls.json']]", "incorrect", "`found` has nothing from the project's history"),
+        Answer("ex3", "the whole vault for everyone, to be safe",
+               "for who in ('id-shop-ingest', 'adf-shop-prod', 'AzureDatabricks'):\n"
+               "    lesson.lab.assign_role('Key Vault Secrets User', who, 'kv-shop-prod')", "incorrect",
+               "id-shop-ingest holds Key Vault Secrets User on the whole vault kv-shop-prod"),
+        Answer("ex4", "the API key from an environment variable instead of the scope",
+               "score = project / 'databricks/score_orders.py'\n"
+               "score.write_text(score.read_text().replace(\"dbutils.secrets.get('shop', 'partner-api-key')\", "
+               "\"__import__('os').environ['PARTNER_API_KEY']\"))", "incorrect",
+               "databricks/score_orders.py should read the API key with dbutils.secrets.get"),
+        Answer("ex5", "swallowing the error of a rotation at the wrong login",
+               "try:\n    db.set_password('shop_admin', secrets.token_urlsafe(24))\nexcept Exception:\n    pass\n"
+               "rotated = vault.set_secret('shop-db-password', secrets.token_urlsafe(24), content_type='text/plain',\n"
+               "                           expires_on=datetime.now(timezone.utc) + timedelta(days=90)).properties.version",
+               "incorrect", "The database refuses the password in `shop-db-password`"),
+        Answer("ex6", "printing the password to see the run used the new one",
+               "print(vault.get_secret('shop-db-password').value)", "incorrect", SHOWN.format("shop-db-password")),
+    ],
     "05-data-factory-linked-services.ipynb": [
         Answer("ex1", "own way (a fresh set-up; credentials cut out of connection strings into their own fields)",
                "lesson = kvlab.start_lesson('05')\ncheck = lesson.check\nimport re\n"
