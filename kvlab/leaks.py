@@ -35,7 +35,7 @@ import subprocess
 import sysconfig
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -109,12 +109,19 @@ def _sorted(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(set(findings), key=_order)
 
 
-def table(findings: Sequence[Finding]) -> str:
-    """A plain-text table of findings (``kvlab scan -o table``), commit ids shortened to 12 characters."""
+def table(findings: Sequence[Finding | dict]) -> str:
+    """A plain-text table of findings (``kvlab scan -o table``), commit ids shortened to 12 characters.
+
+    Findings in their JSON form (``kvlab scan``'s output, `Finding.as_dict`) are shown the same way.
+    """
     from tabulate import tabulate
 
     if not findings:
         return "(no secrets found)"
+    known = {f.name for f in fields(Finding)}
+    findings = [f if isinstance(f, Finding) else Finding(**{"type": "", "file": "", "line": None, "secret": "",
+                                                              **{k: v for k, v in f.items() if k in known}})
+                for f in findings]
     history = any(f.commit for f in findings)
     rows = []
     for f in findings:

@@ -101,3 +101,19 @@ def test_no_verification_is_switched_off_anywhere_in_the_project():
         text = path.read_text(errors="replace").replace(" ", "")
         offenders += [f"{path.relative_to(root)}: {word}" for word in forbidden if word.replace(" ", "") in text]
     assert offenders == []
+
+
+def test_a_refused_management_call_is_one_line_in_a_lesson_kernel(emulator):
+    """Admin refuses bad input with a one-line ValueError; through a Lab (what lessons hand out) it is also a
+    LearnerError, which a lesson's kernel shows as that line instead of a traceback into kvlab."""
+    import pytest
+
+    from kvlab.connect import LabError
+    from kvlab.stubs import LearnerError
+
+    with pytest.raises(LabError, match=r"^no identity 'etl@kvlab.local'") as caught:
+        emulator.assign_role("Key Vault Secrets User", "etl@kvlab.local", "kv-nowhere")
+    assert isinstance(caught.value, LearnerError) and isinstance(caught.value, ValueError)
+    with pytest.raises(LabError, match="invalid scope"):
+        emulator.role_assignments(scope="a/b")
+    assert emulator.create_vault("kv-one-line").startswith("https://kv-one-line.localhost:")  # what works still does

@@ -744,7 +744,8 @@ LESSON = LessonSpec(
             "get_secret per name in JOBS['id-report-api']. Create the credential inside the function: the host's "
             "identity (AZURE_CLIENT_ID) is set only while `deployed(...)` runs.",
             "For `refusal`: try the dev deployment with key_vault_url=lesson.vault_url('kv-ops-prod') and keep the "
-            "HttpResponseError (except HttpResponseError as exc: refusal = exc). Do not catch it inside load_settings.",
+            "HttpResponseError the vault raised: catch it around the `with` block and assign it to `refusal`. Do not "
+            "catch it inside load_settings.",
         )),
         Exercise("ex6", "A least-privilege review", check_review, (
             "One DataFrame: pd.DataFrame(review_scope(lesson)), then for each row compare principalName, "

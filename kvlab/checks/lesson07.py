@@ -13,9 +13,7 @@ audit log. The credentials are drawn at each set-up and staged, so an answer fro
 
 from __future__ import annotations
 
-import configparser
 import json
-import re
 import secrets
 from pathlib import Path
 
@@ -223,7 +221,8 @@ def check_stored(ctx: Context) -> list[str]:
     for value, what in ((planted["password"], "the database password"), (planted["api_key"], "the partner API key")):
         if any(value in source for source in ctx.sources()):
             raise Incorrect(f"The value of {what} is typed into your code: read it from the file that holds it, so it "
-                            "is not copied into one more place (this notebook).")
+                            "is not copied into one more place (this notebook). The kernel remembers that cell: run "
+                            "the set-up cell again (new credentials), then your answers.")
     checked = []
     for name in (DB_SECRET, KEY_SECRET):
         _judge_secret(ctx, name, VAULT, "prod")
@@ -260,7 +259,7 @@ def _roles_on_vault(ctx: Context) -> list[tuple[str, str, str | None]]:
 
 def _judge_roles(ctx: Context) -> None:
     wanted = needs()
-    held = _roles_on_vault(ctx)
+    held = sorted(_roles_on_vault(ctx), key=lambda h: (h[0].lower(), h[1], h[2] or ""))  # one answer, one message
     for principal, role, secret in held:
         where = f"{VAULT}/secrets/{secret}" if secret else f"the whole vault {VAULT}"
         if principal not in wanted:
@@ -320,6 +319,10 @@ def check_rewritten(ctx: Context) -> list[str]:
 
     where = _where(ctx)
     ctx.require("rewritten")
+    left_in = _files_holding(where, _credentials(ctx))
+    if left_in:
+        file, what = left_in[0]
+        raise Incorrect(f"{file} still holds {what}: move it out of the file, do not hide it from the scanner.")
     left = leaks.scan(where)
     if left:
         first = left[0]
@@ -337,26 +340,71 @@ def check_rewritten(ctx: Context) -> list[str]:
         raise Incorrect(f"{ADLS_LS} still authenticates with a credential: the factory's managed identity reads the "
                         "data lake (Storage Blob Data Reader on the account), so remove accountKey and store nothing.")
     try:
-        resolved = adf.resolve(services[DB_LS], FACTORY, repo=where / LINKED, lab=ctx.emulator)
+        resolved = adf.resolve(Path(PROJECT, LINKED, f"{DB_LS}.json"), FACTORY, repo=Path(PROJECT, LINKED),
+                               lab=ctx.emulator)  # relative: its messages name the files so
     except (adf.ResolveError, adf.AdfError) as exc:
         raise Incorrect(f"{DB_LS}'s password does not resolve as the factory: {exc}") from None
     if [r.secret for r in resolved] != [DB_SECRET] or resolved[0].field != "typeProperties.password":
         raise Incorrect(f"{DB_LS}'s password should reference `{DB_SECRET}` in {VAULT} (an AzureKeyVaultSecret "
                         f"through a Key Vault linked service).")
     code = _notebook_code(where / NOTEBOOK)
-    if "SecretClient" not in code or "DefaultAzureCredential" not in code:
+    called = _calls(code, NOTEBOOK)
+    if "SecretClient" not in called or "DefaultAzureCredential" not in called:
         raise Incorrect(f"{NOTEBOOK} should read its secrets with SecretClient and DefaultAzureCredential, which "
                         "signs in as the identity of the host it runs on.")
-    if "kvlab.connect" in code or "ClientSecretCredential" in code:
+    if {"kvlab.connect", "connect", "ClientSecretCredential"} & called:
         raise Incorrect(f"{NOTEBOOK} should be code that runs unchanged on Azure: DefaultAzureCredential, not "
                         "kvlab.connect or a client secret.")
     scoring = (where / SCORING).read_text(errors="replace")
-    if not re.search(r"dbutils\.secrets\.get\(", scoring):
+    if "dbutils.secrets.get" not in _calls(scoring, SCORING):
         raise Incorrect(f"{SCORING} should read the API key with dbutils.secrets.get(scope='{SCOPE}', "
                         f"key='{KEY_SECRET}').")
     return ["the working tree scans clean",
             f"{DB_LS} references {DB_SECRET} and resolves as {FACTORY}; {ADLS_LS} uses the factory's managed identity",
             f"{NOTEBOOK} reads Key Vault with DefaultAzureCredential; {SCORING} reads the scope `{SCOPE}`"]
+
+
+def _credentials(ctx: Context) -> dict[str, str]:
+    """What must be in no file and no commit: this run's credentials, and the password the vault holds now."""
+    planted = _planted(ctx)
+    found = {"the partner API key": planted["api_key"], "the data lake's account key": FAKE_STORAGE_KEY,
+             "the database password": planted["password"]}
+    current = ctx.emulator.inspect_secret(VAULT, DB_SECRET)
+    if current is not None and current["value"] != planted["password"]:
+        found["the database's new password"] = current["value"]
+    return found
+
+
+def _files_holding(where: Path, credentials: dict[str, str]) -> list[tuple[str, str]]:
+    """(file, which credential) for each file of the working tree that holds one, whatever hides it from a scanner."""
+    held = []
+    for path in sorted(where.rglob("*")):
+        relative = path.relative_to(where)
+        if path.is_file() and relative.parts[0] != ".git" and ".ipynb_checkpoints" not in relative.parts:
+            text = path.read_text(errors="replace")
+            held += [(relative.as_posix(), what) for what, value in credentials.items() if value in text]
+    return held
+
+
+def _calls(source: str, where: str) -> set[str]:
+    """The names the code calls (``f``, ``a.b.c``), read from its syntax: a comment or a string is no call."""
+    import ast
+
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        raise Incorrect(f"{where} is not valid Python (line {exc.lineno}: {exc.msg}).") from None
+
+    def dotted(node) -> str | None:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute):
+            head = dotted(node.value)
+            return f"{head}.{node.attr}" if head else None
+        return None
+
+    return {name for node in ast.walk(tree) if isinstance(node, ast.Call) and (name := dotted(node.func))}
 
 
 def _several(count: int, noun: str) -> str:
@@ -383,6 +431,9 @@ def check_rotated(ctx: Context) -> list[str]:
     if current["exp"] is None:
         raise Incorrect(f"The new version of `{DB_SECRET}` has no expiry: give it one (90 days), so the next rotation "
                         "is announced by SecretNearExpiry.")
+    from .lesson02 import _judge_secret
+
+    _judge_secret(ctx, DB_SECRET, VAULT, "prod")  # a new version carries no metadata over: set it again
     return [f"the database refuses the password the history holds, and accepts the one in `{DB_SECRET}`", *checked]
 
 
@@ -452,6 +503,19 @@ def run_pipeline(lesson):
     return pd.DataFrame(rows, columns=["part", "runs as", "result", "error"])
 
 
+def _committed(repo, credentials: dict[str, str], allowed: tuple[str, str]) -> list[tuple[str, str]]:
+    """(commit, which credential) for each commit that adds a line holding one; ``allowed`` is (commit, value):
+    the history's known leak, which the rotation made harmless."""
+    found, commit = [], ""
+    for line in repo.git("log", "--all", "-p", "--format=commit %H").splitlines():
+        if line.startswith("commit "):
+            commit = line.split()[1]
+        elif line.startswith("+") and not line.startswith("+++"):
+            found += [(commit, what) for what, value in credentials.items()
+                      if value in line and (commit, value) != allowed]
+    return found
+
+
 def check_pipeline(ctx: Context) -> list[str]:
     from .. import leaks
 
@@ -463,6 +527,11 @@ def check_pipeline(ctx: Context) -> list[str]:
     if pending:
         raise Incorrect(f"The project has uncommitted changes ({pending.splitlines()[0].strip()}...): commit the "
                         "migration (project.commit_all(message)).")
+    in_commits = _committed(repo, _credentials(ctx), allowed=(planted["leak_commit"], planted["password"]))
+    if in_commits:
+        commit, what = in_commits[0]
+        raise Incorrect(f"Commit {commit[:7]} holds {what}: rewrite that commit before anyone pulls it (or, pushed "
+                        "already, rotate it too).")
     committed = [f for f in leaks.scan_history(where) if f.commit != planted["leak_commit"]]
     if committed:
         raise Incorrect(f"A commit holds a possible secret: a {committed[0].type} in {committed[0].file}. Rewrite "
@@ -487,7 +556,7 @@ def check_pipeline(ctx: Context) -> list[str]:
     if others:
         raise Incorrect(f"The audit log shows {others[0]} reading {VAULT} during this run: nothing but the pipeline's "
                         "three identities (and you, migrating) should have.")
-    return ["the migration is committed, and only the history's old (rotated) password is in any commit",
+    return ["the migration is committed, and no commit holds a credential but the history's old (rotated) password",
             "the ingest notebook, the factory and the Databricks job ran, each as its own identity",
             f"the audit log shows exactly their reads of {VAULT}, and no other identity's"]
 
@@ -515,9 +584,8 @@ LESSON = LessonSpec(
         Exercise("ex3", "The least role for each identity", check_roles, (
             "Key Vault Secrets User on each secret, one assignment per (identity, secret): the ingest notebook reads "
             "both, the factory the password, AzureDatabricks the API key.",
-            "entra_workspace().secrets.create_scope('shop', scope_backend_type=ScopeBackendType.AZURE_KEYVAULT, "
-            "backend_azure_keyvault=...) as in lesson 04; then workspace.secrets.put_acl('shop', 'etl@kvlab.local', "
-            "AclPermission.READ).",
+            "The scope as in lesson 04: created with an Entra ID token (entra_workspace()), its backend AZURE_KEYVAULT "
+            "with the vault's resource id and URL; then READ for etl@kvlab.local (secrets.put_acl).",
         )),
         Exercise("ex4", "Rewrite the project", check_rewritten, (
             "Five files: the .ini loses its password (and gains the vault's URL), the notebook reads SecretClient, "

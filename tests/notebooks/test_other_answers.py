@@ -363,7 +363,7 @@ ANSWERS = {
         Answer("ex3", "the whole vault for everyone, to be safe",
                "for who in ('id-shop-ingest', 'adf-shop-prod', 'AzureDatabricks'):\n"
                "    lesson.lab.assign_role('Key Vault Secrets User', who, 'kv-shop-prod')", "incorrect",
-               "id-shop-ingest holds Key Vault Secrets User on the whole vault kv-shop-prod"),
+               "adf-shop-prod holds Key Vault Secrets User on the whole vault kv-shop-prod"),
         Answer("ex4", "the API key from an environment variable instead of the scope",
                "score = project / 'databricks/score_orders.py'\n"
                "score.write_text(score.read_text().replace(\"dbutils.secrets.get('shop', 'partner-api-key')\", "
