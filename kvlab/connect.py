@@ -66,6 +66,16 @@ class LabError(LearnerError, ValueError):
     lesson's kernel it shows as that line, not as a traceback into kvlab."""
 
 
+@functools.lru_cache(maxsize=None)
+def _as_lab_error(kind: type) -> type:
+    """``kind`` (a ValueError) that is also a LabError: ``except kind`` still catches it."""
+    if issubclass(kind, LabError):
+        return kind
+    if kind is ValueError:
+        return LabError
+    return type(kind.__name__, (kind, LabError), {"__module__": kind.__module__})
+
+
 def _one_line(method):
     @functools.wraps(method)
     def call(*args, **kwargs):
@@ -74,7 +84,7 @@ def _one_line(method):
         except LabError:
             raise
         except ValueError as exc:  # Admin's documented refusals: bad input, named in one line
-            raise LabError(str(exc)) from None
+            raise _as_lab_error(type(exc))(*exc.args) from None
     return call
 
 

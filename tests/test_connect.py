@@ -116,4 +116,9 @@ def test_a_refused_management_call_is_one_line_in_a_lesson_kernel(emulator):
     assert isinstance(caught.value, LearnerError) and isinstance(caught.value, ValueError)
     with pytest.raises(LabError, match="invalid scope"):
         emulator.role_assignments(scope="a/b")
+    from kvlab.emulator.events import SubscriptionError
+
+    with pytest.raises(SubscriptionError, match="there is no vault") as caught:  # its own kind too
+        emulator.create_event_subscription("one-line", "kv-nowhere", "https://example.com/hook")
+    assert isinstance(caught.value, LabError) and type(caught.value).__name__ == "SubscriptionError"
     assert emulator.create_vault("kv-one-line").startswith("https://kv-one-line.localhost:")  # what works still does

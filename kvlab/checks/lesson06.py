@@ -713,7 +713,10 @@ LESSON = LessonSpec(
     identities=(*APPLICATIONS, ORDERS_API, ORDERS_FACTORY),
     grants=tuple(("Key Vault Secrets Officer", "learner", v) for v in (VAULT, ORDERS_VAULT, DEV_VAULT)),
     seed=_seed,
-    emulator_only="the week of reads it investigates is replayed on the emulator's clock",
+    emulator_only=("its week of reads, month of alerts and 180 days of rotations run on the emulator's clock. The "
+                   "Azure equivalents, with the roles each needs, are the az commands in guided lesson 06 (an Event "
+                   "Grid subscription, a diagnostic setting to Log Analytics and its KQL, a rotation Function, "
+                   "app settings per environment, az role assignment list)"),
     exercises=(
         Exercise("ex1", "What needs attention", check_inventory, (
             "list_properties_of_secrets() gives every secret's expires_on (None when there is none) without "

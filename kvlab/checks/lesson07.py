@@ -568,7 +568,8 @@ LESSON = LessonSpec(
     identities=(INGEST, FACTORY),
     grants=(("Key Vault Secrets Officer", "learner", VAULT),),
     seed=_set_the_scene,
-    emulator_only="the project's database, partner API and service identities run on this machine",
+    emulator_only=("the project's database, partner API and service identities run on this machine. On Azure the "
+                   "same steps are the az and databricks commands in guided lesson 07, section 5"),
     exercises=(
         Exercise("ex1", "Find every secret", check_found, (
             "Two scans: leaks.scan('shop-pipeline') for the working tree, leaks.scan_history('shop-pipeline') for every "
