@@ -351,8 +351,10 @@ def env(shell, state_dir) -> None:
     """Print the lines that point a shell at the emulator: eval "$(kvlab env)".
 
     They set the trust bundle (REQUESTS_CA_BUNDLE, SSL_CERT_FILE, NODE_EXTRA_CA_CERTS), the
-    managed-identity endpoint (IDENTITY_ENDPOINT, IDENTITY_HEADER) and the Databricks workspace
-    (DATABRICKS_HOST, DATABRICKS_TOKEN). Starts the emulator if it is not running. Names under
+    managed-identity endpoint (IDENTITY_ENDPOINT, IDENTITY_HEADER), the Databricks workspace
+    (DATABRICKS_HOST, DATABRICKS_TOKEN), the HTTPS proxy that reaches *.localhost names, and
+    AZURE_CONFIG_DIR, so the Azure CLI in that shell keeps its profile in the state directory,
+    never in ~/.azure. Starts the emulator if it is not running. Names under
     .localhost resolve to this machine only where the system or the program does it.
     """
     from .connect import environment

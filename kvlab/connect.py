@@ -102,11 +102,15 @@ def connect(state_dir: str | os.PathLike | None = None, port: int | None = None)
     return lab
 
 
+AZURE_CONFIG = "azure-cli"  # AZURE_CONFIG_DIR of a shell prepared by `kvlab env`, in the state directory
+
+
 def environment(state_dir: str | os.PathLike | None = None, port: int | None = None) -> dict[str, str]:
     """The variables that point another process at the emulator (``kvlab env``; JupyterLab's terminals).
 
     The trust bundle for Python (requests, ssl) and the local CA for Node, the
-    managed-identity endpoint, the Databricks workspace, and the emulator's
+    managed-identity endpoint, the Databricks workspace, an Azure CLI configuration
+    folder of its own (so ``az`` there never reads or changes ``~/.azure``), and the emulator's
     HTTPS proxy: the way such a process reaches ``*.localhost`` names without
     resolving them itself (see `kvlab.emulator.proxy`). ``NO_PROXY`` keeps the
     caller's entries except those that would send ``.localhost`` names around it.
@@ -122,7 +126,11 @@ def environment(state_dir: str | os.PathLike | None = None, port: int | None = N
     finally:
         store.close()
     no_proxy = ",".join(_not_local(os.environ.get("NO_PROXY", os.environ.get("no_proxy", ""))))
-    return {"REQUESTS_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle),
+    # The Azure CLI's whole state (clouds, profile, token cache) in the emulator's, never the learner's ~/.azure.
+    azure_config = lab.state_dir / AZURE_CONFIG
+    azure_config.mkdir(mode=0o700, exist_ok=True)
+    azure_config.chmod(0o700)  # whatever the umask, or an older folder's mode
+    return {"REQUESTS_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle), "AZURE_CONFIG_DIR": str(azure_config),
             "NODE_EXTRA_CA_CERTS": str(lab.state_dir / "ca.pem"), **variables,
             # Both spellings: curl reads only the lower-case one, most tools either.
             "HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": no_proxy, "no_proxy": no_proxy}

@@ -175,7 +175,7 @@ def test_env_points_another_process_at_the_emulator_through_eval(state):
               "import json, os, requests; port = os.environ['IDENTITY_ENDPOINT'].split(':')[2].split('/')[0]; "
               "health = requests.get(f'https://localhost:{port}/kvlab/health', timeout=10).json(); "
               "print(json.dumps({'status': health['status'], 'host': os.environ['DATABRICKS_HOST'], "
-              "'node': os.environ['NODE_EXTRA_CA_CERTS']}))\"")
+              "'node': os.environ['NODE_EXTRA_CA_CERTS'], 'az': os.environ['AZURE_CONFIG_DIR']}))\"")
     env = {**os.environ, "KVLAB_STATE_DIR": str(state)}
     for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
                  "DATABRICKS_HOST", "DATABRICKS_TOKEN", "NODE_EXTRA_CA_CERTS"):
@@ -186,6 +186,8 @@ def test_env_points_another_process_at_the_emulator_through_eval(state):
     assert got["status"] == "ok"
     assert got["host"] == as_json(kvlab("databricks", "workspace", state=state))["host"]
     assert got["node"] == str(state / "ca.pem")
+    azure = Path(got["az"])  # the Azure CLI's profile and token cache: the state directory's, private
+    assert azure.parent == state and azure.is_dir() and azure.stat().st_mode & 0o077 == 0
 
 
 @pytest.mark.parametrize("shell, line", [
@@ -207,6 +209,6 @@ def test_env_takes_the_shell_from_SHELL_and_prints_json_for_programs(state):
     assert fish.returncode == 0, fish.stderr
     assert fish.stdout.splitlines()[0].startswith("set -gx REQUESTS_CA_BUNDLE ")
     variables = as_json(kvlab("env", "--shell", "json", state=state))
-    assert sorted(variables) == ["DATABRICKS_HOST", "DATABRICKS_TOKEN", "HTTPS_PROXY", "IDENTITY_ENDPOINT",
+    assert sorted(variables) == ["AZURE_CONFIG_DIR", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "HTTPS_PROXY", "IDENTITY_ENDPOINT",
                                  "IDENTITY_HEADER", "NODE_EXTRA_CA_CERTS", "NO_PROXY", "REQUESTS_CA_BUNDLE",
                                  "SSL_CERT_FILE", "https_proxy", "no_proxy"]
