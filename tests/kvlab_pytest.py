@@ -24,6 +24,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which counts cores
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker more than there are cores. Much of the suite waits (on notebook kernels, on
+    subprocesses, on the emulator and the database), so a third worker on two cores keeps them busy: the whole
+    suite took 6:19 with three workers against 7:17 with two, on the same two-core machine."""
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_configure(config):
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
     state = Path(tempfile.mkdtemp(prefix=f"kvlab-test-{worker}-"))
