@@ -119,7 +119,7 @@ def test_ex2_the_storage_key_stored_too(kernel):
 # -- exercise 3 ----------------------------------------------------------------------------------------------------
 
 
-def test_ex3_a_whole_vault_role_or_a_writer(kernel):
+def test_ex3_a_whole_vault_role(kernel):
     kernel.run(EX2)
     kernel.run(variant(EX3, 'f"kv-shop-prod/secrets/{name}"', '"kv-shop-prod"'))
     assert "on the whole vault kv-shop-prod: scope it to the secrets it reads" in incorrect(kernel, "ex3")
