@@ -1,4 +1,5 @@
-"""Processes that did not call `kvlab.connect()`: a separate Python program, the legacy `databricks` CLI.
+"""Processes that did not call `kvlab.connect()`: a separate Python program, Node with the JavaScript SDK, the
+legacy `databricks` CLI.
 
 Each gets its environment from `kvlab env` exactly as a shell would, and reaches
 the emulator's names through the emulator's HTTPS proxy (`kvlab/emulator/proxy.py`)
@@ -8,10 +9,12 @@ with TLS verified. The proxy's refusals are tried with raw sockets.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -31,10 +34,29 @@ INHERITED = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "IDENTITY_
              "NO_PROXY", "no_proxy")
 
 
+# What name resolution and TLS trust of every process on the machine read: `kvlab env` must work without them.
+SYSTEM_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf",
+                "/etc/ssl/certs/ca-certificates.crt", "/usr/lib/ssl/cert.pem", "/etc/pki/tls/certs/ca-bundle.crt")
+
+
+def system_files() -> dict[str, object]:
+    """Each system file's bytes' digest (None where absent), and the names in the system's CA folder."""
+    seen: dict[str, object] = {}
+    for name in SYSTEM_FILES:
+        try:
+            seen[name] = hashlib.sha256(Path(name).read_bytes()).hexdigest()
+        except OSError:
+            seen[name] = None
+    folder = Path("/etc/ssl/certs")
+    seen[str(folder)] = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else None
+    return seen
+
+
 class Shell:
     """A state directory with its own emulator, and the environment `eval "$(kvlab env)"` gives a shell."""
 
     def __init__(self, state: Path):
+        self.system_files = system_files()  # before the emulator starts: nothing of kvlab's may change them
         self.state = state
         self.base = {k: v for k, v in os.environ.items() if k not in INHERITED}
         self.base.update(KVLAB_STATE_DIR=str(state), COLUMNS="200")
@@ -170,6 +192,85 @@ def test_tunnels_the_proxy_refuses(target):
         destination(target, 18443)
 
 
+# -- a real vault's name, from the same shell ----------------------------------------------------------------
+
+REAL_VAULT = "myvault.vault.azure.net"
+# Variables that would change how a process resolves names (glibc, musl, Node, Go) or whether it verifies TLS.
+NOT_SET = ("HOSTALIASES", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "RES_OPTIONS", "LOCALDOMAIN",
+           "RESOLV_HOST_CONF", "NODE_OPTIONS", "GODEBUG", "NODE_TLS_REJECT_UNAUTHORIZED", "PYTHONHTTPSVERIFY",
+           "AZURE_CLI_DISABLE_CONNECTION_VERIFICATION", "ADAL_PYTHON_SSL_NO_VERIFY")
+LOOKUP = """
+require("dns").lookup(process.argv[1], { all: true }, (err, found) => console.log(JSON.stringify(
+  err ? { error: err.code } : { addresses: found.map((a) => a.address).sort() })));
+"""
+
+
+def test_the_prepared_shell_resolves_a_real_vault_name_as_the_system_does(shell):
+    """`kvlab env` diverts nothing by name: no resolver variable, no hosts entry, no system file edited; Node's
+    system lookup of a real vault's name answers in the prepared shell exactly as without it (offline: the same
+    error; online: public addresses, never this machine)."""
+    added = {name for name, value in shell.env.items() if shell.base.get(name) != value}
+    assert added, "kvlab env added nothing"
+    assert not added & set(NOT_SET), added & set(NOT_SET)
+    assert system_files() == shell.system_files
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("needs Node.js")
+    prepared, bare = (shell.run(node, "-e", LOOKUP, REAL_VAULT, env=env) for env in (shell.env, shell.base))
+    assert prepared.returncode == bare.returncode == 0, prepared.stderr + bare.stderr
+    prepared, bare = json.loads(prepared.stdout), json.loads(bare.stdout)
+    assert prepared.keys() == bare.keys() and prepared.get("error") == bare.get("error"), (prepared, bare)
+    assert not any(address.startswith(("127.", "::1", "::ffff:127.")) for address in prepared.get("addresses", []))
+
+
+def open_tunnel(port: int, credential: str, target: str) -> tuple[bytes, socket.socket]:
+    """CONNECT through the proxy; the answer's status line, and the socket (a tunnel if the status is 200)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    sock.sendall(connect_request(target, credential))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)  # byte by byte: nothing past the proxy's answer may be taken from the tunnel
+        if not chunk:
+            break
+        head += chunk
+    return head.split(b"\r\n", 1)[0], sock
+
+
+def emulators_certificate_verifies(sock: socket.socket, name: str, ca_file: str) -> bool:
+    """Whether the far end of `sock`, asked for `name`, shows a certificate the emulator's CA signed (whatever
+    names it covers: an emulator that minted one for a real vault's name would be caught too)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = False
+    try:
+        with context.wrap_socket(sock, server_hostname=name):
+            return True
+    except ssl.SSLCertVerificationError:
+        return False
+
+
+def test_the_proxy_tunnels_a_real_vault_name_to_that_host_not_to_the_emulator(shell):
+    """What the SDK's CONNECT for a real vault gets from the running proxy follows the system resolver: offline
+    a 502 (the name does not resolve), online a tunnel whose far end is not the emulator (its CA does not vouch
+    for it). The same check through a tunnel that does reach the emulator says so: it would catch a diversion."""
+    port, credential = shell.proxy()
+    ca_file = shell.env["NODE_EXTRA_CA_CERTS"]
+    status, sock = open_tunnel(port, credential, "kv-other.localhost:443")
+    with sock:
+        assert status.startswith(b"HTTP/1.1 200") and emulators_certificate_verifies(sock, REAL_VAULT, ca_file)
+    try:
+        resolves = bool(_original_getaddrinfo(REAL_VAULT, 443))
+    except socket.gaierror:
+        resolves = False
+    status, sock = open_tunnel(port, credential, f"{REAL_VAULT}:443")
+    with sock:
+        if not resolves:
+            assert status.startswith(b"HTTP/1.1 502"), status
+        elif status.startswith(b"HTTP/1.1 200"):
+            assert not emulators_certificate_verifies(sock, REAL_VAULT, ca_file)
+        else:  # resolved, but not reachable from here
+            assert status.startswith(b"HTTP/1.1 502"), status
+
+
 # -- the JavaScript SDK (npm), in Node -------------------------------------------------------------------------
 
 JS = Path(__file__).parent / "js"
@@ -193,7 +294,8 @@ def node_clients() -> Path:
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
         stamp.write_bytes(lock)
-    shutil.copy(JS / "secrets.mjs", where / "secrets.mjs")  # imports resolve next to node_modules
+    for script in JS.glob("*.mjs"):
+        shutil.copy(script, where / script.name)  # imports resolve next to node_modules
     return where
 
 
@@ -205,6 +307,56 @@ def test_the_javascript_sdk_reaches_a_vault_from_node(shell, node_clients, with_
     answer = json.loads(done.stdout)
     assert answer["same"] is True and "from-node" in answer["names"]
     assert "plainly-fake-node-value" not in done.stdout + done.stderr
+
+
+def test_the_javascript_sdk_walks_a_secret_through_its_life_and_a_second_identity_is_refused(shell, node_clients):
+    """tests/js/walkthrough.mjs: DefaultAzureCredential for the learner (Key Vault Secrets Officer), then for a
+    user-assigned identity by its client id (Key Vault Secrets User) whose write is refused."""
+    shell.kvlab("vault", "create", "--name", "kv-walk")
+    shell.kvlab("role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee", "learner",
+                "--scope", "kv-walk")
+    reader = json.loads(shell.kvlab("identity", "create", "--name", "id-walk-reader").stdout)
+    shell.kvlab("role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee", "id-walk-reader",
+                "--scope", "kv-walk")
+    done = shell.run(shutil.which("node"), str(node_clients / "walkthrough.mjs"), "https://kv-walk.localhost/",
+                     reader["clientId"])
+    printed_a_value = "plainly-fake" in done.stdout + done.stderr
+    assert not printed_a_value, "the script printed a secret value"  # it prints facts, and an assertion must not
+    facts = json.loads(done.stdout)
+    assert done.returncode == 0 and "failed" not in facts, (facts.get("failed"), done.stderr)
+    first, second = facts["written"]
+    # two versions; the latest and the older one each read back as written
+    assert first != second and facts["versions"] == sorted([first, second])
+    assert facts["latest"] == {"version": second, "isSecondValue": True}
+    assert facts["older"] == {"version": first, "isFirstValue": True}
+    assert facts["names"] == ["walkthrough"]
+    # soft delete: gone from the list, listed and read as deleted, then recovered with both versions
+    assert facts["deleted"] == {"name": "walkthrough", "recoveryId": True, "scheduledPurgeDate": True}
+    assert facts["deletedNames"] == [facts["getDeletedSecret"]] == ["walkthrough"]
+    assert facts["namesWhileDeleted"] == []
+    assert facts["getWhileDeleted"] == {"statusCode": 404, "code": "SecretNotFound"}
+    assert facts["recovered"] == {"name": "walkthrough", "version": second, "isSecondValue": True,
+                                  "versions": sorted([first, second])}
+    # backup, delete + purge (nothing left to read or recover), restore: both versions, same values
+    assert facts["backup"]["bytes"] > 0 and facts["backup"]["showsAValue"] is False  # opaque, as Azure's is
+    assert facts["afterPurge"] == {"getDeletedSecret": {"statusCode": 404, "code": "SecretNotFound"},
+                                   "getSecret": {"statusCode": 404, "code": "SecretNotFound"}}
+    assert facts["restored"] == {"name": "walkthrough", "version": second, "isSecondValue": True,
+                                 "olderIsFirstValue": True, "versions": sorted([first, second])}
+    # the second identity signed in as itself: it may read, and its write is refused by RBAC
+    assert facts["readerReads"] is True
+    refused = facts["refused"]
+    assert (refused["statusCode"], refused["code"]) == (403, "Forbidden"), refused
+    assert refused["innerCode"] == "ForbiddenByRbac", refused
+    assert facts["versionsAfterRefusal"] == sorted([first, second])
+    audit = json.loads(shell.kvlab("audit", "--vault", "kv-walk").stdout)
+    signed_in = [r for r in audit if r["identity"]]  # not the 401s of the SDK's first, tokenless requests
+    sets = {(r["identity"], r["httpStatusCode"]) for r in signed_in if r["operationName"] == "SecretSet"}
+    assert sets == {("learner", 200), ("id-walk-reader", 403)}
+    assert {r["operationName"] for r in signed_in if r["identity"] == "learner"} >= {
+        "SecretSet", "SecretGet", "SecretListVersions", "SecretList", "SecretDelete", "SecretListDeleted",
+        "SecretGetDeleted", "SecretRecover", "SecretBackup", "SecretPurge", "SecretRestore"}
+    assert system_files() == shell.system_files  # no hosts entry, no CA added to the system's trust
 
 
 def test_node_without_the_emulators_variables_is_refused_not_misled(shell, node_clients):
