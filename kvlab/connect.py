@@ -27,6 +27,7 @@ import certifi
 
 from . import paths
 from .admin import Admin
+from .azcli import register_cloud
 from .emulator import control
 from .emulator.proxy import password as proxy_password
 from .emulator.proxy import proxy_url
@@ -130,6 +131,7 @@ def environment(state_dir: str | os.PathLike | None = None, port: int | None = N
     azure_config = lab.state_dir / AZURE_CONFIG
     azure_config.mkdir(mode=0o700, exist_ok=True)
     azure_config.chmod(0o700)  # whatever the umask, or an older folder's mode
+    register_cloud(azure_config, lab.port)  # `az` there talks to the emulator's Resource Manager (kvlab.azcli)
     return {"REQUESTS_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle), "AZURE_CONFIG_DIR": str(azure_config),
             "NODE_EXTRA_CA_CERTS": str(lab.state_dir / "ca.pem"), **variables,
             # Both spellings: curl reads only the lower-case one, most tools either.

@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
 from .. import __version__
-from . import databricks
+from . import arm, databricks, graph
 from .events import Delivery
 from .identity import DATABRICKS, DATABRICKS_APP_ID, LEARNER, Caller, TokenError, TokenRequestError
 from .proxy import Proxy
@@ -146,6 +146,10 @@ class EmulatorApp:
             await (await self.service_request(request))(send)
         elif host == self.state.workspace_host():
             await (await self.workspace_request(request))(send)
+        elif host == arm.HOST:
+            await (await self.arm_request(request))(send)
+        elif host == graph.HOST:
+            await (await self.graph_request(request))(send)
         elif host.endswith(".localhost") and host.count(".") == 1:
             self._next_request += 1
             number = self._next_request
@@ -273,6 +277,75 @@ class EmulatorApp:
             record["resultDescription"] = "InternalServerError"
         duration = time.perf_counter() - started
         return response, lambda: self._audit(record, response.status_code, duration)
+
+    # -- Azure Resource Manager ---------------------------------------------------
+
+    async def arm_request(self, request: Request) -> Response:
+        """Route, token, api-version, subscription, RBAC, domain, answer, Activity Log (see arm.py)."""
+        correlation = request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
+        headers = {"cache-control": "no-cache", "x-ms-request-id": str(uuid.uuid4()),
+                   "x-ms-correlation-request-id": correlation}
+        operation = caller = None
+        try:
+            try:  # the route's own errors wait until the caller is known, as for a vault
+                operation, params = arm.route(request.method, request.path)
+                routing_error = None
+            except arm.ArmError as exc:
+                params, routing_error = {}, exc
+            if operation is None or not operation.anonymous:
+                caller = self._arm_caller(request)
+            if routing_error is not None:
+                raise routing_error
+            assert operation is not None
+            query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+            if not query.get("api-version"):
+                raise arm.ArmError(400, "MissingApiVersionParameter",
+                                   "The api-version query parameter (?api-version=) is required for all requests.")
+            body = await request.body(arm.MAX_BODY) if request.method in ("PUT", "POST", "PATCH") else b""
+            call = arm.ArmCall(self.state, caller, request.method, operation, params, query, body,
+                               f"https://{request.headers.get('host', arm.HOST)}", self.port)
+            status, payload = arm.handle(call)
+            response = _json(status, payload, headers)
+        except arm.ArmError as exc:
+            response = _json(exc.status, exc.body(), {**headers, **exc.headers})
+        except KeyVaultError as exc:  # the body limit
+            response = _json(exc.status, {"error": {"code": "RequestEntityTooLarge", "message": exc.message}}, headers)
+        except Exception:  # a bug: answer in the service's shape and keep the evidence
+            log.exception("unexpected error in %s %s", request.method, request.path)
+            response = _json(500, {"error": {
+                "code": "InternalServerError",
+                "message": "The emulator failed on this request; see emulator.log in its state directory.",
+            }}, headers)
+        if caller is not None and operation is not None and request.method in ("PUT", "PATCH", "POST", "DELETE"):
+            self.state.store.add_activity(int(self.state.clock.now()), arm.activity_record(
+                self.state, operation, caller, request.path, response.status_code, correlation))
+        return response
+
+    def _arm_caller(self, request: Request, audience: str = arm.AUDIENCE) -> Caller:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise arm.unauthorized(None, audience)
+        try:
+            return self.state.identities.verify(token.strip(), audience.rstrip("/"))
+        except TokenError as exc:
+            raise arm.unauthorized(exc.reason, audience) from None
+
+    async def graph_request(self, request: Request) -> Response:
+        """Microsoft Graph's few directory reads (graph.py): token, route, answer. Nothing is written."""
+        try:
+            try:
+                caller = self._arm_caller(request, graph.audience(self.port))
+            except arm.ArmError as exc:  # Graph words a refused token its own way
+                raise graph.GraphError(401, "InvalidAuthenticationToken", exc.message) from None
+            handler = graph.route(request.method, request.path)
+            body = await request.body(arm.MAX_BODY) if request.method == "POST" else b""
+            query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+            response = _json(200, handler(graph.GraphCall(self.state, caller, query, body)))
+        except graph.GraphError as exc:
+            response = _json(exc.status, exc.body())
+        except KeyVaultError as exc:  # the body limit
+            response = _json(exc.status, {"error": {"code": "Request_BadRequest", "message": exc.message}})
+        return response
 
     # -- the Databricks workspace --------------------------------------------------
 

@@ -47,7 +47,14 @@ class Caller:
 
 
 class TokenError(Exception):
-    """A token the vault must refuse (answered with the 401 challenge)."""
+    """A token the vault must refuse (answered with the 401 challenge).
+
+    ``reason`` says why in one word, for services that word their own refusals
+    (Resource Manager): expired, early, audience, issuer, signature or malformed."""
+
+    def __init__(self, message: str, reason: str = "malformed"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class TokenRequestError(Exception):
@@ -194,7 +201,7 @@ class Identities:
                 options={"require": ["exp", "iat", "aud", "iss", "oid"]},
             )
         except jwt.PyJWTError as exc:
-            raise TokenError(self._refusal(token, audience, exc)) from None
+            raise TokenError(self._refusal(token, audience, exc), _reason(exc)) from None
         caller = Caller(name=claims.get("kvlab_name", claims["oid"]), oid=claims["oid"], appid=claims.get("appid", ""))
         if len(self._verified) >= VERIFIED_CACHE:
             self._verified.clear()
@@ -223,6 +230,15 @@ class Identities:
                 f"EncodedJwtHeader: '{header}'."
             )
         return f"Error validating token: {exc}."
+
+
+def _reason(exc: jwt.PyJWTError) -> str:
+    for kind, reason in ((jwt.ExpiredSignatureError, "expired"), (jwt.ImmatureSignatureError, "early"),
+                         (jwt.InvalidAudienceError, "audience"), (jwt.InvalidIssuerError, "issuer"),
+                         (jwt.InvalidSignatureError, "signature"), (jwt.InvalidAlgorithmError, "signature")):
+        if isinstance(exc, kind):
+            return reason
+    return "malformed"
 
 
 def _new_signing_key() -> str:

@@ -23,10 +23,26 @@ class RoleDefinition:
     name: str
     data_actions: tuple[str, ...]
     description: str
+    actions: tuple[str, ...] = ()  # management-plane actions (Resource Manager), as Azure's definition lists them
 
     def permits(self, data_action: str) -> bool:
         return any(_pattern(p).match(data_action) for p in self.data_actions)
 
+
+# What Key Vault Administrator, Secrets Officer and Reader may do on the management plane: read.
+# (Secrets User has no management action.) None of them may create, change or delete a vault.
+_READER_ACTIONS = (
+    "Microsoft.Authorization/*/read",
+    "Microsoft.Insights/alertRules/*",
+    "Microsoft.Resources/deployments/*",
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "Microsoft.Support/*",
+    "Microsoft.KeyVault/checkNameAvailability/read",
+    "Microsoft.KeyVault/deletedVaults/read",
+    "Microsoft.KeyVault/locations/*/read",
+    "Microsoft.KeyVault/vaults/*/read",
+    "Microsoft.KeyVault/operations/read",
+)
 
 ROLES: tuple[RoleDefinition, ...] = (
     RoleDefinition(
@@ -34,12 +50,14 @@ ROLES: tuple[RoleDefinition, ...] = (
         "Key Vault Administrator",
         ("Microsoft.KeyVault/vaults/*",),
         "Perform all data plane operations on a key vault and all objects in it.",
+        _READER_ACTIONS,
     ),
     RoleDefinition(
         "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
         "Key Vault Secrets Officer",
         ("Microsoft.KeyVault/vaults/secrets/*",),
         "Perform any action on the secrets of a key vault.",
+        _READER_ACTIONS,
     ),
     RoleDefinition(
         "4633458b-17de-408a-b874-0445c86b69e6",
@@ -59,6 +77,7 @@ ROLES: tuple[RoleDefinition, ...] = (
         ),
         "Read metadata of key vaults and its certificates, keys, and secrets. Cannot read "
         "sensitive values such as secret contents.",
+        _READER_ACTIONS,
     ),
 )
 
@@ -106,14 +125,16 @@ class RoleAssignments:
         self.store = store
         self.clock = clock
 
-    def create(self, role: str, principal_id: str, vault: str, secret: str | None) -> AssignmentRow:
+    def create(self, role: str, principal_id: str, vault: str, secret: str | None,
+               assignment_id: str | None = None) -> AssignmentRow:
+        """Assign ``role``; an identical assignment already there is returned instead (compare ids to tell)."""
         definition = find_role(role)
         if self.store.get_vault(vault) is None:
             raise unknown_vault(vault)
         if secret is not None and not NAME_RE.match(secret):
             raise ValueError(f"invalid secret name {secret!r} in the scope")
         row = AssignmentRow(
-            id=str(uuid.uuid4()), role_id=definition.id, principal_id=principal_id,
+            id=assignment_id or str(uuid.uuid4()), role_id=definition.id, principal_id=principal_id,
             vault=vault.lower(), secret=secret, created=self.clock.now(),
         )
         return self.store.add_assignment(row)

@@ -123,6 +123,27 @@ CREATE TABLE IF NOT EXISTS events (
     event   TEXT NOT NULL,
     UNIQUE (vault, kind, name, version)
 );
+-- Azure Resource Manager (kvlab/emulator/arm.py): resource groups, where each vault and identity
+-- lives (one without a row lives in the default group), and the Activity Log of management writes
+CREATE TABLE IF NOT EXISTS resource_groups (
+    name      TEXT PRIMARY KEY COLLATE NOCASE,
+    location  TEXT NOT NULL,
+    tags      TEXT NOT NULL DEFAULT '{}',
+    created   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS placements (
+    kind            TEXT NOT NULL,
+    name            TEXT NOT NULL COLLATE NOCASE,
+    resource_group  TEXT NOT NULL COLLATE NOCASE,
+    location        TEXT NOT NULL,
+    tags            TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (kind, name)
+);
+CREATE TABLE IF NOT EXISTS activity (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    time    INTEGER NOT NULL,
+    record  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS event_subscriptions (
     name      TEXT PRIMARY KEY COLLATE NOCASE,
     vault     TEXT NOT NULL COLLATE NOCASE,
@@ -134,6 +155,25 @@ CREATE TABLE IF NOT EXISTS event_subscriptions (
     error     TEXT
 );
 """
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    name: str
+    location: str
+    tags: dict[str, str]
+    created: int
+
+
+@dataclass(frozen=True)
+class PlacementRow:
+    """Where Resource Manager says a vault or an identity lives."""
+
+    kind: str  # "vault" or "identity"
+    name: str
+    resource_group: str
+    location: str
+    tags: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -357,6 +397,7 @@ class Store:
             db.execute("DELETE FROM role_assignments WHERE vault = ?", (name,))
             db.execute("DELETE FROM events WHERE vault = ?", (name,))
             db.execute("DELETE FROM event_subscriptions WHERE vault = ?", (name,))  # as Azure deletes them with the topic
+            db.execute("DELETE FROM placements WHERE kind = 'vault' AND name = ?", (name,))
             return db.execute("DELETE FROM vaults WHERE name = ?", (name,)).rowcount == 1
 
     # -- secrets ------------------------------------------------------------
@@ -524,6 +565,7 @@ class Store:
         with self.write() as db:
             db.execute("DELETE FROM role_assignments WHERE principal_id = ?", (found.principal_id,))
             db.execute("DELETE FROM identities WHERE name = ?", (found.name,))
+            db.execute("DELETE FROM placements WHERE kind = 'identity' AND name = ?", (found.name,))
         return found
 
     # -- role assignments ---------------------------------------------------
@@ -580,6 +622,60 @@ class Store:
             sql += " AND time >= ?"
             args.append(since)
         return [json.loads(r[0]) for r in self._read(sql + " ORDER BY seq", tuple(args))]
+
+    # -- Resource Manager: resource groups, placements, the Activity Log -----------
+
+    def put_group(self, name: str, location: str, tags: dict[str, str], created: int) -> bool:
+        """Create a resource group or update its tags; True when it was created."""
+        with self.write() as db:
+            cur = db.execute("INSERT OR IGNORE INTO resource_groups (name, location, tags, created) VALUES (?, ?, ?, ?)",
+                             (name, location, json.dumps(tags), created))
+            if cur.rowcount == 0:
+                db.execute("UPDATE resource_groups SET tags = ? WHERE name = ?", (json.dumps(tags), name))
+            return cur.rowcount == 1
+
+    def get_group(self, name: str) -> GroupRow | None:
+        rows = self._read("SELECT name, location, tags, created FROM resource_groups WHERE name = ?", (name,))
+        return GroupRow(rows[0][0], rows[0][1], json.loads(rows[0][2]), rows[0][3]) if rows else None
+
+    def list_groups(self) -> list[GroupRow]:
+        rows = self._read("SELECT name, location, tags, created FROM resource_groups ORDER BY name")
+        return [GroupRow(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+
+    def remove_group(self, name: str) -> bool:
+        with self.write() as db:
+            return db.execute("DELETE FROM resource_groups WHERE name = ?", (name,)).rowcount == 1
+
+    def put_placement(self, row: PlacementRow) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO placements (kind, name, resource_group, location, tags) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, name) DO UPDATE SET tags = excluded.tags",
+                (row.kind, row.name, row.resource_group, row.location, json.dumps(row.tags)),
+            )
+
+    def placement(self, kind: str, name: str) -> PlacementRow | None:
+        rows = self._cached(("placement", kind, name.lower()), lambda: self._read(
+            "SELECT kind, name, resource_group, location, tags FROM placements WHERE kind = ? AND name = ?",
+            (kind, name),
+        ))
+        return PlacementRow(*rows[0][:4], json.loads(rows[0][4])) if rows else None
+
+    def placements_in(self, resource_group: str) -> list[PlacementRow]:
+        rows = self._read("SELECT kind, name, resource_group, location, tags FROM placements "
+                          "WHERE resource_group = ? ORDER BY kind, name", (resource_group,))
+        return [PlacementRow(*r[:4], json.loads(r[4])) for r in rows]
+
+    def add_activity(self, time: int, record: dict) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO activity (time, record) VALUES (?, ?)",
+                             (time, json.dumps(record, separators=(",", ":"))))
+
+    def activity(self, since: int | None = None) -> list[dict]:
+        sql, args = "SELECT record FROM activity", ()
+        if since is not None:
+            sql, args = sql + " WHERE time >= ?", (since,)
+        return [json.loads(r[0]) for r in self._read(sql + " ORDER BY seq", args)]
 
     # -- events ---------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .resources import Resources
 from .store import Store, VaultRow, VersionRow
 
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
@@ -34,7 +35,6 @@ MAX_TAG_NAME = 256
 MAX_TAG_VALUE = 256
 DEFAULT_PAGE = 25
 DEFAULT_RETENTION_DAYS = 90
-RESOURCE_GROUP = "kvlab"
 DAY = 86400
 
 _BACKUP_MAGIC = b"KVLAB-BACKUP-1"
@@ -214,15 +214,13 @@ class Vaults:
         self._backup_key = base64.b64decode(
             store.meta_or_create("backup_key", lambda: base64.b64encode(os.urandom(32)).decode())
         )
-        self.subscription_id = store.meta_or_create("subscription_id", lambda: str(uuid.uuid4()))
+        self.resources = Resources(store)
+        self.subscription_id = self.resources.subscription_id
         self._on_new_version = on_new_version or (lambda row: None)
 
     def resource_id(self, vault: str, secret: str | None = None) -> str:
         """The vault's (or a secret's) Azure resource id, as RBAC scopes and logs name it."""
-        rid = (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{RESOURCE_GROUP}"
-            f"/providers/Microsoft.KeyVault/vaults/{vault}"
-        )
+        rid = self.resources.resource_id("vault", vault)
         return f"{rid}/secrets/{secret}" if secret else rid
 
     def update_vault(self, name: str, throttling: str) -> VaultRow:
@@ -234,11 +232,11 @@ class Vaults:
 
     # -- vaults -------------------------------------------------------------
 
-    def create_vault(self, name: str, throttling: str = "off") -> VaultRow:
+    def create_vault(self, name: str, throttling: str = "off", retention_days: int = DEFAULT_RETENTION_DAYS) -> VaultRow:
         validate_vault_name(name)
         if throttling not in ("off", "real"):
             raise ValueError("throttling must be 'off' or 'real'")
-        if not self.store.add_vault(name.lower(), self.clock.now(), DEFAULT_RETENTION_DAYS, throttling):
+        if not self.store.add_vault(name.lower(), self.clock.now(), retention_days, throttling):
             raise ValueError(f"vault {name!r} already exists")
         return self.store.get_vault(name)  # type: ignore[return-value]
 
