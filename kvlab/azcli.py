@@ -17,12 +17,21 @@ It is written here instead so a shell is ready without running ``az``. Then:
 ``az cloud set -n AzureCloud`` in the same folder switches to Azure; ``kvlab env``
 re-registers the emulator's endpoints (its port may have changed) but never takes
 the choice of cloud back.
+
+The CLI itself is not a dependency of the workbook (367 MB): the ``az`` command
+this package installs is `main`, which on first use installs the pinned CLI
+(``azure-cli.txt``, every package pinned) into an environment of its own,
+``<venv>/azure-cli``, with uv (seconds, where pip takes a minute), and then runs
+it unmodified. Tests run it through that same door.
 """
 
 from __future__ import annotations
 
 import configparser
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from .emulator.arm import CLOUD, HOST, cloud_metadata
@@ -57,10 +66,16 @@ def register_cloud(config_dir: Path, port: int) -> None:
     _write(config_dir / CLOUDS_FILE, clouds)
     config = configparser.ConfigParser()
     config.read(config_dir / CONFIG_FILE)
-    if not config.has_option("cloud", "name"):
-        if not config.has_section("cloud"):
-            config.add_section("cloud")
-        config.set("cloud", "name", CLOUD)
+    before = {section: dict(config[section]) for section in config.sections()}
+    # The CLI's defaults, where the learner has not set them (`az config set`): this cloud; no usage data sent
+    # from a practice profile; no survey prompts between a lesson's commands.
+    for section, option, value in (("cloud", "name", CLOUD), ("core", "collect_telemetry", "no"),
+                                   ("core", "survey_message", "no")):
+        if not config.has_section(section):
+            config.add_section(section)
+        if not config.has_option(section, option):
+            config.set(section, option, value)
+    if {section: dict(config[section]) for section in config.sections()} != before:
         _write(config_dir / CONFIG_FILE, config)
 
 
@@ -69,3 +84,87 @@ def _write(path: Path, parser: configparser.ConfigParser) -> None:
     with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         parser.write(out)
     os.replace(temporary, path)
+
+
+# -- the CLI itself --------------------------------------------------------------------
+
+REQUIREMENTS = Path(__file__).with_name("azure-cli.txt")
+HOME = Path(sys.prefix) / "azure-cli"  # an environment of its own, inside the workbook's
+BIN = HOME / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = HOME / ".kvlab-requirements"
+LOCK_WAIT = 600.0  # seconds another process's install may take before we give up
+
+
+class InstallError(RuntimeError):
+    """The CLI could not be installed (said in one line)."""
+
+
+def installed() -> bool:
+    return PYTHON.exists() and STAMP.exists() and STAMP.read_bytes() == REQUIREMENTS.read_bytes()
+
+
+def install(say=lambda message: None) -> Path:
+    """The CLI's Python, installing the pinned CLI first if it is missing or pinned differently.
+
+    Safe to call from several processes at once (pytest workers, a terminal): one installs, the others wait.
+    """
+    if installed():
+        return PYTHON
+    HOME.parent.mkdir(parents=True, exist_ok=True)
+    with _Lock(HOME.with_name("azure-cli.lock")):
+        if installed():  # another process finished while we waited
+            return PYTHON
+        version = next((line.split("==")[1].strip() for line in REQUIREMENTS.read_text().splitlines()
+                        if line.startswith("azure-cli==")), "?")
+        say(f"installing the Azure CLI {version} into {HOME} (once; about 10 s)")
+        uv = [sys.executable, "-m", "uv"]
+        for step in ([*uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(HOME)],
+                     [*uv, "pip", "install", "--quiet", "--python", str(PYTHON), "-r", str(REQUIREMENTS)]):
+            done = subprocess.run(step, capture_output=True, text=True)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+                raise InstallError(f"could not install the Azure CLI: {last}")
+        STAMP.write_bytes(REQUIREMENTS.read_bytes())
+    return PYTHON
+
+
+class _Lock:
+    """An exclusive lock on a file, held by this process (fcntl on POSIX, msvcrt on Windows)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.file = open(self.path, "a+b")
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                if os.name == "nt":
+                    import msvcrt
+                    msvcrt.locking(self.file.fileno(), msvcrt.LK_NBLCK, 1)
+                else:
+                    import fcntl
+                    fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise InstallError(f"another process has been installing the Azure CLI for over "
+                                       f"{int(LOCK_WAIT)} s (lock: {self.path})") from None
+                time.sleep(0.2)
+
+    def __exit__(self, *exc):
+        self.file.close()  # closing releases the lock
+
+
+def main() -> None:
+    """``az``: the pinned Azure CLI, installed on first use, run unmodified with these arguments."""
+    try:
+        python = install(lambda message: print(f"[kvlab] {message}", file=sys.stderr, flush=True))
+    except InstallError as exc:
+        sys.exit(f"az: {exc}")
+    argv = [str(python), "-m", "azure.cli", *sys.argv[1:]]
+    env = {**os.environ, "AZ_INSTALLER": os.environ.get("AZ_INSTALLER", "PIP")}  # as the CLI's own launcher sets
+    if os.name == "nt":  # no exec on Windows that keeps the console's process
+        sys.exit(subprocess.call(argv, env=env))
+    os.execve(argv[0], argv, env)

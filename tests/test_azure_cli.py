@@ -1,0 +1,241 @@
+"""The real Azure CLI against the emulator, in a shell prepared only by `kvlab env`.
+
+`az` is the workbook's own command (kvlab/azcli.py): the pinned CLI from PyPI,
+installed on first use into an environment of its own, run unmodified. The shell
+has nothing but `kvlab env`'s variables: the CLI reaches the emulator's names
+through its HTTPS proxy with TLS verified, signs in with the managed-identity
+endpoint, and finds Resource Manager through the cloud `kvlab env` registered in
+its own AZURE_CONFIG_DIR. Every command below is one a lesson shows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kvlab.azcli import install
+from shells import Shell
+
+AZ = Path(sys.executable).with_name("az")  # the workbook's `az` (kvlab.azcli:main)
+DRIVER = Path(__file__).with_name("azure_cli_driver.py")
+VALUES = ("fake-cli-first-value", "fake-cli-second-value")  # pragma: allowlist secret
+GROUP, VAULT, IDENTITY = "rg-sales-dev", "kv-sales-dev", "id-adf-sales"
+
+
+class Cli:
+    """The Azure CLI in the prepared shell, with a HOME of its own (the learner's ~/.azure must stay untouched).
+
+    `az.shell_command(...)` runs the `az` command a terminal runs; calling the object runs the same CLI in one
+    long-lived process (tests/azure_cli_driver.py, the way the CLI's own scenario tests invoke it), since
+    starting Python with the CLI costs 1.5 s a command.
+    """
+
+    def __init__(self, shell: Shell, home: Path, config_dir: str | None = None):
+        self.shell = shell
+        self.env = {**shell.env, "HOME": str(home), "USERPROFILE": str(home)}
+        if config_dir is not None:
+            self.env["AZURE_CONFIG_DIR"] = config_dir
+        self._driver: subprocess.Popen | None = None
+
+    def shell_command(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(AZ), *args, "--only-show-errors"], env=self.env, capture_output=True, text=True,
+                              timeout=180)
+
+    def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        if self._driver is None:
+            self._driver = subprocess.Popen([str(install()), str(DRIVER)], env=self.env, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, text=True)
+        assert self._driver.stdin is not None and self._driver.stdout is not None
+        self._driver.stdin.write(json.dumps([*args, "--only-show-errors"]) + "\n")
+        self._driver.stdin.flush()
+        answer = json.loads(self._driver.stdout.readline())
+        done = subprocess.CompletedProcess(["az", *args], answer["code"], answer["stdout"], answer["stderr"])
+        if ok:
+            assert done.returncode == 0, f"az {' '.join(args)}: {done.stderr[-2000:]}"
+        return done
+
+    def close(self) -> None:
+        if self._driver is not None:
+            self._driver.stdin.close()
+            self._driver.wait(timeout=30)
+
+    def json(self, *args: str):
+        return json.loads(self(*args, "-o", "json").stdout)
+
+    def tsv(self, *args: str) -> str:
+        return self(*args, "-o", "tsv").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def shell(tmp_path_factory):
+    running = Shell(tmp_path_factory.mktemp("azure-cli") / "state")
+    yield running
+    running.kvlab("emulator", "stop")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def az(shell, home):
+    cli = Cli(shell, home)
+    signed_in = cli.shell_command("login", "--identity", "-o", "json")  # the learner (no --client-id), as typed
+    assert signed_in.returncode == 0, signed_in.stderr
+    cli.login = json.loads(signed_in.stdout)
+    yield cli
+    cli.close()
+
+
+@pytest.fixture(scope="module")
+def lesson02(az):
+    """Lesson 02's commands, in order: a group, an RBAC vault, a refused write, the role, the write."""
+    steps = {"group": az.json("group", "create", "--name", GROUP, "--location", "westeurope")}
+    steps["vault"] = az.json("keyvault", "create", "--name", VAULT, "--resource-group", GROUP,
+                             "--location", "westeurope", "--enable-rbac-authorization", "true")
+    steps["refused"] = az("keyvault", "secret", "set", "--vault-name", VAULT, "--name", "sql-db-password",
+                          "--value", VALUES[0], ok=False)
+    me = az.tsv("ad", "signed-in-user", "show", "--query", "id")
+    steps["me"] = me
+    steps["role"] = az.json("role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee", me,
+                            "--scope", az.tsv("keyvault", "show", "--name", VAULT, "--query", "id"))
+    steps["set"] = az.json("keyvault", "secret", "set", "--vault-name", VAULT, "--name", "sql-db-password",
+                           "--value", VALUES[0])
+    return steps
+
+
+def test_kvlab_env_makes_the_emulator_the_clis_cloud_and_leaves_azure_as_it_is(az, shell, home):
+    active = az.json("cloud", "show")
+    assert active["name"] == "kvlab" and active["isActive"] is True
+    assert active["endpoints"]["resourceManager"] == f"https://management.kvlab.localhost:{shell.port}/"
+    assert active["suffixes"]["keyvaultDns"] == f".localhost:{shell.port}"
+    azure = az.json("cloud", "show", "--name", "AzureCloud")
+    assert azure["endpoints"]["resourceManager"] == "https://management.azure.com/"
+    assert azure["suffixes"]["keyvaultDns"] == ".vault.azure.net"
+    assert Path(shell.env["AZURE_CONFIG_DIR"]).is_relative_to(shell.state)
+    assert not (home / ".azure").exists()  # the learner's own profile is never read or written
+
+
+def test_az_login_with_the_managed_identity_signs_in_to_the_emulators_subscription(az, shell):
+    vault = json.loads(shell.kvlab("vault", "create", "--name", "kv-made-by-kvlab").stdout)
+    subscription = vault["id"].split("/")[2]
+    [account] = az.login
+    assert account["id"] == subscription and account["isDefault"] is True and account["state"] == "Enabled"
+    assert account["user"]["type"] == "servicePrincipal"  # a managed-identity sign-in, as on an Azure VM
+    # the vault the kvlab CLI made is a resource Resource Manager knows, in the default group
+    shown = az.json("keyvault", "show", "--name", "kv-made-by-kvlab")
+    assert shown["id"] == vault["id"] and shown["resourceGroup"] == "kvlab"
+
+
+def test_a_vault_created_with_az_is_the_data_planes_vault_and_grants_its_creator_nothing(lesson02, shell):
+    vault = lesson02["vault"]
+    assert vault["resourceGroup"] == GROUP and vault["location"] == "westeurope"
+    assert vault["properties"]["enableRbacAuthorization"] is True
+    assert vault["properties"]["vaultUri"] == f"https://{VAULT}.localhost:{shell.port}/"
+    assert VAULT in {v["name"] for v in json.loads(shell.kvlab("vault", "list").stdout)}
+    refused = lesson02["refused"]  # the lesson 02 stumble: Owner of the subscription, no data role
+    assert refused.returncode != 0
+    assert "(Forbidden)" in refused.stderr and "setSecret/action" in refused.stderr
+    assert lesson02["role"]["principalId"] == lesson02["me"] and lesson02["role"]["principalType"] == "User"
+    assert lesson02["set"]["id"].startswith(f"https://{VAULT}.localhost:{shell.port}/secrets/sql-db-password/")
+    assert VALUES[0] not in refused.stdout + refused.stderr
+
+
+def test_every_secret_command_of_the_cli(az, lesson02, tmp_path):
+    vault = ("--vault-name", VAULT)
+    az("keyvault", "secret", "set", *vault, "--name", "report-key", "--value", VALUES[0], "-o", "none")
+    az("keyvault", "secret", "set", *vault, "--name", "report-key", "--value", VALUES[1], "-o", "none",
+       "--content-type", "text/plain", "--tags", "owner=reports")
+    shown = az.json("keyvault", "secret", "show", *vault, "--name", "report-key")
+    latest = shown["value"] == VALUES[1]  # compared apart, so a failure never prints a value
+    assert latest and shown["tags"]["owner"] == "reports" and shown["contentType"] == "text/plain"
+    assert sorted(az.json("keyvault", "secret", "list", *vault, "--query", "[].name")) == [
+        "report-key", "sql-db-password"]
+    assert len(az.json("keyvault", "secret", "list-versions", *vault, "--name", "report-key")) == 2
+    backup = tmp_path / "report-key.bak"
+    az("keyvault", "secret", "backup", *vault, "--name", "report-key", "--file", str(backup))
+    assert backup.stat().st_size > 0 and VALUES[1].encode() not in backup.read_bytes()
+    az("keyvault", "secret", "delete", *vault, "--name", "report-key", "-o", "none")
+    assert az.json("keyvault", "secret", "list-deleted", *vault, "--query", "[].name") == ["report-key"]
+    az("keyvault", "secret", "recover", *vault, "--name", "report-key", "-o", "none")
+    recovered = az.tsv("keyvault", "secret", "show", *vault, "--name", "report-key", "--query", "value") == VALUES[1]
+    assert recovered
+    az("keyvault", "secret", "delete", *vault, "--name", "report-key", "-o", "none")
+    az("keyvault", "secret", "purge", *vault, "--name", "report-key")
+    gone = az("keyvault", "secret", "show", *vault, "--name", "report-key", ok=False)
+    assert gone.returncode != 0 and "SecretNotFound" in gone.stderr
+    az("keyvault", "secret", "restore", *vault, "--file", str(backup), "-o", "none")
+    versions = az.json("keyvault", "secret", "list-versions", *vault, "--name", "report-key")
+    assert len(versions) == 2
+    restored = {az.tsv("keyvault", "secret", "show", "--id", v["id"], "--query", "value") for v in versions}
+    assert restored == set(VALUES)
+
+
+def test_an_identity_holds_exactly_the_role_it_was_given_and_no_management_right(az, lesson02, home, shell, request):
+    made = az.json("identity", "create", "--name", IDENTITY, "--resource-group", GROUP)
+    principal = az.tsv("identity", "show", "-g", GROUP, "-n", IDENTITY, "--query", "principalId")
+    assert principal == made["principalId"]
+    scope = az.tsv("keyvault", "show", "-n", VAULT, "--query", "id") + "/secrets/sql-db-password"
+    role = az.json("role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee-object-id",
+                   principal, "--assignee-principal-type", "ServicePrincipal", "--scope", scope)
+    assert role["scope"] == scope and role["principalType"] == "ServicePrincipal"
+    listed = az.json("role", "assignment", "list", "--scope", scope.rsplit("/secrets/", 1)[0],
+                     "--include-inherited", "--query", "[].{p:principalId,r:roleDefinitionName}")
+    assert {"p": principal, "r": "Key Vault Secrets User"} not in listed  # secret scope: below the vault's
+    assert {"p": lesson02["me"], "r": "Key Vault Secrets Officer"} in listed
+
+    # the identity's own session: its own configuration folder, signed in with its client id
+    app_config = shell.state / "azure-cli-app"
+    app_config.mkdir()
+    for name in ("clouds.config", "config"):
+        shutil.copy(Path(shell.env["AZURE_CONFIG_DIR"]) / name, app_config / name)
+    app = Cli(shell, home, str(app_config))
+    app("login", "--identity", "--client-id", made["clientId"], "-o", "none")
+    request.addfinalizer(app.close)
+    read = app.tsv("keyvault", "secret", "show", "--vault-name", VAULT, "--name", "sql-db-password",
+                   "--query", "value") == VALUES[0]
+    assert read
+    write = app("keyvault", "secret", "set", "--vault-name", VAULT, "--name", "sql-db-password",
+                "--value", VALUES[1], ok=False)
+    assert write.returncode != 0 and "(Forbidden)" in write.stderr and "setSecret/action" in write.stderr
+    create = app("keyvault", "create", "--name", "kv-from-the-app", "--resource-group", GROUP, "--location",
+                 "westeurope", ok=False)
+    assert create.returncode != 0 and "AuthorizationFailed" in create.stderr
+
+    az("role", "assignment", "delete", "--ids", role["id"])
+    after = app("keyvault", "secret", "show", "--vault-name", VAULT, "--name", "sql-db-password", ok=False)
+    assert after.returncode != 0 and "getSecret/action" in after.stderr
+
+
+def test_management_writes_are_in_the_activity_log_with_who_made_them_and_no_value(az, lesson02):
+    events = az.json("monitor", "activity-log", "list", "--resource-group", GROUP, "--offset", "1h")
+    operations = [(e["operationName"]["value"], e["status"]["value"], e["caller"]) for e in events]
+    assert ("Microsoft.KeyVault/vaults/write", "Succeeded", "learner@kvlab.local") in operations
+    assert ("Microsoft.Authorization/roleAssignments/write", "Succeeded", "learner@kvlab.local") in operations
+    assert not any(value in json.dumps(events) for value in VALUES)
+
+
+def test_resource_manager_refuses_as_azure_does(az, lesson02):
+    taken = az("keyvault", "create", "--name", VAULT, "--resource-group", "kvlab", "--location", "westeurope",
+               ok=False)
+    assert taken.returncode != 0 and "VaultAlreadyExists" in taken.stderr
+    missing = az("keyvault", "show", "--name", VAULT, "--resource-group", "kvlab", ok=False)
+    assert missing.returncode != 0 and "ResourceNotFound" in missing.stderr
+    no_group = az("identity", "create", "--name", "id-nowhere", "--resource-group", "rg-nowhere", "--location",
+                  "westeurope", ok=False)
+    assert no_group.returncode != 0 and "ResourceGroupNotFound" in no_group.stderr
+
+
+def test_deleting_the_group_deletes_its_vault_from_the_data_plane(az, lesson02, shell):
+    az("group", "create", "--name", "rg-short-lived", "--location", "westeurope", "-o", "none")
+    az("keyvault", "create", "--name", "kv-short-lived", "--resource-group", "rg-short-lived",
+       "--enable-rbac-authorization", "true", "-o", "none")
+    az("group", "delete", "--name", "rg-short-lived", "--yes")
+    assert "kv-short-lived" not in {v["name"] for v in json.loads(shell.kvlab("vault", "list").stdout)}
+    assert "rg-short-lived" not in az.json("group", "list", "--query", "[].name")
