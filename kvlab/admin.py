@@ -14,6 +14,7 @@ from pathlib import Path
 from . import paths
 from .emulator.audit import iso
 from .emulator.rbac import ROLES, find_role
+from .emulator.resources import LESSONS_LOCATION
 from .emulator.state import State
 from .emulator.store import AssignmentRow, IdentityRow, VaultRow
 from .emulator.vaults import DAY, VaultNotFound, recovery_level, unknown_vault
@@ -71,18 +72,32 @@ class Admin:
             "id": state.vaults.resource_id(row.name),
             "vaultUri": state.vault_url(row.name),
             "enableRbacAuthorization": True,
+            "enablePurgeProtection": row.purge_protection,
             "enableSoftDelete": True,
             "softDeleteRetentionInDays": row.retention_days,
             "recoveryLevel": recovery_level(row),
             "throttling": row.throttling,
         }
 
-    def create_vault(self, name: str, throttling: str = "off", exist_ok: bool = False) -> dict:
-        """Create a vault: RBAC permission model, soft delete, and no data access for anyone yet."""
+    def create_vault(self, name: str, throttling: str = "off", exist_ok: bool = False,
+                     resource_group: str | None = None) -> dict:
+        """Create a vault: RBAC permission model, soft delete, and no data access for anyone yet.
+
+        ``resource_group``: the group Resource Manager shows it in (made if need be, in LOCATION); by default
+        the emulator's own group."""
         with self._state(create=True) as state:
             existing = state.store.get_vault(name)
             row = existing if (exist_ok and existing) else state.vaults.create_vault(name, throttling=throttling)
+            if resource_group is not None and not existing:
+                self._place(state, "vault", row.name, resource_group)
             return self._vault_json(state, row)
+
+    @staticmethod
+    def _place(state: State, kind: str, name: str, resource_group: str) -> None:
+        resources = state.vaults.resources
+        group = resources.group(resource_group) or resources.put_group(resource_group, LESSONS_LOCATION, {},
+                                                                       state.clock.now())[0]
+        resources.place(kind, name, group.name, group.location, {})
 
     def list_vaults(self) -> list[dict]:
         with self._state() as state:
@@ -92,9 +107,10 @@ class Admin:
         with self._state() as state:
             return self._vault_json(state, state.vaults.update_vault(name, throttling))
 
-    def delete_vault(self, name: str) -> dict:
+    def delete_vault(self, name: str, force: bool = False) -> dict:
+        """Delete a vault and its secrets at once (``force``: even one with purge protection)."""
         with self._state() as state:
-            state.vaults.delete_vault(name)
+            state.vaults.delete_vault(name, force=force)
         return {"name": name.lower(), "deleted": True}
 
     # -- identities -----------------------------------------------------------
@@ -108,10 +124,13 @@ class Admin:
             "tenantId": state.identities.tenant_id,
         }
 
-    def create_identity(self, name: str) -> dict:
-        """A user-assigned managed identity (as ``az identity create``)."""
+    def create_identity(self, name: str, resource_group: str | None = None) -> dict:
+        """A user-assigned managed identity (as ``az identity create``), in ``resource_group`` if given."""
         with self._state(create=True) as state:
-            return self._identity_json(state, state.identities.create(name))
+            row = state.identities.create(name)
+            if resource_group is not None:
+                self._place(state, "identity", row.name, resource_group)
+            return self._identity_json(state, row)
 
     def list_identities(self) -> list[dict]:
         with self._state() as state:

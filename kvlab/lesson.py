@@ -61,15 +61,16 @@ class Lesson:
         lab = self.lab
         lab.reset_clock()  # every lesson starts today, whatever clock an earlier lab left behind
         existing_vaults = {v["name"] for v in lab.list_vaults()}
+        groups = dict(self.spec.groups)
         for name in self.spec.vaults:
             if name in existing_vaults:
-                lab.delete_vault(name)
-            lab.create_vault(name)
+                lab.delete_vault(name, force=True)  # starting over: even a vault the learner purge-protected
+            lab.create_vault(name, resource_group=groups.get(name))
         existing_ids = {i["name"].lower() for i in lab.list_identities()}
         for name in self.spec.identities:
             if name.lower() in existing_ids:
                 lab.delete_identity(name)
-            lab.create_identity(name)
+            lab.create_identity(name, resource_group=groups.get(name))
         for role, assignee, scope in self.spec.grants:
             lab.assign_role(role, assignee, scope)
         if self.spec.seed is not None:

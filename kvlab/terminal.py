@@ -89,7 +89,7 @@ def terminal_environment(base: dict[str, str]) -> tuple[dict[str, str], str]:
         traceback.print_exc()
         return env, "kvlab: this terminal is not pointed at the emulator (a kvlab bug, above; please report it)."
     return env, ("kvlab: this terminal reaches the emulator (vaults at https://<name>.localhost, "
-                 f"Databricks at {env['DATABRICKS_HOST']}); see: kvlab env --help")
+                 f"Databricks at {env['DATABRICKS_HOST']}); the Azure CLI: az login --identity; see: kvlab env --help")
 
 
 def main() -> None:

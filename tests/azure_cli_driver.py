@@ -1,23 +1,28 @@
 """Runs Azure CLI commands in one process, as the CLI's own scenario tests do (`get_default_cli().invoke`).
 
-Started with the CLI's Python (`kvlab.azcli.install()`) in a shell's environment;
-reads one JSON list of arguments per line and answers one JSON line
-``{"code", "stdout", "stderr"}``. Each command gets a fresh CLI object, as each
-``az`` process would; what it saves is Python re-importing the CLI every time
-(1.5 s a command). The environment, and so AZURE_CONFIG_DIR, is the process's:
-one driver per signed-in session.
+Started with the CLI's Python (`kvlab.azcli.install()`) in a shell's environment. Each
+command gets a fresh CLI object, as each ``az`` process would; what it saves is Python
+re-importing the CLI every time (1.5 s a command). The environment, and so
+AZURE_CONFIG_DIR, is the process's: one driver per signed-in session.
+
+* ``python azure_cli_driver.py``: reads one JSON list of arguments per line on stdin and
+  answers one JSON line ``{"code", "stdout", "stderr"}``;
+* ``python azure_cli_driver.py --serve SOCKET``: the same over a Unix socket, one command per
+  connection, for the client a test puts on PATH as ``az`` so that bash lines with nested
+  ``$(az ...)`` run unchanged.
 """
 
 import contextlib
 import io
 import json
 import logging
+import socket
 import sys
 
 from azure.cli.core import get_default_cli
 
-for line in sys.stdin:
-    args = json.loads(line)
+
+def run(args: list) -> dict:
     out, err = io.StringIO(), io.StringIO()
     # knack sets up its console handlers once per process, on the stderr of that moment: drop them, so this
     # command's are made on this command's stderr (as in a new `az` process)
@@ -29,4 +34,19 @@ for line in sys.stdin:
             code = get_default_cli().invoke(args, out_file=out)
         except SystemExit as exc:  # argument errors end this way, as in `az`
             code = exc.code if isinstance(exc.code, int) else 1
-    print(json.dumps({"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}), flush=True)
+    return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+
+if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(sys.argv[2])
+    server.listen()
+    print("ready", flush=True)
+    while True:
+        connection, _ = server.accept()
+        with connection:
+            request = b"".join(iter(lambda: connection.recv(65536), b""))
+            connection.sendall(json.dumps(run(json.loads(request))).encode())
+else:
+    for line in sys.stdin:
+        print(json.dumps(run(json.loads(line))), flush=True)

@@ -69,6 +69,9 @@ class LessonSpec:
     title: str
     vaults: tuple[str, ...] = ()
     identities: tuple[str, ...] = ()
+    # (vault or identity, resource group) where the lesson's text puts them (`az keyvault show` then finds them
+    # there); the others live in the emulator's default group
+    groups: tuple[tuple[str, str], ...] = ()
     # (role, assignee, scope) the lesson starts with, e.g. the learner's own role
     grants: tuple[tuple[str, str, str], ...] = ()
     exercises: tuple[Exercise, ...] = ()

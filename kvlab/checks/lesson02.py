@@ -404,6 +404,9 @@ LESSON = LessonSpec(
     title="Creating a vault",
     vaults=(DEV, STAGING, PROD),
     identities=tuple(w.identity for w in WORKLOADS),
+    # where the lesson's az lines look for them (az keyvault show, az identity show -g rg-sales-dev ...)
+    groups=((DEV, "rg-sales-dev"), (STAGING, "rg-sales-staging"), (PROD, "rg-sales-prod"),
+            *((w.identity, "rg-sales-dev") for w in WORKLOADS)),
     grants=(),  # a new RBAC vault grants nobody data access, not even its creator
     seed=_set_the_scene,
     exercises=(

@@ -475,6 +475,7 @@ LESSON = LessonSpec(
     title="SecretClient and Managed Identity",
     vaults=(VAULT,),
     identities=(FUNC_IDENTITY, *SLOTS, STRANGER),
+    groups=tuple((name, "rg-orders-dev") for name in (VAULT, FUNC_IDENTITY, *SLOTS, STRANGER)),  # az ... -g
     grants=(
         ("Key Vault Secrets Officer", "learner", VAULT),
     ),

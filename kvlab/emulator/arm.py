@@ -182,6 +182,7 @@ def _vault_json(call: ArmCall, row: VaultRow) -> dict:
             "enableSoftDelete": True,
             "softDeleteRetentionInDays": row.retention_days,
             "enableRbacAuthorization": True,
+            "enablePurgeProtection": True if row.purge_protection else None,  # ARM leaves it out until set
             "vaultUri": call.state.vault_url(row.name),
             "provisioningState": "Succeeded",
             "publicNetworkAccess": "Enabled",
@@ -338,7 +339,11 @@ def delete_group(call: ArmCall) -> tuple[int, None]:
     """Deletes the group and everything in it, as Azure does (``az group delete`` asks first)."""
     name = call.group_or_404()
     resources = call.state.vaults.resources
-    for placed in resources.contents(name):
+    contents = resources.contents(name)
+    for placed in contents:  # refuse before deleting anything
+        if placed.kind == "vault" and call.state.vaults.get_vault(placed.name).purge_protection:
+            call.state.vaults.delete_vault(placed.name)  # raises: its message says why
+    for placed in contents:
         if placed.kind == "vault":
             call.state.vaults.delete_vault(placed.name)
         else:
@@ -413,10 +418,7 @@ def put_vault(call: ArmCall) -> tuple[int, dict]:
     retention = properties.get("softDeleteRetentionInDays", 90)
     if not isinstance(retention, int) or not 7 <= retention <= 90:
         raise ArmError(400, "BadRequest", "softDeleteRetentionInDays must be an integer from 7 to 90.")
-    if properties.get("enablePurgeProtection") is True:
-        raise ArmError(400, "BadRequest", (
-            "This emulator does not model purge protection yet: create the vault without "
-            "--enable-purge-protection (on Azure, keep it for production vaults)."))
+    protect = properties.get("enablePurgeProtection")
     try:
         existing = call.state.vaults.get_vault(name)
     except VaultNotFound:
@@ -428,10 +430,15 @@ def put_vault(call: ArmCall) -> tuple[int, dict]:
             raise ArmError(409, "VaultAlreadyExists", (
                 f"The vault name '{name}' is already in use. Vault names are globally unique so it is possible "
                 "that the name is already taken."))
+        if protect is False and existing.purge_protection:
+            raise ArmError(400, "BadRequest", 'The property "enablePurgeProtection" cannot be set to false. '
+                           "Enabling the purge protection for a vault is an irreversible action.")
         resources.place("vault", existing.name, placed.resource_group, placed.location, tags)
-        return 200, _vault_json(call, existing)
-    row = call.state.vaults.create_vault(name, retention_days=retention)
-    resources.place("vault", row.name, group, location, tags)
+    else:
+        existing = call.state.vaults.create_vault(name, retention_days=retention)
+        resources.place("vault", existing.name, group, location, tags)
+    if protect is True:
+        call.state.vaults.protect_vault(existing.name)
     return 200, _vault_json(call, call.state.vaults.get_vault(name))
 
 

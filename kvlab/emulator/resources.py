@@ -17,6 +17,7 @@ from .store import GroupRow, PlacementRow, Store
 DEFAULT_GROUP = "kvlab"
 DEFAULT_LOCATION = "kvlab"  # the emulator's one region (x-ms-keyvault-region says the same)
 SUBSCRIPTION_NAME = "kvlab"
+LESSONS_LOCATION = "westeurope"  # the region the lessons' az commands name, for the groups their set-ups make
 # Azure: 1-90 letters, digits, underscores, hyphens, periods and parentheses, not ending in a period
 GROUP_NAME_RE = re.compile(r"[-\w._()]{0,89}[-\w_()]", re.ASCII)
 PROVIDERS = {"vault": "Microsoft.KeyVault/vaults", "identity": "Microsoft.ManagedIdentity/userAssignedIdentities"}

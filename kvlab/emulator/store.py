@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS vaults (
     name            TEXT PRIMARY KEY COLLATE NOCASE,
     created         INTEGER NOT NULL,
     retention_days  INTEGER NOT NULL DEFAULT 90,
-    throttling      TEXT NOT NULL DEFAULT 'off'
+    throttling      TEXT NOT NULL DEFAULT 'off',
+    purge_protection INTEGER NOT NULL DEFAULT 0
 );
 -- one row per secret name; deleted_date is set while the name is soft-deleted
 CREATE TABLE IF NOT EXISTS secrets (
@@ -182,6 +183,7 @@ class VaultRow:
     created: int
     retention_days: int
     throttling: str
+    purge_protection: bool = False
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,20 @@ def _version_params(row: VersionRow) -> tuple:
             row.nbf, row.exp, row.created, row.updated)
 
 
+# Columns added after a table was first released: a state directory made by an older kvlab gets them at open.
+_ADDED_COLUMNS = (("vaults", "purge_protection", "INTEGER NOT NULL DEFAULT 0"),)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    for table, column, definition in _ADDED_COLUMNS:
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            except sqlite3.OperationalError as exc:  # another process added it between our look and our change
+                if "duplicate column" not in str(exc):
+                    raise
+
+
 def _where(sql: str, args: list | None = None, **equal) -> tuple[str, list]:
     """``sql`` with ``AND column = ?`` for every filter that is not None."""
     args = list(args or [])
@@ -297,6 +313,7 @@ class Store:
         # executescript commits on its own, so it runs outside write()
         with self._lock:
             self._db.executescript(SCHEMA)
+            _add_missing_columns(self._db)
 
     def close(self) -> None:
         with self._lock:
@@ -377,13 +394,18 @@ class Store:
 
     def get_vault(self, name: str) -> VaultRow | None:
         rows = self._cached(("vault", name.lower()), lambda: self._read(
-            "SELECT name, created, retention_days, throttling FROM vaults WHERE name = ?", (name,)
+            "SELECT name, created, retention_days, throttling, purge_protection FROM vaults WHERE name = ?", (name,)
         ))
         return VaultRow(*rows[0]) if rows else None
 
     def list_vaults(self) -> list[VaultRow]:
-        rows = self._read("SELECT name, created, retention_days, throttling FROM vaults ORDER BY name")
+        rows = self._read("SELECT name, created, retention_days, throttling, purge_protection FROM vaults ORDER BY name")
         return [VaultRow(*r) for r in rows]
+
+    def protect_vault(self, name: str) -> None:
+        """Turn purge protection on (it never goes off again)."""
+        with self.write() as db:
+            db.execute("UPDATE vaults SET purge_protection = 1 WHERE name = ?", (name,))
 
     def update_vault(self, name: str, throttling: str) -> bool:
         with self.write() as db:

@@ -127,7 +127,8 @@ class Clock:
 
 
 def recovery_level(vault: VaultRow) -> str:
-    return "Recoverable+Purgeable" if vault.retention_days == 90 else "CustomizedRecoverable+Purgeable"
+    level = "Recoverable" if vault.retention_days == 90 else "CustomizedRecoverable"
+    return level if vault.purge_protection else level + "+Purgeable"
 
 
 def validate_name(name: str) -> None:
@@ -249,9 +250,23 @@ class Vaults:
     def list_vaults(self) -> list[VaultRow]:
         return self.store.list_vaults()
 
-    def delete_vault(self, name: str) -> None:
+    def delete_vault(self, name: str, force: bool = False) -> None:
+        """Delete a vault and its secrets (``force``: even with purge protection, as a lesson starting over does)."""
+        vault = self.store.get_vault(name)
+        if vault is not None and vault.purge_protection and not force:
+            raise ValueError(
+                f"vault {vault.name!r} has purge protection, and this emulator does not keep deleted vaults: "
+                f"deleting it would lose its secrets at once (Azure would keep it {vault.retention_days} days), "
+                "so it cannot be deleted here"
+            )
         if not self.store.remove_vault(name):
             raise unknown_vault(name)
+
+    def protect_vault(self, name: str) -> VaultRow:
+        """Purge protection on: deleted secrets wait out the retention period, nobody can purge them."""
+        self.get_vault(name)
+        self.store.protect_vault(name)
+        return self.get_vault(name)
 
     # -- secrets ------------------------------------------------------------
 
@@ -424,6 +439,9 @@ class Vaults:
 
     def purge_deleted(self, vault: str, name: str) -> None:
         stored = self._deleted(vault, name)
+        if self.get_vault(vault).purge_protection:  # Key Vault's words (its Caller line is left out here)
+            raise KeyVaultError(403, "Forbidden", 'Operation is not allowed.\r\nOperation: "purge"\r\n'
+                                f"Vault: {vault};location=kvlab\r\n")
         self.store.remove_secret(vault, stored)
 
     # -- backup and restore -------------------------------------------------

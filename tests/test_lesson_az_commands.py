@@ -1,0 +1,129 @@
+"""The `az` lines a guided notebook shows run as shown against the emulator, in a terminal's shell.
+
+Each line is taken from the notebook's text (fenced bash blocks, and code spans that start with `az ` and
+pass options), in order, and run by bash in a shell prepared only by `kvlab env`, after the lesson's own
+set-up cell has run against that emulator, as a learner following the text would. The first line, the
+sign-in, is the workbook's own `az`; after it, `az` on PATH hands each command, nested `$(az ...)` included,
+to the same CLI kept running in one process (tests/azure_cli_driver.py), since a new Python for each of a
+lesson's twenty commands costs 1.5 s apiece.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kvlab.azcli import install
+from shells import Shell
+
+DRIVER = Path(__file__).with_name("azure_cli_driver.py")
+
+# `az` for bash lines: sends its arguments to the driver's socket, prints what the CLI printed, exits as it did.
+CLIENT = """#!{python} -S
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect({socket!r})
+s.sendall(json.dumps(sys.argv[1:]).encode())
+s.shutdown(socket.SHUT_WR)
+answer = json.loads(b"".join(iter(lambda: s.recv(65536), b"")))
+sys.stdout.write(answer["stdout"])
+sys.stderr.write(answer["stderr"])
+sys.exit(answer["code"])
+"""
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def az_lines(notebook: Path) -> list[str]:
+    """Every `az` command in the notebook's markdown, in order (a continued line joined)."""
+    found = []
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "markdown":
+            continue
+        for match in re.finditer(r"```bash\n(.*?)```|`(az [^`]+)`", cell.source, re.DOTALL):
+            if match.group(1) is not None:
+                found += [line for line in match.group(1).replace("\\\n", " ").splitlines() if line.startswith("az ")]
+            elif " --" in match.group(2):  # a command; `az login` or `az keyvault create` alone are names
+                found.append(match.group(2))
+    return found
+
+
+@pytest.fixture(scope="module")
+def terminal(tmp_path_factory):
+    where = tmp_path_factory.mktemp("lesson-az")
+    shell = Shell(where / "state")
+    env = {**shell.env, "HOME": str(tmp_path_factory.mktemp("home")),
+           "PATH": f"{Path(sys.executable).parent}:{shell.env['PATH']}"}  # as a workbook terminal has it
+    signed_in = subprocess.run(["az", "login", "--identity", "-o", "none"], env=env, capture_output=True, text=True,
+                               timeout=180)
+    assert signed_in.returncode == 0, signed_in.stderr
+    # from here on, `az` is the same CLI served from one process
+    sock, client = where / "az.sock", where / "bin" / "az"
+    driver = subprocess.Popen([str(install()), str(DRIVER), "--serve", str(sock)], env=env, stdout=subprocess.PIPE,
+                              text=True)
+    assert driver.stdout is not None and driver.stdout.readline().strip() == "ready"
+    client.parent.mkdir()
+    client.write_text(CLIENT.format(python=sys.executable, socket=str(sock)))
+    client.chmod(0o755)
+    yield shell, {**env, "PATH": f"{client.parent}:{env['PATH']}"}
+    driver.kill()
+    driver.wait()
+    shell.kvlab("emulator", "stop")
+
+
+def run_lesson(terminal, number: str) -> list[tuple[str, subprocess.CompletedProcess]]:
+    shell, env = terminal
+    setup = subprocess.run([sys.executable, "-c", f"import kvlab; kvlab.start_lesson({number!r}, demo=True)"],
+                           env={**shell.base, "KVLAB_PORT": str(shell.port)}, capture_output=True, text=True,
+                           timeout=120)
+    assert setup.returncode == 0, setup.stderr
+    [notebook] = (ROOT / "notebooks").glob(f"{number}-*.ipynb")
+    lines = az_lines(notebook)
+    assert lines, f"no az lines found in {notebook.name}"
+    ran = []
+    for line in lines:
+        ran.append((line, subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True,
+                                         timeout=180)))
+    return ran
+
+
+def test_lesson_02s_az_lines_run_as_shown(terminal):
+    ran = run_lesson(terminal, "02")
+    shown = [line for line, _ in ran]
+    assert any(line.startswith("az keyvault create --name kv-sales-prod") for line in shown)
+    assert any("az role assignment create --role \"Key Vault Secrets User\"" in line for line in shown)
+    for line, done in ran:
+        if line.startswith("az keyvault create --name kv-sales-"):  # the set-up made them: a taken name
+            assert done.returncode != 0 and "already exists" in done.stderr, (line, done.stderr[-500:])
+        else:
+            assert done.returncode == 0, (line, done.stderr[-1500:])
+    shell, env = terminal
+    # what the lines did, seen from the vault and from the emulator's side
+    shown = subprocess.run(["az", "keyvault", "secret", "show", "--vault-name", "kv-sales-dev", "--name",
+                            "sql-db-password", "--query", "{tags: tags, expires: attributes.expires}"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    stored = json.loads(shown.stdout)
+    assert {k: stored["tags"][k] for k in ("env", "owner")} == {"env": "dev", "owner": "data-platform"}
+    assert stored["expires"]
+    roles = {(a["principalName"], a["roleDefinitionName"], a["scope"].split("/vaults/", 1)[1])
+             for a in json.loads(shell.kvlab("role", "assignment", "list", "-o", "json").stdout)}
+    assert ("learner", "Key Vault Secrets Officer", "kv-sales-dev") in roles
+    assert ("id-adf-sales", "Key Vault Secrets User", "kv-sales-dev/secrets/sql-db-password") in roles
+
+
+def test_lesson_03s_az_line_runs_as_shown(terminal):
+    ran = run_lesson(terminal, "03")
+    assert all(done.returncode == 0 for _, done in ran), [(line, done.stderr[-800:]) for line, done in ran]
+    [(line, done)] = [(line, done) for line, done in ran if line.startswith("az identity show")]
+    assert line.startswith("az identity show -g rg-orders-dev --name id-func-orders")
+    shell, _ = terminal
+    [client_id] = [i["clientId"] for i in json.loads(shell.kvlab("identity", "list", "-o", "json").stdout)
+                   if i["name"] == "id-func-orders"]
+    assert done.returncode == 0 and done.stdout.strip() == client_id, done.stderr[-1500:]
