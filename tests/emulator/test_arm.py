@@ -189,3 +189,27 @@ def test_graph_answers_me_for_the_learner_only_and_names_principals(emulator):
     assert {o["displayName"] for o in named} == {identity["name"], "learner"}
     assert requests.get(f"{base}/me", headers={"Authorization": f"Bearer {token(arm.AUDIENCE)}"},
                         timeout=10).status_code == 401  # a management token is not Graph's
+
+
+def test_purge_protection_from_resource_manager_holds_on_the_data_plane(emulator, learner):
+    from azure.core.exceptions import HttpResponseError
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+
+    name = f"kv{uuid.uuid4().hex[:12]}"
+    path = f"{learner.sub}/resourcegroups/kvlab/providers/Microsoft.KeyVault/vaults/{name}"
+    made = learner("PUT", path, vault_body(emulator, enablePurgeProtection=True))
+    assert made.status_code == 200 and made.json()["properties"]["enablePurgeProtection"] is True
+    emulator.assign_role("Key Vault Secrets Officer", "learner", name)
+    with DefaultAzureCredential() as credential, SecretClient(emulator.vault_url(name), credential) as client:
+        stored = client.set_secret("kept", "plainly-fake-kept")  # pragma: allowlist secret
+        assert stored.properties.recovery_level == "Recoverable"
+        client.begin_delete_secret("kept").wait()
+        with pytest.raises(HttpResponseError) as refused:
+            client.purge_deleted_secret("kept")
+        assert refused.value.status_code == 403 and 'Operation: "purge"' in refused.value.message
+        client.begin_recover_deleted_secret("kept").wait()  # still there to recover
+    error(learner("PUT", path, vault_body(emulator, enablePurgeProtection=False)), 400, "BadRequest")
+    assert "purge protection" in error(learner("DELETE", path), 400, "BadRequest")
+    assert learner("GET", path).status_code == 200  # not deleted: the emulator keeps no deleted vaults
+    emulator.delete_vault(name, force=True)  # a lesson starting over may
