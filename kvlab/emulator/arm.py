@@ -47,7 +47,7 @@ from .store import AssignmentRow, IdentityRow, VaultRow
 from .vaults import NAME_RE, VAULT_NAME_RE, VaultNotFound
 
 HOST = "management.kvlab.localhost"
-AUDIENCE = "https://management.kvlab.localhost/"  # what a management token's aud says (not the host's port)
+AUDIENCE = f"https://{HOST}/"  # what a management token's aud says (without the port)
 CLOUD = "kvlab"  # the name `kvlab env` registers the cloud under in the Azure CLI
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"  # Azure's Owner role definition
 RESOURCE_NOT_FOUND_HELP = "For more details please go to https://aka.ms/ARMResourceNotFoundFix"
@@ -113,6 +113,10 @@ class ArmCall:
             f"The client '{self.caller.oid}' with object id '{self.caller.oid}' does not have authorization to "
             f"perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently "
             "granted, please refresh your credentials."))
+
+    def in_group(self, kind: str, name: str, group: str) -> bool:
+        """Whether Resource Manager has vault or identity ``name`` in ``group``."""
+        return self.state.vaults.resources.placement(kind, name).resource_group.lower() == group.lower()
 
     def group_or_404(self) -> str:
         group = self.state.vaults.resources.group(self.params["group"])
@@ -292,6 +296,11 @@ def list_locations(call: ArmCall) -> tuple[int, dict]:
                             "displayName": "kvlab (this machine)", "regionalDisplayName": "kvlab (this machine)"}]}
 
 
+def _not_found(kind: str, name: str, group: str) -> ArmError:
+    return ArmError(404, "ResourceNotFound", f"The Resource '{PROVIDERS[kind]}/{name}' under resource group "
+                    f"'{group}' was not found. {RESOURCE_NOT_FOUND_HELP}")
+
+
 def _subscription_not_found(sub: str) -> ArmError:
     return ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
 
@@ -362,9 +371,8 @@ def _vault_in_group(call: ArmCall) -> VaultRow:
         row = call.state.vaults.get_vault(name)
     except VaultNotFound:
         row = None
-    if row is None or call.state.vaults.resources.placement("vault", row.name).resource_group.lower() != group.lower():
-        raise ArmError(404, "ResourceNotFound", f"The Resource '{PROVIDERS['vault']}/{name}' under resource group "
-                       f"'{call.params['group']}' was not found. {RESOURCE_NOT_FOUND_HELP}")
+    if row is None or not call.in_group("vault", row.name, group):
+        raise _not_found("vault", name, call.params["group"])
     return row
 
 
@@ -374,11 +382,7 @@ def get_vault(call: ArmCall) -> tuple[int, dict]:
 
 def list_vaults(call: ArmCall) -> tuple[int, dict]:
     group = call.group_or_404() if call.params.get("group") else None
-    rows = []
-    for row in call.state.vaults.list_vaults():
-        placed = call.state.vaults.resources.placement("vault", row.name)
-        if group is None or placed.resource_group.lower() == group.lower():
-            rows.append(row)
+    rows = [row for row in call.state.vaults.list_vaults() if group is None or call.in_group("vault", row.name, group)]
     return 200, {"value": [_vault_json(call, row) for row in rows]}
 
 
@@ -459,9 +463,8 @@ def _identity_in_group(call: ArmCall) -> IdentityRow:
     name = call.params["name"]
     row = call.state.store.find_identity(name)
     if (row is None or row.kind != "userAssigned" or row.name.lower() != name.lower()
-            or call.state.vaults.resources.placement("identity", row.name).resource_group.lower() != group.lower()):
-        raise ArmError(404, "ResourceNotFound", f"The Resource '{PROVIDERS['identity']}/{name}' under resource "
-                       f"group '{call.params['group']}' was not found. {RESOURCE_NOT_FOUND_HELP}")
+            or not call.in_group("identity", row.name, group)):
+        raise _not_found("identity", name, call.params["group"])
     return row
 
 
@@ -471,9 +474,8 @@ def get_identity(call: ArmCall) -> tuple[int, dict]:
 
 def list_identities(call: ArmCall) -> tuple[int, dict]:
     group = call.group_or_404() if call.params.get("group") else None
-    rows = [row for row in call.state.identities.list() if row.kind == "userAssigned" and (
-        group is None or call.state.vaults.resources.placement("identity", row.name).resource_group.lower()
-        == group.lower())]
+    rows = [row for row in call.state.identities.list()
+            if row.kind == "userAssigned" and (group is None or call.in_group("identity", row.name, group))]
     return 200, {"value": [_identity_json(call, row) for row in rows]}
 
 
@@ -532,10 +534,8 @@ def _vault_scope(call: ArmCall, scope: str, must_exist: bool = True) -> tuple[st
             row = call.state.vaults.get_vault(vault)
         except VaultNotFound:
             row = None
-        if row is None or call.state.vaults.resources.placement("vault", row.name).resource_group.lower() \
-                != group.lower():
-            raise ArmError(404, "ResourceNotFound", f"The Resource '{PROVIDERS['vault']}/{vault}' under resource "
-                           f"group '{group}' was not found. {RESOURCE_NOT_FOUND_HELP}")
+        if row is None or not call.in_group("vault", row.name, group):
+            raise _not_found("vault", vault, group)
     return vault.lower(), secret
 
 
