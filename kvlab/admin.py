@@ -103,6 +103,11 @@ class Admin:
         with self._state() as state:
             return [self._vault_json(state, row) for row in state.vaults.list_vaults()]
 
+    def protect_vault(self, name: str) -> dict:
+        """Turn purge protection on (``az keyvault update --enable-purge-protection true``); it never goes off."""
+        with self._state() as state:
+            return self._vault_json(state, state.vaults.protect_vault(name))
+
     def update_vault(self, name: str, throttling: str) -> dict:
         with self._state() as state:
             return self._vault_json(state, state.vaults.update_vault(name, throttling))

@@ -157,13 +157,31 @@ class _Lock:
         self.file.close()  # closing releases the lock
 
 
+# `az login` arguments that sign in without a browser or a device code: the ones the emulator can answer
+NON_INTERACTIVE = {"--identity", "-i", "--service-principal", "--federated-token", "--help", "-h"}
+
+
+def active_cloud() -> str | None:
+    """The cloud the CLI will use: AZURE_CONFIG_DIR's (else ~/.azure's) choice, None if none was made."""
+    config = configparser.ConfigParser()
+    config.read(Path(os.environ.get("AZURE_CONFIG_DIR") or Path.home() / ".azure") / CONFIG_FILE)
+    return config.get("cloud", "name", fallback=None)
+
+
 def main() -> None:
-    """``az``: the pinned Azure CLI, installed on first use, run unmodified with these arguments."""
+    """``az``: the pinned Azure CLI, installed on first use, run unmodified with these arguments.
+
+    One thing is said before the CLI runs: plain ``az login`` against the emulator's cloud, which has no
+    sign-in page (the CLI would fail with a long traceback while looking for one)."""
+    args = sys.argv[1:]
+    if args[:1] == ["login"] and not NON_INTERACTIVE & set(args) and active_cloud() == CLOUD:
+        sys.exit("az login: the emulator has no sign-in page; here `az login --identity` signs you in (as the "
+                 "learner; an identity with --client-id <its client id>). For Azure: az cloud set -n AzureCloud.")
     try:
         python = install(lambda message: print(f"[kvlab] {message}", file=sys.stderr, flush=True))
     except InstallError as exc:
         sys.exit(f"az: {exc}")
-    argv = [str(python), "-m", "azure.cli", *sys.argv[1:]]
+    argv = [str(python), "-m", "azure.cli", *args]
     env = {**os.environ, "AZ_INSTALLER": os.environ.get("AZ_INSTALLER", "PIP")}  # as the CLI's own launcher sets
     if os.name == "nt":  # no exec on Windows that keeps the console's process
         sys.exit(subprocess.call(argv, env=env))

@@ -66,6 +66,8 @@ class Lesson:
             if name in existing_vaults:
                 lab.delete_vault(name, force=True)  # starting over: even a vault the learner purge-protected
             lab.create_vault(name, resource_group=groups.get(name))
+            if name in self.spec.purge_protected:
+                lab.protect_vault(name)
         existing_ids = {i["name"].lower() for i in lab.list_identities()}
         for name in self.spec.identities:
             if name.lower() in existing_ids:

@@ -142,6 +142,7 @@ def test_a_vault_created_with_az_is_the_data_planes_vault_and_grants_its_creator
     refused = lesson02["refused"]  # the lesson 02 stumble: Owner of the subscription, no data role
     assert refused.returncode != 0
     assert "(Forbidden)" in refused.stderr and "setSecret/action" in refused.stderr
+    assert f"Vault: {VAULT};location=westeurope" in refused.stderr  # where Resource Manager put it
     assert lesson02["role"]["principalId"] == lesson02["me"] and lesson02["role"]["principalType"] == "User"
     assert lesson02["set"]["id"].startswith(f"https://{VAULT}.localhost:{shell.port}/secrets/sql-db-password/")
     assert VALUES[0] not in refused.stdout + refused.stderr
@@ -239,3 +240,10 @@ def test_deleting_the_group_deletes_its_vault_from_the_data_plane(az, lesson02, 
     az("group", "delete", "--name", "rg-short-lived", "--yes")
     assert "kv-short-lived" not in {v["name"] for v in json.loads(shell.kvlab("vault", "list").stdout)}
     assert "rg-short-lived" not in az.json("group", "list", "--query", "[].name")
+
+
+def test_plain_az_login_says_in_one_line_how_to_sign_in_here(az):
+    done = az.shell_command("login")  # the browser / device-code sign-in: the emulator has no sign-in page
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "az login --identity" in done.stderr
+    assert az.tsv("account", "show", "--query", "state") == "Enabled"  # the session is untouched

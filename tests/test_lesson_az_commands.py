@@ -112,6 +112,9 @@ def test_lesson_02s_az_lines_run_as_shown(terminal):
     stored = json.loads(shown.stdout)
     assert {k: stored["tags"][k] for k in ("env", "owner")} == {"env": "dev", "owner": "data-platform"}
     assert stored["expires"]
+    protected = subprocess.run(["az", "keyvault", "show", "--name", "kv-sales-prod", "--query",
+                                "properties.enablePurgeProtection"], env=env, capture_output=True, text=True, timeout=120)
+    assert protected.stdout.strip() == "true", protected.stderr  # as the lesson's line for production asks
     roles = {(a["principalName"], a["roleDefinitionName"], a["scope"].split("/vaults/", 1)[1])
              for a in json.loads(shell.kvlab("role", "assignment", "list", "-o", "json").stdout)}
     assert ("learner", "Key Vault Secrets Officer", "kv-sales-dev") in roles

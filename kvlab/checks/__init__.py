@@ -72,6 +72,8 @@ class LessonSpec:
     # (vault or identity, resource group) where the lesson's text puts them (`az keyvault show` then finds them
     # there); the others live in the emulator's default group
     groups: tuple[tuple[str, str], ...] = ()
+    # vaults made with purge protection, as the lesson's az line makes them
+    purge_protected: tuple[str, ...] = ()
     # (role, assignee, scope) the lesson starts with, e.g. the learner's own role
     grants: tuple[tuple[str, str, str], ...] = ()
     exercises: tuple[Exercise, ...] = ()

@@ -407,6 +407,7 @@ LESSON = LessonSpec(
     # where the lesson's az lines look for them (az keyvault show, az identity show -g rg-sales-dev ...)
     groups=((DEV, "rg-sales-dev"), (STAGING, "rg-sales-staging"), (PROD, "rg-sales-prod"),
             *((w.identity, "rg-sales-dev") for w in WORKLOADS)),
+    purge_protected=(PROD,),  # az keyvault create ... --enable-purge-protection true, as the lesson shows
     grants=(),  # a new RBAC vault grants nobody data access, not even its creator
     seed=_set_the_scene,
     exercises=(

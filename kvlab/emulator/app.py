@@ -470,7 +470,7 @@ class EmulatorApp:
             "Assignment: (not found)\r\n"
             "DenyAssignmentId: null\r\n"
             "DecisionReason: 'DeniedWithNoValidRBAC' \r\n"
-            f"Vault: {vault};location={REGION}\r\n"
+            f"Vault: {vault};location={self.state.vaults.resources.placement('vault', vault).location}\r\n"
         )
         body = {"error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByRbac"}}}
         return _json(403, body, headers)

@@ -389,7 +389,12 @@ def list_vaults(call: ArmCall) -> tuple[int, dict]:
 def list_resources(call: ArmCall) -> tuple[int, dict]:
     """``GET /subscriptions/{id}/resources``, which the Key Vault SDK's ``vaults.list()`` asks for
     (``$filter=resourceType eq 'Microsoft.KeyVault/vaults'``)."""
-    wanted = re.search(r"resourceType eq '([^']+)'", call.query.get("$filter", ""), re.IGNORECASE)
+    query = call.query.get("$filter", "")
+    wanted = re.search(r"resourceType eq '([^']+)'", query, re.IGNORECASE)
+    group = re.search(r"resourceGroup eq '([^']+)'", query, re.IGNORECASE)
+    group_name = call.params.get("group") or (group.group(1) if group else None)
+    if call.params.get("group"):
+        call.group_or_404()
     out = []
     if wanted is None or wanted.group(1).lower() == PROVIDERS["vault"].lower():
         out += [{k: v for k, v in _vault_json(call, row).items() if k != "properties"}
@@ -397,6 +402,8 @@ def list_resources(call: ArmCall) -> tuple[int, dict]:
     if wanted is None or wanted.group(1).lower() == PROVIDERS["identity"].lower():
         out += [{k: v for k, v in _identity_json(call, row).items() if k != "properties"}
                 for row in call.state.identities.list() if row.kind == "userAssigned"]
+    if group_name is not None:
+        out = [r for r in out if f"/resourcegroups/{group_name.lower()}/" in r["id"].lower()]
     return 200, {"value": out}
 
 
@@ -749,6 +756,8 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("GET", _SUB, "Microsoft.Resources/subscriptions/read", get_subscription),
     _op("GET", f"{_SUB}/locations", "Microsoft.Resources/subscriptions/locations/read", list_locations),
     _op("GET", f"{_SUB}/resources", "Microsoft.Resources/subscriptions/resources/read", list_resources),
+    _op("GET", f"{_GROUP}/resources", "Microsoft.Resources/subscriptions/resourceGroups/resources/read",
+        list_resources),
     _op("GET", f"{_SUB}/resourcegroups", "Microsoft.Resources/subscriptions/resourceGroups/read", list_groups),
     _op("GET", _GROUP, "Microsoft.Resources/subscriptions/resourceGroups/read", get_group),
     _op("HEAD", _GROUP, "Microsoft.Resources/subscriptions/resourceGroups/read", head_group),

@@ -396,11 +396,11 @@ class Store:
         rows = self._cached(("vault", name.lower()), lambda: self._read(
             "SELECT name, created, retention_days, throttling, purge_protection FROM vaults WHERE name = ?", (name,)
         ))
-        return VaultRow(*rows[0]) if rows else None
+        return VaultRow(*rows[0][:4], bool(rows[0][4])) if rows else None
 
     def list_vaults(self) -> list[VaultRow]:
         rows = self._read("SELECT name, created, retention_days, throttling, purge_protection FROM vaults ORDER BY name")
-        return [VaultRow(*r) for r in rows]
+        return [VaultRow(*r[:4], bool(r[4])) for r in rows]
 
     def protect_vault(self, name: str) -> None:
         """Turn purge protection on (it never goes off again)."""

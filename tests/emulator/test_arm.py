@@ -117,6 +117,10 @@ def test_a_vault_put_twice_is_updated_and_a_name_taken_elsewhere_is_refused(emul
         200, 201)
     error(learner("PUT", path.replace("/kvlab/", "/rg-elsewhere/"), vault_body(emulator)), 409, "VaultAlreadyExists")
     error(learner("GET", path.replace("/kvlab/", "/rg-elsewhere/")), 404, "ResourceNotFound")
+    for listing in (learner("GET", f"{learner.sub}/resources", params={**API, "$filter": "resourceGroup eq 'kvlab'"}),
+                    learner("GET", f"{learner.sub}/resourcegroups/rg-elsewhere/resources")):
+        found = {r["name"] for r in listing.json()["value"]}
+        assert (name in found) == ("rg-elsewhere" not in listing.url), listing.url
     assert learner("DELETE", path).status_code == 200
     assert learner("DELETE", path).status_code == 204
 
