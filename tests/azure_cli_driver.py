@@ -7,8 +7,8 @@ AZURE_CONFIG_DIR, is the process's: one driver per signed-in session.
 
 * ``python azure_cli_driver.py``: reads one JSON list of arguments per line on stdin and
   answers one JSON line ``{"code", "stdout", "stderr"}``;
-* ``python azure_cli_driver.py --serve SOCKET``: the same over a Unix socket, one command per
-  connection, for the client a test puts on PATH as ``az`` so that bash lines with nested
+* ``python azure_cli_driver.py --serve SOCKET``: the same over a Unix socket, one command
+  (``{"args", "cwd"}``) per connection, for the client a test puts on PATH as ``az`` so that bash lines with nested
   ``$(az ...)`` run unchanged.
 """
 
@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import socket
 import sys
 
@@ -45,8 +46,9 @@ if len(sys.argv) == 3 and sys.argv[1] == "--serve":
     while True:
         connection, _ = server.accept()
         with connection:
-            request = b"".join(iter(lambda: connection.recv(65536), b""))
-            connection.sendall(json.dumps(run(json.loads(request))).encode())
+            request = json.loads(b"".join(iter(lambda: connection.recv(65536), b"")))
+            os.chdir(request["cwd"])  # a relative --file is the caller's, as for a process started there
+            connection.sendall(json.dumps(run(request["args"])).encode())
 else:
     for line in sys.stdin:
         print(json.dumps(run(json.loads(line))), flush=True)

@@ -7,6 +7,8 @@
 * ``GET /users?$filter=userPrincipalName eq '…'`` and
   ``GET /servicePrincipals?$filter=servicePrincipalNames/any(c:c eq '…')`` — how
   ``az role assignment create --assignee <sign-in name or client id>`` finds the object id;
+  ``$filter=startswith(displayName,'…')`` — ``az ad sp list --display-name`` (a factory's
+  system-assigned identity is found by its factory's name this way);
 * ``POST /directoryObjects/getByIds`` — how ``az role assignment list`` names principals.
 
 The directory is the emulator's identities: the learner is a user
@@ -69,12 +71,17 @@ def me(call: GraphCall) -> dict:
 
 
 def _filtered(call: GraphCall, kind: str, pattern: str) -> dict:
-    wanted = re.search(pattern, call.query.get("$filter", ""), re.IGNORECASE)
+    query = call.query.get("$filter", "")
+    wanted = re.search(pattern, query, re.IGNORECASE)
     rows = [r for r in call.state.identities.list() if (r.kind == "user") == (kind == "users")]
     if wanted is not None:
         value = wanted.group(1).lower()
         rows = [r for r in rows if value in {v.lower() for v in (
             (f"{r.name}@{UPN_DOMAIN}", r.principal_id) if kind == "users" else (r.client_id, r.principal_id))}]
+    # `az ad sp list --display-name X` (and `az ad user list`) ask for names starting with X
+    starts = re.search(r"startswith\(displayName,\s*'([^']*)'\)", query, re.IGNORECASE)
+    if starts is not None:
+        rows = [r for r in rows if r.name.lower().startswith(starts.group(1).lower())]
     return {"@odata.context": f"{ROOT}#{kind}", "value": [_object(call.state, r) for r in rows]}
 
 
