@@ -24,8 +24,34 @@ def state_dir(explicit: str | os.PathLike | None = None, *, create: bool = True)
         path = Path(user_data_dir("kvlab", appauthor=False))
     path = path.expanduser().resolve()
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if path.is_dir():
+        private(path)
     return path
+
+
+# The state directory holds secret values, the token signing key, the identity header and the backup key:
+# only its owner may enter it, and the files that hold state, keys or logs are the owner's alone, whatever
+# the umask or the mode an older kvlab left (certificates are public, but sit inside it too).
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def private(path: Path) -> Path:
+    """Make ``path`` (a directory or a file) its owner's alone, if it is not already; returns it."""
+    if os.name == "nt":  # NTFS permissions come from the user's profile folder, not from mode bits
+        return path
+    wanted = PRIVATE_DIR if path.is_dir() else PRIVATE_FILE
+    if path.stat().st_mode & 0o777 != wanted:
+        path.chmod(wanted)
+    return path
+
+
+def open_private(path: Path, mode: str = "ab"):
+    """Open a file for writing that only its owner may read (created so, or tightened if it existed)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    handle = os.fdopen(os.open(path, flags, PRIVATE_FILE), mode)
+    private(path)
+    return handle
 
 
 def default_port() -> int:

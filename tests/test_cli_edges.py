@@ -151,3 +151,10 @@ def test_assignment_table_shows_scopes_as_scope_takes_them(busy):
     text = table(state, ("role", "assignment", "list"), 200)
     assert f"{vault}/secrets/a-secret-with-a-long-name-for-tables" in text
     assert "/subscriptions/" not in text
+
+
+@pytest.mark.parametrize("command", [("vault", "create"), ("identity", "create")])
+def test_a_name_with_a_trailing_newline_is_refused_in_one_line(tmp_path, command):
+    """Issue #14, defect 8."""
+    assert_one_line_error(kvlab(*command, "--name", "kvnewline\n", state=tmp_path, check=False), "invalid")
+    kvlab("emulator", "stop", state=tmp_path, check=False)

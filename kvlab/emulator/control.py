@@ -113,7 +113,7 @@ def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -
         return {**current, "alreadyRunning": True}
     port = port if port is not None else paths.default_port()
     _check_port_free(port)
-    log = open(state / LOG, "ab")
+    log = paths.open_private(state / LOG, "ab")
     command = [sys.executable, "-m", "kvlab.emulator", "--port", str(port), "--state-dir", str(state)]
     options: dict = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log}
     if os.name == "nt":
@@ -136,7 +136,8 @@ def _wait_until_it_answers(state: Path, port: int, process: subprocess.Popen) ->
         answer = health(state, port, timeout=0.5)
         if answer is not None:
             info = _info(state, answer)
-            _record_path(state).write_text(json.dumps({"pid": info["pid"], "port": port}))
+            with paths.open_private(_record_path(state), "w") as record:
+                record.write(json.dumps({"pid": info["pid"], "port": port}))
             return info
         if process.poll() is not None:
             raise EmulatorError(f"the emulator exited at start: {_last_log_line(state)}")

@@ -34,7 +34,7 @@ UPN_DOMAIN = "kvlab.local"  # a user's sign-in name is <name>@kvlab.local (the w
 DATABRICKS = "AzureDatabricks"
 DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"  # Azure Databricks' first-party app
 BUILT_IN = (LEARNER.lower(), DATABRICKS.lower())
-IDENTITY_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$")
+IDENTITY_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}\Z")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ except ImportError:
 
 
 def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)  # whatever the server writes (the database's -wal and -shm, logs) is its owner's alone
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     app = create_app(state_dir, port)
     config = uvicorn.Config(
         app, host=host, port=port, loop=LOOP, http="httptools", lifespan="on",

@@ -12,6 +12,7 @@ failing half-way: no version is ever lost.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -296,7 +297,13 @@ class Store:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The database holds secret values and keys: its owner's alone, and so are the -wal and -shm files,
+        # which SQLite creates with the database file's permissions.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for name in (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+            if os.name != "nt" and name.exists() and name.stat().st_mode & 0o077:
+                name.chmod(0o600)
         self._lock = threading.RLock()
         # Small, hot reads (meta, vaults, role assignments, the next purge date) are
         # cached until any connection - this one or another process's - commits.

@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .resources import Resources
 from .store import Store, VaultRow, VersionRow
 
-NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
-VERSION_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}\Z")  # \Z, not $: "abc\n" must not pass
+VERSION_RE = re.compile(r"^[0-9a-fA-F]{32}\Z")
 # Azure vault names: 3-24 characters, letters, digits and hyphens, starting with a
 # letter, ending with a letter or digit, no consecutive hyphens.
-VAULT_NAME_RE = re.compile(r"^(?!.*--)[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+VAULT_NAME_RE = re.compile(r"^(?!.*--)[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]\Z")
 
 MAX_VALUE_BYTES = 25 * 1024
 MAX_TAGS = 15

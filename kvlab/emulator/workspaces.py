@@ -27,9 +27,9 @@ READ, WRITE, MANAGE = "READ", "WRITE", "MANAGE"
 PERMISSIONS = (READ, WRITE, MANAGE)  # each includes the ones before it
 ALL_USERS = "users"  # the principal that stands for every user of the workspace
 LEARNER_USER = f"{LEARNER}@{UPN_DOMAIN}"  # the workspace's first user and admin: the learner's sign-in name
-NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")  # scope names
-KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")  # secret keys
-USER_RE = re.compile(r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9.-]+$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}\Z")  # scope names (\Z: a trailing newline is not a name)
+KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")  # secret keys
+USER_RE = re.compile(r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9.-]+\Z")
 MAX_VALUE_BYTES = 128 * 1024
 TOKEN_PREFIX = "dapi"
 

@@ -50,3 +50,13 @@ def test_a_versions_token_is_checked_when_the_secret_exists(vault_url, auth):
         answer = requests.get(f"{vault_url}secrets/paged/versions", params={"api-version": "7.6", "$skiptoken": token},
                               headers=auth, timeout=10)
         assert answer.status_code == status, (token, answer.text)
+
+
+def test_a_name_with_a_trailing_newline_is_not_a_name(vault_url, auth, emulator):
+    """Issue #14, defect 8: `^...$` matched "abc\n"; the SDK then listed a second "abc"."""
+    answer = requests.put(f"{vault_url}secrets/abc%0A", params={"api-version": "7.6"}, headers=auth,
+                          json={"value": "plainly-fake"}, timeout=10)  # pragma: allowlist secret
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadParameter"
+    for make in (emulator.create_vault, emulator.create_identity):
+        with pytest.raises(ValueError, match="invalid"):
+            make("kvnewline\n")
