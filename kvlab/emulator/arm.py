@@ -90,7 +90,7 @@ class ArmCall:
     def json_body(self) -> dict:
         try:
             data = json.loads(self.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be "
                            "deserialized: it is not JSON.") from None
         if not isinstance(data, dict):

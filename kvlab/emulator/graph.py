@@ -96,7 +96,7 @@ def service_principals(call: GraphCall) -> dict:
 def get_by_ids(call: GraphCall) -> dict:
     try:
         ids = json.loads(call.body or b"{}").get("ids")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         ids = None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise GraphError(400, "Request_BadRequest", "The request body needs 'ids': a list of object ids.")

@@ -50,7 +50,7 @@ class Call:
     def json_body(self) -> dict:
         try:
             data = json.loads(self.body or b"null")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python parses
             raise bad_parameter("The request body is not valid JSON.") from None
         if not isinstance(data, dict):
             raise bad_parameter("The request body must be a JSON object.")

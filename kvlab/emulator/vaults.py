@@ -411,7 +411,8 @@ class Vaults:
             return Page([], None)  # the service lists no versions rather than answering 404
         limit = maxresults or DEFAULT_PAGE
         token = _decode_token(skiptoken, "v") if skiptoken else "0"
-        if not token.isdigit():
+        # ASCII digits only ("²" is a digit to str.isdigit), and within SQLite's 64-bit integers
+        if not (token.isascii() and token.isdigit() and len(token) <= 18):
             raise bad_parameter("The $skiptoken parameter is invalid.")
         rows = self.store.versions(vault, state[0], int(token), limit + 1)
         more = len(rows) > limit

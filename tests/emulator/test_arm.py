@@ -217,3 +217,10 @@ def test_purge_protection_from_resource_manager_holds_on_the_data_plane(emulator
     assert "purge protection" in error(learner("DELETE", path), 400, "BadRequest")
     assert learner("GET", path).status_code == 200  # not deleted: the emulator keeps no deleted vaults
     emulator.delete_vault(name, force=True)  # a lesson starting over may
+
+
+def test_json_nested_deeper_than_python_parses_is_resource_managers_400(learner):
+    deep = b'{"location": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    answer = requests.put(f"{learner.base}{learner.sub}/resourcegroups/rg-deep", params=API, data=deep,
+                          headers={**learner.headers, "Content-Type": "application/json"}, timeout=10)
+    error(answer, 400, "InvalidRequestContent")

@@ -60,3 +60,26 @@ def test_a_name_with_a_trailing_newline_is_not_a_name(vault_url, auth, emulator)
     for make in (emulator.create_vault, emulator.create_identity):
         with pytest.raises(ValueError, match="invalid"):
             make("kvnewline\n")
+
+
+DEEP = b'{"value": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+
+
+@pytest.mark.parametrize("method, path", [("PUT", "secrets/deep"), ("PATCH", "secrets/deep/"), ("POST", "secrets/restore")])
+def test_json_nested_deeper_than_python_parses_is_a_400(vault_url, auth, method, path):
+    """Issue #14, defect 7: a RecursionError in json.loads answered 500."""
+    answer = requests.request(method, f"{vault_url}{path}", params={"api-version": "7.6"}, data=DEEP,
+                              headers={**auth, "Content-Type": "application/json"}, timeout=10)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadParameter", answer.text
+
+
+@pytest.mark.parametrize("text", ["v:\u00b2", "v:99999999999999999999", "v:" + "9" * 5000])
+def test_a_versions_skiptoken_that_is_no_position_is_a_400(vault_url, auth, client, text):
+    """Issue #14, defect 7: a superscript digit, a number past SQLite's integers, and 5,000 digits answered 500."""
+    import base64
+
+    client.set_secret("paged", "plainly-fake")  # pragma: allowlist secret
+    token = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    answer = requests.get(f"{vault_url}secrets/paged/versions", params={"api-version": "7.6", "$skiptoken": token},
+                          headers=auth, timeout=10)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadParameter", answer.text
