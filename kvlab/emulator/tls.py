@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import ssl
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import trustme
@@ -19,6 +20,7 @@ import trustme
 CA_CERT = "ca.pem"
 CA_KEY = "ca-key.pem"
 ORGANIZATION = "kvlab emulator"
+MAX_CONTEXTS = 256  # server TLS contexts kept (one per host name served recently)
 
 
 def _write_atomically(path: Path, data: bytes, mode: int) -> None:
@@ -52,23 +54,27 @@ class LocalCA:
             # emulator start, connect) must never read a half-written certificate.
             _write_atomically(key_path, self._ca.private_key_pem.bytes(), 0o600)
             _write_atomically(self.cert_path, self._ca.cert_pem.bytes(), 0o644)
-        self._contexts: dict[str, ssl.SSLContext] = {}
+        # Recently served names' contexts (issuing one costs a key and a signature). Bounded: any caller may
+        # present any number of names (about 15 KB each), so the least recently served are dropped.
+        self._contexts: OrderedDict[str, ssl.SSLContext] = OrderedDict()
         self._lock = threading.Lock()
 
     def context_for(self, name: str) -> ssl.SSLContext:
         name = name.lower().rstrip(".")
-        ctx = self._contexts.get(name)
-        if ctx is None:
-            with self._lock:
-                ctx = self._contexts.get(name)
-                if ctx is None:
-                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-                    ctx.set_alpn_protocols(["http/1.1"])
-                    names = [name, "127.0.0.1"] if name == "localhost" else [name]
-                    self._ca.issue_cert(*names, organization_name=ORGANIZATION).configure_cert(ctx)
-                    self._contexts[name] = ctx
-        return ctx
+        with self._lock:
+            ctx = self._contexts.get(name)
+            if ctx is not None:
+                self._contexts.move_to_end(name)
+                return ctx
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_alpn_protocols(["http/1.1"])
+            names = [name, "127.0.0.1"] if name == "localhost" else [name]
+            self._ca.issue_cert(*names, organization_name=ORGANIZATION).configure_cert(ctx)
+            self._contexts[name] = ctx
+            while len(self._contexts) > MAX_CONTEXTS:  # the listening socket keeps its own reference to localhost's
+                self._contexts.popitem(last=False)
+            return ctx
 
     def server_context(self) -> ssl.SSLContext:
         """The listening socket's context: ``localhost`` by default, any local name through SNI."""
