@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 
-from conftest import officer_vault
+from conftest import free_port, officer_vault
 from test_cli import KVLAB, as_json, assert_one_line_error, kvlab
 
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
@@ -158,3 +159,25 @@ def test_a_name_with_a_trailing_newline_is_refused_in_one_line(tmp_path, command
     """Issue #14, defect 8."""
     assert_one_line_error(kvlab(*command, "--name", "kvnewline\n", state=tmp_path, check=False), "invalid")
     kvlab("emulator", "stop", state=tmp_path, check=False)
+
+
+def test_a_state_directory_has_at_most_one_live_emulator(tmp_path):
+    """Issue #14, defect 9: two starts on different ports both ran; emulator.json recorded one, the other was
+    orphaned, and two first starts could each create a CA."""
+    ports = [free_port(), free_port()]
+    starts = [subprocess.Popen([KVLAB, "emulator", "start", "--port", str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "KVLAB_STATE_DIR": str(tmp_path)})
+              for port in ports]  # at once, on a state directory that does not exist yet
+    results = [(start.wait(timeout=60), start.stderr.read()) for start in starts]
+    try:
+        assert sorted(code for code, _ in results) == [0, 1], results
+        [refusal] = [message for code, message in results if code]
+        assert len(refusal.strip().splitlines()) == 1 and ("already serves" in refusal or "already runs" in refusal)
+        status = as_json(kvlab("emulator", "status", state=tmp_path))
+        assert status["running"] and status["port"] in ports
+        direct = subprocess.run([sys.executable, "-m", "kvlab.emulator", "--port", str(free_port()), "--state-dir",
+                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert direct.returncode == 1 and "another emulator already serves" in direct.stderr
+        assert as_json(kvlab("emulator", "status", state=tmp_path))["port"] == status["port"]  # still the one
+    finally:
+        kvlab("emulator", "stop", state=tmp_path, check=False)

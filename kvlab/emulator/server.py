@@ -25,9 +25,36 @@ except ImportError:
     LOOP = "asyncio"
 
 
+LOCK = "emulator.lock"  # held by the serving process for its whole life
+
+
+class AlreadyServed(SystemExit):
+    """Another emulator serves this state directory (said in one line, as the process's exit message)."""
+
+
+def hold_the_state_directory(state_dir: Path):
+    """Lock ``state_dir`` for this process's lifetime, or AlreadyServed. Returns the open lock file (keep it).
+
+    One state directory, one live emulator: two would each record themselves in emulator.json and orphan
+    the other, and two first starts would each create a local CA."""
+    handle = open(os.open(state_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
+    try:
+        if os.name == "nt":
+            import msvcrt
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise AlreadyServed(f"another emulator already serves {state_dir}; see: kvlab emulator status") from None
+    return handle
+
+
 def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
     os.umask(0o077)  # whatever the server writes (the database's -wal and -shm, logs) is its owner's alone
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = hold_the_state_directory(state_dir)  # before anything is created: the CA, the database
     app = create_app(state_dir, port)
     config = uvicorn.Config(
         app, host=host, port=port, loop=LOOP, http="httptools", lifespan="on",
@@ -41,7 +68,10 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
     config.load()
     # uvicorn builds its TLS context from files; ours picks a certificate per SNI name.
     config.ssl = LocalCA(state_dir).server_context()
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        lock.close()
 
 
 def main(argv: list[str] | None = None) -> None:
