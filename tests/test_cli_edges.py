@@ -6,6 +6,7 @@ Run as a user runs it: a subprocess, JSON on stdout, one-line errors on stderr.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -181,3 +182,27 @@ def test_a_state_directory_has_at_most_one_live_emulator(tmp_path):
         assert as_json(kvlab("emulator", "status", state=tmp_path))["port"] == status["port"]  # still the one
     finally:
         kvlab("emulator", "stop", state=tmp_path, check=False)
+
+
+def test_a_damaged_or_emptied_database_is_reported_at_start_and_never_reset(tmp_path):
+    """Issue #14, defect 12: garbage mid-file started silently (writes then answered 500), and a zero-byte
+    file silently became an empty state."""
+    damaged, emptied = tmp_path / "damaged", tmp_path / "emptied"
+    kvlab("emulator", "start", "--port", str(free_port()), state=damaged)
+    kvlab("vault", "create", "--name", "kv-keep", state=damaged)
+    kvlab("emulator", "stop", state=damaged)
+    database = damaged / "kvlab.db"
+    with sqlite3.connect(database) as db:  # fold the write-ahead log in, so the file holds every page
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = database.stat().st_size
+    with open(database, "r+b") as f:
+        f.seek(4096)
+        f.write(os.urandom(min(8192, size - 4096)))
+    emptied.mkdir()
+    (emptied / "kvlab.db").touch()
+    for state, word in ((damaged, "is damaged"), (emptied, "is empty (0 bytes)")):
+        before = (state / "kvlab.db").read_bytes()
+        result = kvlab("emulator", "start", "--port", str(free_port()), state=state, check=False)
+        assert_one_line_error(result, word)
+        assert (state / "kvlab.db").read_bytes() == before  # nothing repaired, nothing reset
+        assert not as_json(kvlab("emulator", "status", state=state))["running"]

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
 import uvicorn
 
 from .app import create_app
+from .state import DATABASE
 from .tls import LocalCA
 
 try:  # uvloop is optional: faster where it exists, asyncio elsewhere
@@ -51,10 +53,33 @@ def hold_the_state_directory(state_dir: Path):
     return handle
 
 
+def damaged(database: Path) -> str | None:
+    """Why the state database cannot be served as it is (one line), or None. Never repaired or reset here:
+    what is in it may be all the learner has."""
+    if not database.exists():
+        return None  # a new state directory
+    wal = database.with_name(database.name + "-wal")
+    if database.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        return (f"the state database {database} is empty (0 bytes), so nothing would be served from it; "
+                "remove it to start afresh, or put back a copy")
+    try:
+        with sqlite3.connect(database) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        verdict = str(exc)
+    if verdict == "ok":
+        return None
+    return (f"the state database {database} is damaged ({verdict.splitlines()[0]}); move kvlab.db, kvlab.db-wal "
+            "and kvlab.db-shm away to start afresh, or put back a copy")
+
+
 def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
     os.umask(0o077)  # whatever the server writes (the database's -wal and -shm, logs) is its owner's alone
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = hold_the_state_directory(state_dir)  # before anything is created: the CA, the database
+    problem = damaged(state_dir / DATABASE)
+    if problem is not None:
+        raise SystemExit(problem)  # one line in emulator.log, which `kvlab emulator start` reports
     app = create_app(state_dir, port)
     config = uvicorn.Config(
         app, host=host, port=port, loop=LOOP, http="httptools", lifespan="on",
