@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from .app import create_app
+from .http import BoundedHttpTools
 from .state import DATABASE
 from .tls import LocalCA
 
@@ -82,7 +83,7 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
         raise SystemExit(problem)  # one line in emulator.log, which `kvlab emulator start` reports
     app = create_app(state_dir, port)
     config = uvicorn.Config(
-        app, host=host, port=port, loop=LOOP, http="httptools", lifespan="on",
+        app, host=host, port=port, loop=LOOP, http=BoundedHttpTools, lifespan="on",
         log_level="warning", access_log=False, server_header=False, date_header=True,
         proxy_headers=False,  # nothing sits in front of the emulator
         # An idle keep-alive TLS connection (every connected kernel has one) never answers
