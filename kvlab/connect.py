@@ -34,7 +34,7 @@ from .emulator.proxy import proxy_url
 from .emulator.store import Store
 from .stubs import LearnerError
 
-BUNDLE = "trust-bundle.pem"
+BUNDLE = paths.TRUST_BUNDLE
 
 
 class Lab(Admin):

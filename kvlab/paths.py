@@ -34,6 +34,16 @@ def state_dir(explicit: str | os.PathLike | None = None, *, create: bool = True)
 # only its owner may enter it, and the files that hold state, keys or logs are the owner's alone, whatever
 # the umask or the mode an older kvlab left (certificates are public, but sit inside it too).
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+TRUST_BUNDLE = "trust-bundle.pem"  # public roots + the local CA, for other processes (kvlab env)
+PUBLIC = {"ca.pem", TRUST_BUNDLE}  # certificates only: may stay readable (inside the private folder)
+
+
+def tighten(state: Path) -> None:
+    """Make everything at the top of a state directory private but its certificates (an older kvlab's modes)."""
+    private(state)
+    for entry in state.iterdir():
+        if entry.name not in PUBLIC and not entry.is_symlink():
+            private(entry)
 
 
 def private(path: Path) -> Path:

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
+from kvlab.paths import PUBLIC  # certificates: public by nature (they sit inside the private folder)
 from shells import KVLAB
-
-PUBLIC = {"ca.pem", "trust-bundle.pem"}  # certificates: public by nature (they sit inside the private folder)
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
 
 
@@ -36,10 +35,6 @@ def loose_state():
     parent = Path(tempfile.mkdtemp(prefix="kvlab-perm-"))
     parent.chmod(0o755)
     state = parent / "state"
-    state.mkdir(mode=0o755)
-    state.chmod(0o755)
-    (state / "kvlab.db").touch(mode=0o644)
-    (state / "kvlab.db").chmod(0o644)
     env = {**os.environ, "KVLAB_STATE_DIR": str(state), "KVLAB_PORT": str(free_port())}
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -48,6 +43,10 @@ def loose_state():
         assert done.returncode == 0, done.stderr
         return done
 
+    run("emulator", "start")  # a state directory with a database and a log, as an older kvlab left them:
+    run("emulator", "stop")
+    for path in [state, *state.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     run("emulator", "start")
     yield state, run
     run("emulator", "stop")
@@ -60,7 +59,7 @@ def test_the_state_directory_and_what_holds_state_keys_or_logs_are_the_owners_al
     run("env", "--shell", "json")  # the trust bundle, the Azure CLI's folder
     seen = modes(state)
     assert seen["."] == 0o700
-    assert {"kvlab.db", "kvlab.db-wal", "emulator.log", "emulator.json", "ca-key.pem"} <= set(seen)
+    assert {"kvlab.db", "emulator.log", "emulator.json", "ca-key.pem", "azure-cli"} <= set(seen)
     loose = {name: oct(mode) for name, mode in seen.items() if name != "." and name.split("/")[-1] not in PUBLIC
              and mode & 0o077}
     assert loose == {}

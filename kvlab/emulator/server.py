@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
+from .. import paths
 from .app import create_app
 from .http import BoundedHttpTools
 from .state import DATABASE
@@ -78,6 +79,7 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
     os.umask(0o077)  # whatever the server writes (the database's -wal and -shm, logs) is its owner's alone
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = hold_the_state_directory(state_dir)  # before anything is created: the CA, the database
+    paths.tighten(state_dir)  # keys, database, logs: the owner's alone, whatever an older kvlab left
     problem = damaged(state_dir / DATABASE)
     if problem is not None:
         raise SystemExit(problem)  # one line in emulator.log, which `kvlab emulator start` reports
