@@ -67,3 +67,34 @@ def open_private(path: Path, mode: str = "ab"):
 def default_port() -> int:
     raw = os.environ.get("KVLAB_PORT")
     return int(raw) if raw else DEFAULT_PORT
+
+
+SERVER_LOCK = "emulator.lock"  # held by the emulator serving a state directory, for its whole life
+
+
+def lock_state(state: Path):
+    """Take the state directory's server lock: the open lock file (keep it to hold the lock), or None when
+    another process holds it, which means an emulator serves this directory (answering or not)."""
+    handle = open(os.open(state / SERVER_LOCK, os.O_RDWR | os.O_CREAT, PRIVATE_FILE), "r+b")
+    try:
+        if os.name == "nt":
+            import msvcrt
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def served(state: Path) -> bool:
+    """Whether an emulator holds ``state`` now (asks the lock; never creates the directory)."""
+    if not state.is_dir():
+        return False
+    handle = lock_state(state)
+    if handle is None:
+        return True
+    handle.close()  # closing releases it
+    return False

@@ -206,3 +206,34 @@ def test_a_damaged_or_emptied_database_is_reported_at_start_and_never_reset(tmp_
         assert_one_line_error(result, word)
         assert (state / "kvlab.db").read_bytes() == before  # nothing repaired, nothing reset
         assert not as_json(kvlab("emulator", "status", state=state))["running"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGSTOP"), reason="POSIX signals")
+def test_an_emulator_that_does_not_answer_is_still_running_and_stop_stops_it(tmp_path):
+    """Issue #14, defect 2: status gave the health probe 1 s, so a busy emulator was declared down; stop then
+    deleted emulator.json and left the process alive, and the next start failed with "port already in use"."""
+    import signal
+
+    port = free_port()
+    started = as_json(kvlab("emulator", "start", "--port", str(port), state=tmp_path))
+    os.kill(started["pid"], signal.SIGSTOP)  # alive, holding its port and its state directory, answering nothing
+    try:
+        status = as_json(kvlab("emulator", "status", state=tmp_path))
+        assert status["running"] is True and status["answering"] is False and status["pid"] == started["pid"]
+        refused = kvlab("emulator", "start", "--port", str(port), state=tmp_path, check=False)
+        assert_one_line_error(refused, "does not answer", "kvlab emulator stop")
+        stopped = as_json(kvlab("emulator", "stop", state=tmp_path))
+        assert stopped["wasRunning"] is True
+        assert not (tmp_path / "emulator.json").exists()
+        with pytest.raises(ProcessLookupError):
+            for _ in range(100):
+                os.kill(started["pid"], 0)
+                __import__("time").sleep(0.05)
+        again = as_json(kvlab("emulator", "start", "--port", str(port), state=tmp_path))  # the port is free
+        assert again["running"] and again["answering"] and again["pid"] != started["pid"]
+    finally:
+        try:
+            os.kill(started["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        kvlab("emulator", "stop", state=tmp_path, check=False)

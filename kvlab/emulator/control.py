@@ -39,6 +39,7 @@ def _info(state_dir: Path, answer: dict) -> dict:
     pid, port = int(answer["pid"]), int(answer["port"])
     return {
         "running": True,
+        "answering": True,
         "url": f"https://localhost:{port}",
         "pid": pid,
         "port": port,
@@ -85,16 +86,25 @@ def health(state_dir: Path, port: int, timeout: float = 1.0) -> dict | None:
 
 
 def status(state_dir: str | os.PathLike | None = None) -> dict:
-    """Whether the emulator of ``state_dir`` runs (it must answer, not merely be recorded)."""
+    """Whether the emulator of ``state_dir`` runs, and whether it answers.
+
+    The server's lock says whether one runs; its health answer, whether it answers. One that runs but does
+    not answer in time (a stuck request, a full disk) is ``running`` with ``answering`` false and its
+    recorded pid and port: never taken for stopped (that once made `stop` forget it and `start` fail on
+    its port)."""
     state = paths.state_dir(state_dir, create=False)
     try:
         record = json.loads(_record_path(state).read_text())
     except (OSError, ValueError):
-        return {"running": False, "stateDir": str(state)}
-    answer = health(state, int(record["port"]))
-    if answer is None:
-        return {"running": False, "stateDir": str(state)}
-    return _info(state, answer)
+        record = None
+    answer = health(state, int(record["port"])) if record else None
+    if answer is not None:
+        return _info(state, answer)
+    if paths.served(state):
+        return {"running": True, "answering": False, "stateDir": str(state),
+                "pid": record and record.get("pid"), "port": record and record.get("port"),
+                "log": str(state / LOG)}
+    return {"running": False, "stateDir": str(state)}
 
 
 def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -> dict:
@@ -104,6 +114,9 @@ def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -
     """
     state = paths.state_dir(state_dir)
     current = status(state)
+    if current["running"] and not current["answering"]:
+        raise EmulatorError(f"the emulator of {state} runs (pid {current['pid']}) but does not answer; "
+                            "stop it with: kvlab emulator stop")
     if current["running"]:
         if port is not None and port != current["port"]:
             raise EmulatorError(
@@ -150,14 +163,31 @@ def stop(state_dir: str | os.PathLike | None = None) -> dict:
     state = paths.state_dir(state_dir, create=False)
     current = status(state)
     if current["running"]:
-        _terminate(current["pid"])
-    _record_path(state).unlink(missing_ok=True)  # a stale record, or none (no directory either)
+        if not current.get("pid") or not _is_the_emulator(int(current["pid"]), state):
+            raise EmulatorError(f"an emulator holds {state} but its pid is not recorded; stop it by hand "
+                                f"(its log: {state / LOG})")
+        _terminate(int(current["pid"]))
+        if paths.served(state):  # the lock goes with the process: still held, it still runs
+            raise EmulatorError(f"the emulator of {state} (pid {current['pid']}) did not stop")
+    _record_path(state).unlink(missing_ok=True)  # it is gone: its record (or a stale one) goes too
     return {"running": False, "stateDir": str(state), "wasRunning": current["running"]}
+
+
+def _is_the_emulator(pid: int, state: Path) -> bool:
+    """Whether ``pid`` is an emulator serving ``state`` (on Linux by its command line; elsewhere by the
+    lock and the record, which only that emulator writes)."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():
+        return _alive(pid)
+    words = cmdline.read_bytes().split(b"\0")
+    return b"kvlab.emulator" in words and str(state).encode() in words
 
 
 def _terminate(pid: int, timeout: float = 5.0) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
+        if hasattr(signal, "SIGCONT"):
+            os.kill(pid, signal.SIGCONT)  # a stopped process handles its TERM only once continued
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout

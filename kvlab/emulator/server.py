@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import uvicorn
@@ -29,9 +30,6 @@ except ImportError:
     LOOP = "asyncio"
 
 
-LOCK = "emulator.lock"  # held by the serving process for its whole life
-
-
 class AlreadyServed(SystemExit):
     """Another emulator serves this state directory (said in one line, as the process's exit message)."""
 
@@ -40,18 +38,12 @@ def hold_the_state_directory(state_dir: Path):
     """Lock ``state_dir`` for this process's lifetime, or AlreadyServed. Returns the open lock file (keep it).
 
     One state directory, one live emulator: two would each record themselves in emulator.json and orphan
-    the other, and two first starts would each create a local CA."""
-    handle = open(os.open(state_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
-    try:
-        if os.name == "nt":
-            import msvcrt
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise AlreadyServed(f"another emulator already serves {state_dir}; see: kvlab emulator status") from None
+    the other, and two first starts would each create a local CA. `kvlab emulator status` asks the same lock."""
+    deadline = time.monotonic() + 1.0  # `kvlab emulator status` holds it for an instant when it asks
+    while (handle := paths.lock_state(state_dir)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if handle is None:
+        raise AlreadyServed(f"another emulator already serves {state_dir}; see: kvlab emulator status")
     return handle
 
 
