@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from . import graph
+from .audit import bounded
 from .identity import IDENTITY_NAME_RE, LEARNER, UPN_DOMAIN, Caller
 from .rbac import ROLES, RoleDefinition, find_role, scope_covers
 from .resources import GROUP_NAME_RE, PROVIDERS, SUBSCRIPTION_NAME, location_name
@@ -701,7 +702,7 @@ def activity_record(state: State, operation: Operation, caller: Caller, path: st
     group = re.search(r"/resourceGroups/([^/]+)", resource_id, re.IGNORECASE)
     when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(state.clock.now_precise()))
     succeeded = status < 400
-    return {
+    return bounded({
         "authorization": {"action": operation.name, "scope": resource_id},
         # a user by sign-in name, an application by object id, as the Activity Log names them
         "caller": f"{LEARNER}@{UPN_DOMAIN}" if caller.name == LEARNER else caller.oid,
@@ -722,7 +723,7 @@ def activity_record(state: State, operation: Operation, caller: Caller, path: st
         "submissionTimestamp": when,
         "subscriptionId": state.vaults.subscription_id,
         "tenantId": state.identities.tenant_id,
-    }
+    })
 
 
 # -- the table ---------------------------------------------------------------------------------------

@@ -15,6 +15,21 @@ from .vaults import Clock
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+MAX_FIELD = 1024  # characters of any text field a caller chose (a request id, a URI, a user agent)
+
+
+def bounded(value):
+    """A caller's text as a record keeps it: at most MAX_FIELD characters (issue #14: 1 MB request ids once
+    grew the log 42 MB in 40 requests); dictionaries and lists bounded the same way, inside."""
+    if isinstance(value, str) and len(value) > MAX_FIELD:
+        return value[:MAX_FIELD] + f"…({len(value) - MAX_FIELD} more characters)"
+    if isinstance(value, dict):
+        return {key: bounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [bounded(item) for item in value]
+    return value
+
+
 FIELDS = (
     "time", "vault", "operationName", "operationVersion", "category", "resultType",
     "resultSignature", "resultDescription", "httpStatusCode", "durationMs", "callerIpAddress",
@@ -52,7 +67,7 @@ class Audit:
     def record(self, record: dict) -> None:
         """Store one record; ``record`` has the keys of FIELDS (time is filled in here)."""
         now = self.clock.now_precise()
-        full = {key: record.get(key) for key in FIELDS}
+        full = {key: bounded(record.get(key)) for key in FIELDS}
         full["time"] = iso(now)
         full["category"] = "AuditEvent"
         self.store.add_audit(int(now), record.get("vault"), record.get("identity"), full)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qsl
 
-from .audit import iso
+from .audit import bounded, iso
 from .store import UserRow
 from .workspaces import (
     DATABRICKS_BACKEND, KEYVAULT_BACKEND, DatabricksError, VaultReader, Workspace, invalid,
@@ -191,12 +191,12 @@ def audit_record(now: float, workspace_id: str, operation: "Operation", user: Us
             error = json.loads(body).get("message")
         except (ValueError, AttributeError):
             error = None
-    return {
+    return bounded({
         "timestamp": iso(now), "workspaceId": workspace_id, "serviceName": "secrets", "actionName": operation.name,
         "userIdentity": {"email": user.name if user else None}, "requestParams": params,
         "response": {"statusCode": status, "errorMessage": error}, "sourceIPAddress": client_ip,
         "userAgent": user_agent,
-    }
+    })
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,16 @@ def test_a_versions_skiptoken_that_is_no_position_is_a_400(vault_url, auth, clie
     answer = requests.get(f"{vault_url}secrets/paged/versions", params={"api-version": "7.6", "$skiptoken": token},
                           headers=auth, timeout=10)
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadParameter", answer.text
+
+
+def test_a_callers_long_request_id_is_kept_bounded_in_the_audit_log(vault_url, auth, emulator):
+    """Issue #14, defect 6: 1 MB x-ms-client-request-id headers were stored whole (42 MB for 40 requests)."""
+    from kvlab.emulator.audit import MAX_FIELD
+
+    long_id = "r" * 50_000  # under the head limit, far over what a record keeps
+    answer = requests.get(f"{vault_url}secrets", params={"api-version": "7.6"}, timeout=10,
+                          headers={**auth, "x-ms-client-request-id": long_id})
+    assert answer.status_code == 200
+    [record] = [r for r in emulator.audit(vault=vault_url.split("//")[1].split(".")[0])
+                if r["correlationId"].startswith("rrrr")]
+    assert len(record["correlationId"]) < MAX_FIELD + 40 and record["correlationId"].endswith("more characters)")
