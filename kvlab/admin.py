@@ -83,7 +83,7 @@ class Admin:
                      resource_group: str | None = None) -> dict:
         """Create a vault: RBAC permission model, soft delete, and no data access for anyone yet.
 
-        ``resource_group``: the group Resource Manager shows it in (made if need be, in LOCATION); by default
+        ``resource_group``: the group Resource Manager shows it in (made if need be, in LESSONS_LOCATION); by default
         the emulator's own group."""
         with self._state(create=True) as state:
             existing = state.store.get_vault(name)
