@@ -79,11 +79,13 @@ def terminal(tmp_path_factory):
     shell.kvlab("emulator", "stop")
 
 
-def run_lesson(terminal, number: str, where: Path | None = None) -> list[tuple[str, subprocess.CompletedProcess]]:
-    """The lesson's set-up cell, then its az lines, in ``where`` (a project the set-up writes lands there)."""
+def run_lesson(terminal, number: str, where: Path | None = None,
+               cells: str = "") -> list[tuple[str, subprocess.CompletedProcess]]:
+    """The lesson's set-up cell (then ``cells``, code of the notebook's own the lines follow), then its az lines,
+    in ``where`` (a project the set-up writes lands there)."""
     shell, env = terminal
     where = where or shell.state.parent
-    setup = subprocess.run([sys.executable, "-c", f"import kvlab; kvlab.start_lesson({number!r}, demo=True)"],
+    setup = subprocess.run([sys.executable, "-c", f"import kvlab; lesson = kvlab.start_lesson({number!r}, demo=True)\n{cells}"],
                            env={**shell.base, "KVLAB_PORT": str(shell.port)}, capture_output=True, text=True,
                            timeout=180, cwd=where)
     assert setup.returncode == 0, setup.stderr
@@ -159,22 +161,30 @@ def roles(shell) -> set[tuple[str, str, str]]:
             for a in json.loads(shell.kvlab("role", "assignment", "list", "-o", "json").stdout)}
 
 
+# the cell of lesson 06 whose assignment the text's `az role assignment delete` removes
+PLANTED = {"06": 'lesson.lab.assign_role("Key Vault Secrets Officer", "id-etl-nightly", "kv-ops-prod")'}
+
+
 def test_the_later_lessons_az_lines_run_as_shown(terminal, tmp_path):
     """Lessons 05-07: the factory found by its name, a vault's assignments, a password stored from a file."""
     shell, _ = terminal
     lines = {}
+    (tmp_path / "connection.txt").write_text("host=orders-db user=orders_app_b password=plainly-fake")  # pragma: allowlist secret
     for number in ("05", "06"):
-        ran = run_lesson(terminal, number)
+        ran = run_lesson(terminal, number, tmp_path, cells=PLANTED.get(number, ""))
         assert all(done.returncode == 0 for _, done in ran), [(command(line), done.returncode, done.stderr[-800:])
                                                           for line, done in ran if done.returncode]
         lines[number] = [command(line) for line, _ in ran]
+        if number == "06":  # the debugging assignment the text deletes was planted by the cell before it
+            assert ("id-etl-nightly", "Key Vault Secrets Officer", "kv-ops-prod") not in roles(shell)
     assert ("adf-sales-dev", "Key Vault Secrets User", "kv-sales-dev/secrets/pg-password") in roles(shell)
     (tmp_path / "password.txt").write_text("plainly-fake-shop-password")  # pragma: allowlist secret
     ran = run_lesson(terminal, "07", tmp_path)
     assert all(done.returncode == 0 for _, done in ran), [(command(line), done.returncode, done.stderr[-800:])
                                                           for line, done in ran if done.returncode]
     lines["07"] = [command(line) for line, _ in ran]
-    assert lines == {"05": ["az role assignment create"], "06": ["az role assignment list"],
+    assert lines == {"05": ["az role assignment create"],
+                     "06": ["az keyvault secret set", "az role assignment list", "az role assignment delete"],
                      "07": ["az keyvault secret set", "az role assignment create"]}
     assert ("id-shop-ingest", "Key Vault Secrets User", "kv-shop-prod/secrets/shop-db-password") in roles(shell)
 
@@ -189,7 +199,6 @@ def test_the_lines_left_out_are_azures_and_the_text_says_so():
     assert left_out == {
         "05": [],
         "06": ["az eventgrid event-subscription create", "az monitor diagnostic-settings create",
-               "az keyvault secret set", "az webapp identity assign", "az webapp config appsettings set",
-               "az role assignment delete"],
+               "az webapp identity assign", "az webapp config appsettings set"],
         "07": ["az role assignment create"],  # Storage Blob Data Reader on a storage account
     }
