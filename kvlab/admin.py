@@ -245,10 +245,8 @@ class Admin:
             return state.store.remove_scope(name)
 
     def workspace_audit(self, after: int = 0) -> list[dict]:
-        """The workspace's audit events (serviceName secrets), oldest first, after a position; never a value."""
-        from .emulator import control
-
-        control.status(self.state_dir)  # a running emulator answers once its records are written
+        """The workspace's audit events (serviceName secrets), oldest first, after a position; never a value.
+        (The server commits a request's records before it answers, so no answered request is missing.)"""
         with self._state(create=True) as state:
             return state.store.workspace_audit(after)
 
@@ -319,9 +317,6 @@ class Admin:
         self, vault: str | None = None, since: str | None = None, identity: str | None = None, after: int = 0
     ) -> list[dict]:
         """Audit records (oldest first), filtered by vault, by time, by caller name, or after a position."""
-        from .emulator import control
-
-        control.status(self.state_dir)  # a running emulator answers once its records are written
         with self._state() as state:
             if identity is not None:
                 identity = state.identities.get(identity).name
@@ -329,11 +324,31 @@ class Admin:
 
     def audit_position(self) -> int:
         """Where the audit log ends now: `audit(after=...)` then returns only later records."""
-        from .emulator import control
-
-        control.status(self.state_dir)
         with self._state() as state:
             return state.store.audit_position()
+
+    def lesson_positions(self) -> tuple[int, int]:
+        """Where the audit log and the workspace's audit log end as a lesson starts; retention keeps every
+        later record of both while it is the latest lesson started (its checks read them)."""
+        with self._state(create=True) as state:
+            positions = state.store.audit_position(), state.store.workspace_audit_position()
+            state.store.keep_audit_from(*positions)
+            return positions
+
+    def retention(self, records: int | None = None, days: int | None = None) -> dict:
+        """How much of the audit logs is kept (set ``records`` or ``days`` to change it; days 0: no age limit)."""
+        from .emulator.store import RETENTION_DAYS, RETENTION_RECORDS
+
+        if records is not None and records < 1000:
+            raise ValueError(f"--records {records}: keep at least 1000 records")
+        if days is not None and days < 0:
+            raise ValueError(f"--days {days}: give a number of days, or 0 for no age limit")
+        with self._state(create=True) as state:
+            if records is not None:
+                state.store.set_meta(RETENTION_RECORDS, str(records))
+            if days is not None:
+                state.store.set_meta(RETENTION_DAYS, str(days))
+            return state.store.retention()
 
     def events(self, vault: str | None = None) -> list[dict]:
         """Event Grid-style secret events (oldest first), optionally of one vault."""

@@ -609,17 +609,33 @@ def role_assignment_delete(assignment_id, role, assignee, scope, state_dir, outp
 AUDIT_COLUMNS = ("time", "vault", "operationName", "identity", "secretName", "httpStatusCode", "resultDescription")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--vault", help="Only this vault's records.")
 @click.option("--since", help="A duration before now (15m, 2h, 7d) or an ISO time.")
 @click.option("--identity", help="Only this caller's records (identity name or id).")
 @STATE_DIR
 @OUTPUT
+@click.pass_context
 @one_line_errors
-def audit(vault, since, identity, state_dir, output) -> None:
-    """The vault audit log (Key Vault AuditEvent records; never a secret value)."""
+def audit(ctx, vault, since, identity, state_dir, output) -> None:
+    """The vault audit log (Key Vault AuditEvent records; never a secret value);
+    `kvlab audit retention` says how much of it is kept."""
+    if ctx.invoked_subcommand is not None:
+        return
     records = _admin(state_dir).audit(vault, since, identity)
     emit(only(records, AUDIT_COLUMNS) if output == "table" else records, output)
+
+
+@audit.command("retention")
+@click.option("--records", type=int, help="Keep the newest N records of each audit log (at least 1000).")
+@click.option("--days", type=int, help="Also drop records older than N days on the emulator's clock (0: no limit).")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def audit_retention(records, days, state_dir, output) -> None:
+    """How much of the audit logs is kept, or change it. Records after the latest lesson started are always
+    kept: its checks read them."""
+    emit(_admin(state_dir).retention(records, days), output)
 
 
 @main.group(invoke_without_command=True)

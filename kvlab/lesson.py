@@ -40,8 +40,8 @@ class Lesson:
             self.mode = EMULATOR
             self.lab = connect(state_dir)
             self._reset()
-            self.audit_position = self.lab.audit_position()
-            self.workspace_position = self.lab.workspace_audit_position()  # the Databricks workspace's log, likewise
+            # where its checks read the audit logs from (the Databricks workspace's too); retention keeps it all
+            self.audit_position, self.workspace_position = self.lab.lesson_positions()
         elif spec.emulator_only:
             from .checks import EmulatorOnly
 

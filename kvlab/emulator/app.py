@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
+import sqlite3
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote
@@ -41,7 +42,27 @@ from .workspaces import DatabricksError
 MAX_BODY = 1024 * 1024
 SERVICE_VERSION = "1.9.3019.1"  # what x-ms-keyvault-service-version reports
 REGION = "kvlab"
+BUSY_TIMEOUT = 2.0  # seconds a request waits for another process's write before the service's 503
 log = logging.getLogger("kvlab.emulator")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _busy(exc: sqlite3.Error) -> str:
+    return ("The emulator's database is busy: another kvlab process has held its write lock for "
+            f"{BUSY_TIMEOUT:g} s. Nothing was changed; try again.")
+
+
+def _not_stored(exc: sqlite3.Error) -> tuple[int, dict]:
+    """A request whose transaction failed: Key Vault's 503 when the database was busy (clients retry it),
+    a 500 otherwise (a full disk, a damaged file); either way nothing of it was kept."""
+    if _is_busy(exc):
+        return 503, {"error": {"code": "ServiceUnavailable", "message": _busy(exc)}}
+    return 500, {"error": {"code": "InternalServerError", "message": (
+        f"The emulator could not store this request ({exc}), so nothing of it was kept; see emulator.log "
+        "in its state directory.")}}
 
 
 class Challenge(Exception):
@@ -67,17 +88,26 @@ class Request:
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.client_ip = scope["client"][0] if scope.get("client") else ""
 
-    async def body(self, limit: int) -> bytes:
+    async def body(self, limit: int) -> bytes | None:
+        """The body, read on the event loop before the request's database work; None past ``limit`` bytes
+        (the rest is left unread), refused as `TOO_LARGE` where the service would look at the body."""
         chunks, size = [], 0
         while True:
             message = await self._receive()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise KeyVaultError(413, "RequestEntityTooLarge", "The request body is too large.")
+                return None
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+
+def _given(body: bytes | None) -> bytes:
+    """The body a request sent, or Key Vault's 413 where it sent too much."""
+    if body is None:
+        raise KeyVaultError(413, "RequestEntityTooLarge", "The request body is too large.")
+    return body
 
 
 class Response:
@@ -104,23 +134,31 @@ def _json(status: int, body: dict | None, headers: dict[str, str] | None = None)
 
 
 class EmulatorApp:
-    """The ASGI callable. Holds the domain objects of one state directory."""
+    """The ASGI callable. Holds the domain objects of one state directory.
+
+    A request's body is read on the event loop; everything else it does (token, RBAC, domain, its audit
+    record) runs on the database thread, in one transaction that commits before the answer is sent. So a
+    database another process keeps busy never freezes the loop (issue #14, defect 3): health and TLS
+    handshakes go on, and the request waits at most BUSY_TIMEOUT before Key Vault's 503.
+    """
 
     def __init__(self, state_dir: Path, port: int):
         self.state_dir = Path(state_dir)
         self.port = port
-        self.state = State(self.state_dir)
+        self.state = State(self.state_dir, busy_timeout=BUSY_TIMEOUT)
         self.state.store.set_meta("last_port", str(port))
         self.state.store.per_request = True
         self.throttle = Throttle()
-        # Vault requests whose audit record is not written yet (it is written right
-        # after the answer is sent, off the caller's critical path; see `health`).
-        self._unaudited: set[int] = set()
-        self._next_request = 0
+        # One thread makes every SQLite call of the server (the store serialises its connection anyway)
+        self._database = ThreadPoolExecutor(1, thread_name_prefix="kvlab-database")
         # Other processes reach the emulator's names through this (`kvlab env` sets HTTPS_PROXY)
         self.proxy = Proxy(port, proxy_password(self.state.store))
         # Event subscriptions: each one's new events, POSTed to its webhook (see events.Delivery)
-        self.delivery = Delivery(self.state.store, self.state_dir / "ca.pem")
+        self.delivery = Delivery(self.state.store, self.state_dir / "ca.pem", self.in_database)
+
+    async def in_database(self, work, *args):
+        """``work(*args)`` on the database thread, awaited on the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._database, work, *args)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -133,62 +171,74 @@ class EmulatorApp:
                 elif message["type"] == "lifespan.shutdown":
                     await self.delivery.close()
                     await self.proxy.close()
+                    self._database.shutdown(wait=True)
                     self.state.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        self.state.store.refresh()  # see other processes' changes (CLI, notebooks) once per request
         host, _, port = request.headers.get("host", "localhost").partition(":")
         host = host.lower().rstrip(".")
+        body = await request.body(arm.MAX_BODY if host in (arm.HOST, graph.HOST) else MAX_BODY) \
+            if request.method in ("PUT", "PATCH", "POST") else b""
         if host in ("localhost", "127.0.0.1"):
-            await (await self.service_request(request))(send)
+            if request.path == "/kvlab/health":
+                response = self.health()
+            else:
+                response = await self.in_database(self.service_request, request)
         elif host == self.state.workspace_host():
-            await (await self.workspace_request(request))(send)
+            response = await self.in_database(self.workspace_request, request, body)
         elif host == arm.HOST:
-            await (await self.arm_request(request))(send)
+            response = await self.in_database(self.arm_request, request, body)
         elif host == graph.HOST:
-            await (await self.graph_request(request))(send)
+            response = await self.in_database(self.graph_request, request, body)
         elif host.endswith(".localhost") and host.count(".") == 1:
-            self._next_request += 1
-            number = self._next_request
-            self._unaudited.add(number)
-            response, audit = await self.vault_request(request, host[: -len(".localhost")], port)
-            try:
-                await response(send)
-            finally:  # a request counts even if its caller hung up before the answer
-                audit()
-                self._unaudited.discard(number)
+            response = await self.in_database(self.vault_request, request, host[: -len(".localhost")], port, body)
         else:
-            await _json(404, {"error": {"code": "NotFound", "message": f"Unknown host {host}."}})(send)
+            response = _json(404, {"error": {"code": "NotFound", "message": f"Unknown host {host}."}})
+        await response(send)
 
     # -- the emulator's own endpoints ---------------------------------------
 
-    async def service_request(self, request: Request) -> Response:
-        path = request.path
-        if path == "/msi/token" and request.method == "GET":
+    def health(self) -> Response:
+        """Whether the emulator answers; no database call, so it answers while the database is busy. It names
+        no process or directory: a caller that trusts this state directory's CA (as `kvlab emulator status`
+        does) already knows it reached this state directory's emulator."""
+        return _json(200, {"status": "ok", "version": __version__, "port": self.port, "proxyPort": self.proxy.port})
+
+    def service_request(self, request: Request) -> Response:
+        if request.path == "/msi/token" and request.method == "GET":
             try:
+                self.state.store.refresh()
                 token = self.state.identities.issue(
                     request.headers.get("x-identity-header"),
                     dict(parse_qsl(request.query_string, keep_blank_values=True)),
                 )
             except TokenRequestError as exc:
                 return _json(exc.status, {"statusCode": exc.status, "message": exc.message})
+            except sqlite3.OperationalError as exc:
+                return _json(503, {"statusCode": 503, "message": _busy(exc)}, {"Retry-After": "1"})
             return _json(200, token)
-        if path == "/kvlab/health":
-            await self._audited()
-            return _json(200, {
-                "status": "ok", "version": __version__, "pid": os.getpid(),
-                "port": self.port, "proxyPort": self.proxy.port, "stateDir": str(self.state_dir),
-            })
-        return _json(404, {"error": {"code": "NotFound", "message": f"No endpoint {path}."}})
+        return _json(404, {"error": {"code": "NotFound", "message": f"No endpoint {request.path}."}})
 
     # -- Key Vault ----------------------------------------------------------
 
-    async def vault_request(self, request: Request, vault_name: str, port: str):
-        """The request path of every vault operation, in order. Returns the answer and
-        the function that writes its audit record (called once the answer is sent)."""
+    def vault_request(self, request: Request, vault_name: str, port: str, body: bytes | None) -> Response:
+        """A vault request and its audit record, committed together before the answer is sent."""
+        try:
+            with self.state.store.transaction():
+                response, record, duration = self._vault_answer(request, vault_name, port, body)
+                self._audit(record, response.status_code, duration)
+            return response
+        except sqlite3.Error as exc:  # nothing of this request was kept, its audit record included
+            if not _is_busy(exc):
+                log.error("a request to %s was not stored: %s", vault_name, exc)
+            return _json(*_not_stored(exc), self._headers(request, request.client_ip))
+
+    def _vault_answer(self, request: Request, vault_name: str, port: str, body: bytes | None):
+        """The request path of every vault operation, in order. Returns the answer, its audit record and
+        how long it took."""
         started = time.perf_counter()
         resource = f"https://localhost:{port}" if port else "https://localhost"
         client_ip = request.client_ip
@@ -236,10 +286,9 @@ class EmulatorApp:
             assignment = self.state.roles.authorize(caller.oid, vault.name, params.get("name"), operation.data_action)
             headers["x-ms-keyvault-rbac-assignment-id"] = assignment.id.replace("-", "")
             # 7. domain
-            body = await request.body(MAX_BODY)
             call = Call(
                 self.state.vaults, vault, f"https://{request.headers.get('host', '')}",
-                path.rstrip("/") or "/", api_version, query, body,
+                path.rstrip("/") or "/", api_version, query, _given(body),
                 params.get("name"), params.get("version"),
             )
             status, payload = operation.handler(call)
@@ -268,6 +317,8 @@ class EmulatorApp:
                 f"Create it with: kvlab vault create --name {vault_name}",
             }}, headers)
             record["resultDescription"] = "VaultNotFound"
+        except sqlite3.Error:  # the database's own failure: the whole request is undone (vault_request)
+            raise
         except Exception:  # a bug: answer in the service's shape and keep the evidence
             log.exception("unexpected error in %s %s", request.method, raw_path)
             response = _json(500, {"error": {
@@ -275,16 +326,25 @@ class EmulatorApp:
                 "message": "The emulator failed on this request; see emulator.log in its state directory.",
             }}, headers)
             record["resultDescription"] = "InternalServerError"
-        duration = time.perf_counter() - started
-        return response, lambda: self._audit(record, response.status_code, duration)
+        return response, record, time.perf_counter() - started
 
     # -- Azure Resource Manager ---------------------------------------------------
 
-    async def arm_request(self, request: Request) -> Response:
-        """Route, token, api-version, subscription, RBAC, domain, answer, Activity Log (see arm.py)."""
+    def arm_request(self, request: Request, body: bytes | None) -> Response:
+        """A management request and its Activity Log record, committed together before the answer."""
         correlation = request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
         headers = {"cache-control": "no-cache", "x-ms-request-id": str(uuid.uuid4()),
                    "x-ms-correlation-request-id": correlation}
+        try:
+            with self.state.store.transaction():
+                return self._arm_answer(request, body, headers, correlation)
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                log.error("a management request was not stored: %s", exc)
+            return _json(*_not_stored(exc), headers)
+
+    def _arm_answer(self, request: Request, body: bytes | None, headers: dict, correlation: str) -> Response:
+        """Route, token, api-version, subscription, RBAC, domain, answer, Activity Log (see arm.py)."""
         operation = caller = None
         try:
             try:  # the route's own errors wait until the caller is known, as for a vault
@@ -301,8 +361,7 @@ class EmulatorApp:
             if not query.get("api-version"):
                 raise arm.ArmError(400, "MissingApiVersionParameter",
                                    "The api-version query parameter (?api-version=) is required for all requests.")
-            body = await request.body(arm.MAX_BODY) if request.method in ("PUT", "POST", "PATCH") else b""
-            call = arm.ArmCall(self.state, caller, request.method, operation, params, query, body,
+            call = arm.ArmCall(self.state, caller, request.method, operation, params, query, _given(body),
                                f"https://{request.headers.get('host', arm.HOST)}", self.port)
             status, payload = arm.handle(call)
             response = _json(status, payload, headers)
@@ -310,6 +369,8 @@ class EmulatorApp:
             response = _json(exc.status, exc.body(), {**headers, **exc.headers})
         except KeyVaultError as exc:  # the body limit
             response = _json(exc.status, {"error": {"code": "RequestEntityTooLarge", "message": exc.message}}, headers)
+        except sqlite3.Error:  # the database's own failure: the whole request is undone (arm_request)
+            raise
         except Exception:  # a bug: answer in the service's shape and keep the evidence
             log.exception("unexpected error in %s %s", request.method, request.path)
             response = _json(500, {"error": {
@@ -330,26 +391,41 @@ class EmulatorApp:
         except TokenError as exc:
             raise arm.unauthorized(exc.reason, audience) from None
 
-    async def graph_request(self, request: Request) -> Response:
+    def graph_request(self, request: Request, body: bytes | None) -> Response:
         """Microsoft Graph's few directory reads (graph.py): token, route, answer. Nothing is written."""
         try:
+            self.state.store.refresh()
             try:
                 caller = self._arm_caller(request, graph.audience(self.port))
             except arm.ArmError as exc:  # Graph words a refused token its own way
                 raise graph.GraphError(401, "InvalidAuthenticationToken", exc.message) from None
             handler = graph.route(request.method, request.path)
-            body = await request.body(arm.MAX_BODY) if request.method == "POST" else b""
             query = dict(parse_qsl(request.query_string, keep_blank_values=True))
-            response = _json(200, handler(graph.GraphCall(self.state, caller, query, body)))
+            response = _json(200, handler(graph.GraphCall(self.state, caller, query, _given(body))))
         except graph.GraphError as exc:
             response = _json(exc.status, exc.body())
         except KeyVaultError as exc:  # the body limit
             response = _json(exc.status, {"error": {"code": "Request_BadRequest", "message": exc.message}})
+        except sqlite3.OperationalError as exc:
+            response = _json(503, {"error": {"code": "serviceNotAvailable", "message": _busy(exc)}}, {"Retry-After": "1"})
         return response
 
     # -- the Databricks workspace --------------------------------------------------
 
-    async def workspace_request(self, request: Request) -> Response:
+    def workspace_request(self, request: Request, body: bytes | None) -> Response:
+        """A workspace request, its audit record and the audit records of the vault reads it made, committed
+        together before the answer."""
+        try:
+            with self.state.store.transaction():
+                return self._workspace_answer(request, body)
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                log.error("a workspace request was not stored: %s", exc)
+            status, error = _not_stored(exc)
+            return _json(status, {"error_code": "TEMPORARILY_UNAVAILABLE" if status == 503 else "INTERNAL_ERROR",
+                                  "message": error["error"]["message"]}, {"Retry-After": "1"} if status == 503 else {})
+
+    def _workspace_answer(self, request: Request, body: bytes | None) -> Response:
         """Token, endpoint, domain, answer: Databricks' shapes throughout ({"error_code", "message"})."""
         if request.path == databricks.WELL_KNOWN and request.method == "GET":  # the SDK's discovery probe
             host = request.headers.get("host", "")
@@ -359,14 +435,15 @@ class EmulatorApp:
         try:
             user, entra = self._workspace_user(request)
             operation = databricks.route(request.method, request.path)
-            body = await request.body(MAX_BODY) if request.method == "POST" else b""
-            call = databricks.Call(self.state.workspace, user, entra, request.method, request.query_string, body,
+            call = databricks.Call(self.state.workspace, user, entra, request.method, request.query_string, _given(body),
                                    DatabricksReads(self), self._keyvault_of)
             response = _json(200, operation.handler(call))
         except KeyVaultError as exc:  # the body limit
             response = _json(exc.status, {"error_code": "BAD_REQUEST", "message": exc.message})
         except DatabricksError as exc:
             response = _json(exc.status, exc.body())
+        except sqlite3.Error:  # the database's own failure: the whole request is undone (workspace_request)
+            raise
         except Exception:  # a bug: answer in the service's shape and keep the evidence
             log.exception("unexpected error in %s %s", request.method, request.path)
             response = _json(500, {"error_code": "INTERNAL_ERROR",
@@ -474,17 +551,6 @@ class EmulatorApp:
         )
         body = {"error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByRbac"}}}
         return _json(403, body, headers)
-
-    async def _audited(self, timeout: float = 5.0) -> None:
-        """Wait until every vault request that arrived before now has its audit record.
-
-        Readers of the audit log (`kvlab audit`, checks) ask for the health answer
-        first, so they never miss a request whose answer they already have.
-        """
-        pending = set(self._unaudited)
-        deadline = time.monotonic() + timeout
-        while pending & self._unaudited and time.monotonic() < deadline:
-            await asyncio.sleep(0.001)
 
     def _audit(self, record: dict, status: int, duration: float) -> None:
         record["httpStatusCode"] = status

@@ -35,8 +35,8 @@ def _record_path(state_dir: Path) -> Path:
     return state_dir / RECORD
 
 
-def _info(state_dir: Path, answer: dict) -> dict:
-    pid, port = int(answer["pid"]), int(answer["port"])
+def _info(state_dir: Path, answer: dict, pid: int) -> dict:
+    port = int(answer["port"])
     return {
         "running": True,
         "answering": True,
@@ -53,7 +53,10 @@ def _info(state_dir: Path, answer: dict) -> dict:
 
 
 def health(state_dir: Path, port: int, timeout: float = 1.0) -> dict | None:
-    """The health answer of an emulator on ``port`` serving ``state_dir``, or None."""
+    """The health answer of an emulator on ``port`` serving ``state_dir``, or None.
+
+    Which state directory it serves is proved by TLS: only the emulator holding ``state_dir``'s CA key
+    can present a certificate ``state_dir/ca.pem`` verifies (the answer itself names no process or path)."""
     ca = state_dir / "ca.pem"
     if not ca.exists():
         return None
@@ -80,9 +83,7 @@ def health(state_dir: Path, port: int, timeout: float = 1.0) -> dict | None:
         answer = json.loads(body)
     except ValueError:
         return None
-    if Path(answer.get("stateDir", "")) != state_dir:
-        return None
-    return answer
+    return answer if isinstance(answer, dict) and answer.get("status") == "ok" else None
 
 
 def status(state_dir: str | os.PathLike | None = None) -> dict:
@@ -99,7 +100,7 @@ def status(state_dir: str | os.PathLike | None = None) -> dict:
         record = None
     answer = health(state, int(record["port"])) if record else None
     if answer is not None:
-        return _info(state, answer)
+        return _info(state, answer, int(record["pid"]))
     if paths.served(state):
         return {"running": True, "answering": False, "stateDir": str(state),
                 "pid": record and record.get("pid"), "port": record and record.get("port"),
@@ -148,10 +149,9 @@ def _wait_until_it_answers(state: Path, port: int, process: subprocess.Popen) ->
     while time.monotonic() < deadline:
         answer = health(state, port, timeout=0.5)
         if answer is not None:
-            info = _info(state, answer)
             with paths.open_private(_record_path(state), "w") as record:
-                record.write(json.dumps({"pid": info["pid"], "port": port}))
-            return info
+                record.write(json.dumps({"pid": process.pid, "port": port}))
+            return _info(state, answer, process.pid)
         if process.poll() is not None:
             raise EmulatorError(f"the emulator exited at start: {_last_log_line(state)}")
         time.sleep(0.02)

@@ -167,9 +167,10 @@ class Delivery:
     the one event that was in flight.
     """
 
-    def __init__(self, store: Store, ca_file, interval: float = 0.2):
+    def __init__(self, store: Store, ca_file, in_database, interval: float = 0.2):
         self.store = store
         self.ca_file = ca_file  # read once the loop starts: the server writes the CA after making the app
+        self.in_database = in_database  # runs a store call off the event loop (EmulatorApp.in_database)
         self.interval = interval
         self._task: asyncio.Task | None = None
         self._next_try: dict[str, float] = {}
@@ -192,18 +193,22 @@ class Delivery:
             while True:
                 await asyncio.sleep(self.interval)
                 try:
-                    self.store.refresh()
-                    for subscription in self.store.subscriptions():
+                    for subscription in await self.in_database(self._subscriptions):
                         if time.monotonic() >= self._next_try.get(subscription["name"], 0):
                             await self._deliver(client, subscription)
                 except Exception:  # a background loop must outlive one bad round (a locked database): log it in full
                     logging.getLogger("kvlab.emulator").exception("event delivery failed; trying again")
 
+    def _subscriptions(self) -> list[dict]:
+        self.store.refresh()
+        return self.store.subscriptions()
+
     async def _deliver(self, client, subscription: dict) -> None:
         import httpx
 
         wanted = set(subscription["types"]) or set(EVENT_TYPES)
-        for seq, event in self.store.events_after(subscription["delivered"], subscription["vault"]):
+        due = await self.in_database(self.store.events_after, subscription["delivered"], subscription["vault"])
+        for seq, event in due:
             if event["eventType"] in wanted:
                 try:
                     answer = await client.post(subscription["endpoint"], json=[event],
@@ -213,9 +218,9 @@ class Delivery:
                     problem = f"{type(exc).__name__}: {exc}"
                 if problem is not None:
                     failures = subscription["failures"]
-                    self.store.subscription_failed(subscription["name"], problem)
+                    await self.in_database(self.store.subscription_failed, subscription["name"], problem)
                     wait = RETRY_AFTER[min(failures, len(RETRY_AFTER) - 1)]
                     self._next_try[subscription["name"]] = time.monotonic() + wait
                     return
-            self.store.subscription_delivered(subscription["name"], seq)
+            await self.in_database(self.store.subscription_delivered, subscription["name"], seq)
         self._next_try.pop(subscription["name"], None)

@@ -22,9 +22,9 @@ DATABASE = "kvlab.db"
 
 
 class State:
-    def __init__(self, state_dir: Path):
+    def __init__(self, state_dir: Path, busy_timeout: float = 30.0):
         self.dir = Path(state_dir)
-        self.store = Store(self.dir / DATABASE)
+        self.store = Store(self.dir / DATABASE, busy_timeout)
         self.clock = Clock(self.store)
         self.events = Events(self.store, self.clock, self._topic, self.secret_url)
         self.vaults = Vaults(self.store, self.clock, on_new_version=self.events.new_version)

@@ -259,6 +259,13 @@ def _version_params(row: VersionRow) -> tuple:
             row.nbf, row.exp, row.created, row.updated)
 
 
+# Audit log retention (issue #14, defect 6): by default the newest KEEP_RECORDS records of each audit log
+# (about 600 bytes each), looked at every TRIM_EVERY records; `kvlab audit retention` changes it.
+KEEP_RECORDS = 50_000
+TRIM_EVERY = 1_000
+RETENTION_RECORDS, RETENTION_DAYS, KEPT_FROM = "audit:keep-records", "audit:keep-days", "audit:kept-from:"
+
+
 # Columns added after a table was first released: a state directory made by an older kvlab gets them at open.
 _ADDED_COLUMNS = (("vaults", "purge_protection", "INTEGER NOT NULL DEFAULT 0"),)
 
@@ -295,7 +302,7 @@ def _version(row: tuple) -> VersionRow:
 class Store:
     """The emulator's state: one SQLite database, safe across threads and processes."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, busy_timeout: float = 30.0):
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # The database holds secret values and keys: its owner's alone, and so are the -wal and -shm files,
@@ -311,8 +318,9 @@ class Store:
         self._data_version = -1
         self._fresh = False  # True between refresh() and the next request: no re-check needed
         self.per_request = False  # the server sets this and calls refresh() once per request
+        self._depth = 0  # of nested write(): 1 inside a transaction, more inside its savepoints
         self._db = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=busy_timeout
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -330,9 +338,16 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that other writers (threads or processes) wait for."""
+        """A write transaction that other writers (threads or processes) wait for.
+
+        Inside another one (the server's `transaction` around a whole request) it is a savepoint: undone
+        alone if it fails, kept only if the whole request's transaction commits."""
         with self._lock:
+            if self._depth:
+                yield from self._savepoint()
+                return
             self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield self._db
             except BaseException:
@@ -341,7 +356,40 @@ class Store:
             else:
                 self._db.execute("COMMIT")
             finally:
+                self._depth = 0
                 self._cache.clear()
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        self._depth += 1
+        name = f"nested{self._depth}"
+        self._db.execute(f"SAVEPOINT {name}")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute(f"ROLLBACK TO {name}")
+            self._db.execute(f"RELEASE {name}")
+            raise
+        else:
+            self._db.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+            self._cache.clear()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One request, all or nothing: its writes, its audit or Activity Log record and its events commit
+        together before it is answered (issue #14, defect 11), or none of them does. Waits at most the
+        store's busy timeout for another process's write (then sqlite3.OperationalError, "database is
+        locked"); reads what other processes committed before it began."""
+        with self.write():
+            self.refresh()
+            yield
+
+    def _insert(self, sql: str, args: tuple) -> int:
+        """One INSERT of a record nothing cached depends on: its own transaction, or part of the request's.
+        Returns the new row's number."""
+        with self._lock:
+            return self._db.execute(sql, args).lastrowid or 0
 
     def refresh(self) -> None:
         """Forget cached reads if any connection has committed since they were made."""
@@ -634,12 +682,39 @@ class Store:
     # -- audit ----------------------------------------------------------------
 
     def add_audit(self, time: int, vault: str | None, caller: str | None, record: dict) -> None:
-        # One INSERT is its own transaction; nothing cached depends on the audit table.
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO audit (time, vault, caller, record) VALUES (?, ?, ?, ?)",
-                (time, vault, caller, json.dumps(record, separators=(",", ":"))),
-            )
+        seq = self._insert("INSERT INTO audit (time, vault, caller, record) VALUES (?, ?, ?, ?)",
+                           (time, vault, caller, json.dumps(record, separators=(",", ":"))))
+        if seq % TRIM_EVERY == 0:
+            self.trim_audit("audit", seq, time)
+
+    def retention(self) -> dict:
+        """How much of the audit logs is kept: the newest ``records`` of each, and (if ``days``) nothing older
+        than that many days on the emulator's clock; never what came after the latest lesson started."""
+        return {"records": int(self.get_meta(RETENTION_RECORDS) or KEEP_RECORDS),
+                "days": int(self.get_meta(RETENTION_DAYS) or 0)}
+
+    def trim_audit(self, table: str, newest: int, now: int) -> int:
+        """Drop what retention no longer keeps of ``table`` (audit or workspace_audit); how many went.
+
+        A lesson's checks read its log from where the lesson started (`Lesson.audit_position`), so nothing
+        after the latest start (recorded in meta by `keep_audit_from`) ever goes."""
+        kept = self.retention()
+        protected = self.get_meta(f"{KEPT_FROM}{table}")
+        last = newest - kept["records"]
+        if protected is not None:
+            last = min(last, int(protected))
+        with self.write() as db:
+            gone = db.execute(f"DELETE FROM {table} WHERE seq <= ?", (last,)).rowcount
+            if kept["days"] and table == "audit":
+                oldest = now - kept["days"] * 86400
+                gone += db.execute("DELETE FROM audit WHERE time < ? AND seq <= ?",
+                                   (oldest, int(protected) if protected is not None else newest)).rowcount
+        return gone
+
+    def keep_audit_from(self, audit: int, workspace_audit: int) -> None:
+        """A lesson starts: retention keeps every record after these positions while it is the latest."""
+        self.set_meta(f"{KEPT_FROM}audit", str(audit))
+        self.set_meta(f"{KEPT_FROM}workspace_audit", str(workspace_audit))
 
     def audit_position(self) -> int:
         """The number of the latest audit record (0 when there is none)."""
@@ -696,9 +771,8 @@ class Store:
         return [PlacementRow(*r[:4], json.loads(r[4])) for r in rows]
 
     def add_activity(self, time: int, record: dict) -> None:
-        with self._lock:
-            self._db.execute("INSERT INTO activity (time, record) VALUES (?, ?)",
-                             (time, json.dumps(record, separators=(",", ":"))))
+        self._insert("INSERT INTO activity (time, record) VALUES (?, ?)",
+                     (time, json.dumps(record, separators=(",", ":"))))
 
     def activity(self, since: int | None = None) -> list[dict]:
         sql, args = "SELECT record FROM activity", ()
@@ -854,9 +928,9 @@ class Store:
             "SELECT principal, permission FROM scope_acls WHERE scope = ? ORDER BY principal", (scope,))]
 
     def add_workspace_audit(self, record: dict) -> None:
-        with self._lock:
-            self._db.execute("INSERT INTO workspace_audit (record) VALUES (?)",
-                             (json.dumps(record, separators=(",", ":")),))
+        seq = self._insert("INSERT INTO workspace_audit (record) VALUES (?)", (json.dumps(record, separators=(",", ":")),))
+        if seq % TRIM_EVERY == 0:
+            self.trim_audit("workspace_audit", seq, 0)
 
     def workspace_audit(self, after: int = 0) -> list[dict]:
         return [json.loads(r[0]) for r in self._read(

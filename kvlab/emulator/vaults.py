@@ -33,6 +33,7 @@ MAX_VALUE_BYTES = 25 * 1024
 MAX_TAGS = 15
 MAX_TAG_NAME = 256
 MAX_TAG_VALUE = 256
+MAX_CONTENT_TYPE = 255  # characters ("About Azure Key Vault secrets")
 DEFAULT_PAGE = 25
 DEFAULT_RETENTION_DAYS = 90
 DAY = 86400
@@ -192,6 +193,9 @@ def parse_content_type(raw: object) -> str | None:
         return None
     if not isinstance(raw, str):
         raise bad_parameter("Property 'contentType' must be a string.")
+    if len(raw) > MAX_CONTENT_TYPE:  # the limit is documented; the service's wording for it is unconfirmed
+        raise bad_parameter(f"Property 'contentType' is beyond the maximum permitted length of {MAX_CONTENT_TYPE} "
+                            "characters.")
     return unicode_text(raw, "contentType")
 
 

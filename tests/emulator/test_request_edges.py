@@ -96,3 +96,16 @@ def test_a_callers_long_request_id_is_kept_bounded_in_the_audit_log(vault_url, a
     [record] = [r for r in emulator.audit(vault=vault_url.split("//")[1].split(".")[0])
                 if r["correlationId"].startswith("rrrr")]
     assert len(record["correlationId"]) < MAX_FIELD + 40 and record["correlationId"].endswith("more characters)")
+
+
+def test_a_content_type_longer_than_the_documented_255_characters_is_refused(client):
+    """Issue #14: 900 KB of contentType was accepted and stored with every version."""
+    from azure.core.exceptions import HttpResponseError
+
+    client.set_secret("typed", "plainly-fake", content_type="t" * 255)  # pragma: allowlist secret
+    for make in (lambda: client.set_secret("typed", "plainly-fake", content_type="t" * 256),  # pragma: allowlist secret
+                 lambda: client.update_secret_properties("typed", content_type="t" * 256)):
+        with pytest.raises(HttpResponseError) as refused:
+            make()
+        assert refused.value.status_code == 400 and "255 characters" in refused.value.message
+    assert client.get_secret("typed").properties.content_type == "t" * 255
