@@ -225,9 +225,11 @@ class EmulatorApp:
     # -- Key Vault ----------------------------------------------------------
 
     def vault_request(self, request: Request, vault_name: str, port: str, body: bytes | None) -> Response:
-        """A vault request and its audit record, committed together before the answer is sent."""
+        """A vault request and its audit record, committed together before the answer is sent (a read's
+        record is its only write: no value leaves without its record)."""
+        store = self.state.store
         try:
-            with self.state.store.transaction():
+            with store.reading() if request.method in ("GET", "HEAD") else store.transaction():
                 response, record, duration = self._vault_answer(request, vault_name, port, body)
                 self._audit(record, response.status_code, duration)
             return response

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS versions (
     UNIQUE (vault, name, version)
 );
 CREATE INDEX IF NOT EXISTS versions_by_name ON versions (vault, name, seq);
+CREATE INDEX IF NOT EXISTS versions_by_expiry ON versions (exp) WHERE exp IS NOT NULL;
 CREATE INDEX IF NOT EXISTS secrets_purge ON secrets (scheduled_purge)
     WHERE scheduled_purge IS NOT NULL;
 CREATE TABLE IF NOT EXISTS identities (
@@ -354,7 +355,7 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             else:
-                self._db.execute("COMMIT")
+                self._commit()
             finally:
                 self._depth = 0
                 self._cache.clear()
@@ -381,9 +382,37 @@ class Store:
         together before it is answered (issue #14, defect 11), or none of them does. Waits at most the
         store's busy timeout for another process's write (then sqlite3.OperationalError, "database is
         locked"); reads what other processes committed before it began."""
-        with self.write():
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                self.refresh()
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._cache.clear()  # it may hold what a savepoint wrote and this undid
+                raise
+            else:
+                self._commit()  # what the cache holds is committed now: it stays
+            finally:
+                self._depth = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """A request that changes nothing but adds its audit record, which commits on its own (one INSERT is
+        atomic): no write lock is taken until that record is written, so reads cost no more than before."""
+        with self._lock:
             self.refresh()
             yield
+
+    def _commit(self) -> None:
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:  # a full disk refuses the commit itself: nothing of it may stay, or be cached
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._cache.clear()
+            raise
 
     def _insert(self, sql: str, args: tuple) -> int:
         """One INSERT of a record nothing cached depends on: its own transaction, or part of the request's.
@@ -563,6 +592,13 @@ class Store:
 
     def all_versions(self, vault: str, name: str) -> list[VersionRow]:
         return [row for _, row in self.versions(vault, name, 0, 1 << 31)]
+
+    def version_before_latest(self, vault: str, name: str) -> VersionRow | None:
+        """The version the latest one replaced, if any (one row, however many versions there are)."""
+        rows = self._read(
+            f"SELECT {_VERSION_COLUMNS} FROM versions v JOIN secrets s ON s.vault = v.vault AND s.name = v.name "
+            "WHERE v.vault = ? AND v.name = ? ORDER BY v.seq DESC LIMIT 1 OFFSET 1", (vault, name))
+        return _version(rows[0]) if rows else None
 
     def mark_deleted(self, vault: str, name: str, deleted: int | None, purge: int | None) -> None:
         with self.write() as db:
@@ -837,14 +873,14 @@ class Store:
             db.execute("UPDATE event_subscriptions SET failures = failures + 1, error = ? WHERE name = ?",
                        (error, name))
 
-    def expiring_latest(self, until: int) -> list[VersionRow]:
-        """The latest version of every live secret whose expiry is at or before ``until``."""
+    def expiring_latest(self, until: int, after: int | None = None) -> list[VersionRow]:
+        """The latest version of every live secret whose expiry is at or before ``until`` (and after ``after``)."""
         rows = self._read(
-            f"SELECT {_VERSION_COLUMNS} FROM secrets s JOIN versions v "
+            f"SELECT {_VERSION_COLUMNS} FROM versions v JOIN secrets s "
             "ON v.vault = s.vault AND v.name = s.name "
-            "WHERE s.deleted_date IS NULL AND v.exp IS NOT NULL AND v.exp <= ? "
+            "WHERE s.deleted_date IS NULL AND v.exp IS NOT NULL AND v.exp <= ? AND v.exp > ? "
             "AND v.seq = (SELECT MAX(seq) FROM versions WHERE vault = s.vault AND name = s.name)",
-            (until,),
+            (until, after if after is not None else -(2**62)),
         )
         return [_version(r) for r in rows]
 

@@ -335,3 +335,28 @@ def test_cli_events_filters_by_vault(lab, vault, client):
     table = cli(lab, "events", "--vault", name, "-o", "table").stdout.splitlines()
     assert table[0].split() == ["eventTime", "eventType", "vault", "secret", "version"]
     assert table[2].split()[1:4] == ["SecretNewVersionCreated", name, "mine"]
+
+
+def recorded(lab, vault: str, secret: str) -> list[str]:
+    """The events the emulator recorded for ``secret``, read from its database (no sweep, as a webhook's
+    delivery sees them), oldest first."""
+    import sqlite3
+
+    with sqlite3.connect(lab.state_dir / "kvlab.db") as db:
+        return [kind for (kind,) in db.execute("SELECT kind FROM events WHERE vault = ? AND name = ? ORDER BY seq",
+                                               (vault, secret))]
+
+
+def test_a_write_records_the_expiry_events_that_came_due_since_the_last(lab, vault, client):
+    """Issue #14: a write looks only at the moments passed since the last sweep (its cost no longer grows with
+    the secrets that expire), yet records its own version's due events and those that came due since."""
+    name, _ = vault
+    client.set_secret("first", FAKE_VALUE)
+    client.set_secret("soon", FAKE_VALUE, expires_on=at(int(time.time()) + 10 * DAY))  # the same second, likely
+    assert recorded(lab, name, "soon") == [NEW_VERSION, NEAR_EXPIRY]
+    exp = int(time.time()) + NEAR_EXPIRY_SECONDS + 2
+    client.set_secret("later", FAKE_VALUE, expires_on=at(exp))
+    assert recorded(lab, name, "later") == [NEW_VERSION]
+    time.sleep(max(0.0, exp - NEAR_EXPIRY_SECONDS - time.time()) + 1.2)  # its near-expiry moment passes
+    client.set_secret("unrelated", FAKE_VALUE)  # any write
+    assert recorded(lab, name, "later") == [NEW_VERSION, NEAR_EXPIRY]

@@ -99,3 +99,12 @@ def test_health_names_no_process_or_directory(emulator):
     assert answer is not None and answer["status"] == "ok"
     assert not {"pid", "stateDir"} & set(answer)
     assert str(emulator.state_dir) not in str(answer)
+
+
+def test_no_value_leaves_without_its_audit_record(emulator, one_try):
+    """A read's audit record is its only write: if it cannot be written, the value is not given out."""
+    one_try.set_secret("read-audited", "plainly-fake-value")  # pragma: allowlist secret
+    with failing_inserts(emulator, "audit"), pytest.raises(HttpResponseError) as refused:
+        one_try.get_secret("read-audited")
+    assert refused.value.status_code == 500 and "plainly-fake-value" not in str(refused.value.response.text())
+    assert one_try.get_secret("read-audited").value == "plainly-fake-value"  # pragma: allowlist secret
