@@ -1,12 +1,22 @@
-"""kvlab: a hands-on workbook for Azure Key Vault, with a bundled Key Vault emulator."""
+"""kvlab: a hands-on workbook for Azure Key Vault, with a bundled Key Vault emulator.
+
+The notebook side (`connect`, `start_lesson`, `progress`) loads on first use (PEP 562), so a process that
+imports only the emulator (`python -m kvlab.emulator`) never loads it (issue #14).
+"""
 
 __version__ = "0.1.0"
 
-# Imported eagerly, after __version__ (which the emulator imports). A package
-# attribute must never share its name with a submodule: importing the submodule
-# would rebind it (a lazy `connect` wrapper once turned into the module itself).
-from .connect import connect  # noqa: E402
-from .lesson import start_lesson  # noqa: E402
+
+def __getattr__(name: str):
+    if name == "connect":
+        from .connection import connect
+
+        return connect
+    if name == "start_lesson":
+        from .lesson import start_lesson
+
+        return start_lesson
+    raise AttributeError(f"module 'kvlab' has no attribute {name!r}")
 
 
 def progress(state_dir=None):

@@ -275,7 +275,7 @@ def resolve(service: LinkedService | str | Path, factory_identity: str, repo: st
         service = read(service)
     known = {s.name: s for s in read_all([repo or service.path.parent])}
     if lab is None:
-        from .connect import connect
+        from .connection import connect
 
         lab = connect()
     try:

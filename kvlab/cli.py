@@ -357,7 +357,7 @@ def env(shell, state_dir) -> None:
     never in ~/.azure. Starts the emulator if it is not running. Names under
     .localhost resolve to this machine only where the system or the program does it.
     """
-    from .connect import environment
+    from .connection import environment
 
     if shell is None:
         shell = Path(os.environ.get("SHELL", "bash")).name
@@ -506,7 +506,7 @@ def adf_resolve(file, factory_identity, repo, state_dir, output) -> None:
     """Resolve FILE's Key Vault references as the factory does at run time; print which secret and
     version each field got, never the value."""
     from . import adf as factory
-    from .connect import connect
+    from .connection import connect
 
     emit([r.describe() for r in factory.resolve(file, factory_identity, repo, lab=connect(state_dir))], output)
 
@@ -522,7 +522,7 @@ def adf_run_connection(file, factory_identity, repo, state_dir, output) -> None:
     """Resolve an AzurePostgreSql linked service's password as the factory, connect, and report who it is
     connected as (ADF Studio's "Test connection")."""
     from . import adf as factory
-    from .connect import connect
+    from .connection import connect
 
     emit(factory.connect(file, factory_identity, repo, lab=connect(state_dir)), output)
 

@@ -35,7 +35,7 @@ class Lesson:
         self.state_dir = state_dir  # where progress is recorded, like the emulator's state
         self._hints_shown: dict[str, int] = {}
         if not vault_url or vault_url.strip().lower() == EMULATOR:
-            from .connect import connect
+            from .connection import connect
 
             self.mode = EMULATOR
             self.lab = connect(state_dir)

@@ -77,7 +77,7 @@ def terminal_environment(base: dict[str, str]) -> tuple[dict[str, str], str]:
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([venv_bin, *(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)])
     env["VIRTUAL_ENV"] = str(Path(sys.executable).parent.parent)
-    from .connect import environment
+    from .connection import environment
     from .emulator.control import EmulatorError
 
     # Whatever happens, the learner gets a shell: a terminal that does not open helps nobody.

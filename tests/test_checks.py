@@ -201,7 +201,9 @@ def test_a_real_vault_lesson_neither_connects_nor_creates_anything(tmp_path, mon
     def no_connect(*args, **kwargs):
         raise AssertionError("a real-vault lesson must not start or reach the emulator")
 
-    monkeypatch.setattr(sys.modules["kvlab.connect"], "connect", no_connect)
+    import kvlab.connection
+
+    monkeypatch.setattr(kvlab.connection, "connect", no_connect)
     lesson = kvlab.start_lesson("00", vault_url="https://example.vault.azure.net", state_dir=tmp_path)
     assert lesson.mode == "azure"
     assert lesson.lab is None

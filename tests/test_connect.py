@@ -108,7 +108,7 @@ def test_a_refused_management_call_is_one_line_in_a_lesson_kernel(emulator):
     LearnerError, which a lesson's kernel shows as that line instead of a traceback into kvlab."""
     import pytest
 
-    from kvlab.connect import LabError
+    from kvlab.connection import LabError
     from kvlab.stubs import LearnerError
 
     with pytest.raises(LabError, match=r"^no identity 'etl@kvlab.local'") as caught:

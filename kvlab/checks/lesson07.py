@@ -450,7 +450,7 @@ def _exec_ingest(where: Path, lab) -> str:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    from ..connect import environment
+    from ..connection import environment
 
     notebook = nbformat.read(where / NOTEBOOK, as_version=4)
     env = {**os.environ, **environment(lab.state_dir, lab.port), "AZURE_CLIENT_ID": lab.identity(INGEST)["clientId"]}
