@@ -31,10 +31,10 @@ def main() -> None:
     os.environ.update(KVLAB_STATE_DIR=str(work / "state"), KVLAB_PORT=str(port))
     os.chdir(work)  # the factory folder the set-up writes beside the notebook
 
-    import kvlab
     from azure.identity import DefaultAzureCredential
     from azure.keyvault.secrets import SecretClient
 
+    import kvlab
     from kvlab import db
     from kvlab.checks.lesson06 import LOGINS, ORDERS_SECRET, ORDERS_VAULT, Consumers, connection_string
     from kvlab.emulator import control

@@ -92,7 +92,7 @@ def module(rng: random.Random, number: int) -> str:
                   f'    """Keep the {rng.choice(WORDS)} rows under the limit."""',
                   f'    name = os.environ.get("{rng.choice(WORDS).upper()}_TABLE", "{rng.choice(WORDS)}")',
                   f"    kept = [row for row in rows if row['{rng.choice(WORDS)}'] < limit]",
-                  f'    print(f"{{name}}: {{len(kept)}} of {{len(rows)}} rows")',
+                  '    print(f"{name}: {len(kept)} of {len(rows)} rows")',
                   "    return kept", ""]
     return "\n".join(lines) + "\n"
 

@@ -41,9 +41,10 @@ def fill(state_dir: Path, vault: str, secrets: int, expiring: int) -> None:
 
 def scenario(state_dir: Path, secrets: int, expiring: int, calls: int) -> list[float]:
     """``calls`` timed writes against the emulator of ``state_dir``, filled on the first visit."""
-    import kvlab
     from azure.identity import DefaultAzureCredential
     from azure.keyvault.secrets import SecretClient
+
+    import kvlab
 
     new = not state_dir.exists()
     lab = kvlab.connect(state_dir)

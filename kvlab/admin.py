@@ -9,7 +9,6 @@ Errors are ``ValueError`` with a one-line reason.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from . import paths
 from .emulator.audit import iso

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 DEFAULT_PORT = 18443
@@ -77,7 +78,7 @@ def lock_state(state: Path):
     another process holds it, which means an emulator serves this directory (answering or not)."""
     handle = open(os.open(state / SERVER_LOCK, os.O_RDWR | os.O_CREAT, PRIVATE_FILE), "r+b")
     try:
-        if os.name == "nt":
+        if sys.platform == "win32":
             import msvcrt
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         else:

@@ -46,7 +46,7 @@ if len(sys.argv) == 3 and sys.argv[1] == "--serve":
     while True:
         connection, _ = server.accept()
         with connection:
-            request = json.loads(b"".join(iter(lambda: connection.recv(65536), b"")))
+            request = json.loads(b"".join(iter(lambda c=connection: c.recv(65536), b"")))
             os.chdir(request["cwd"])  # a relative --file is the caller's, as for a process started there
             connection.sendall(json.dumps(run(request["args"])).encode())
 else:

@@ -11,11 +11,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from kvlab_pytest import free_port  # noqa: F401  (tests import it from here)
 
 import kvlab
-
-
-from kvlab_pytest import free_port  # noqa: F401  (tests import it from here)
 
 
 @pytest.fixture(scope="session")

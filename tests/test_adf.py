@@ -359,7 +359,6 @@ def test_two_logins_in_turn_rotate_with_no_moment_the_latest_secret_fails(factor
 def test_the_database_restarts_at_once_after_stopping_with_connections_open(tmp_path):
     """Connections the server closed leave its port in TIME_WAIT; a restart must not take that for a port in use."""
     import psycopg
-
     from conftest import free_port
 
     state = tmp_path / "state"

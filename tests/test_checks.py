@@ -7,19 +7,25 @@ an IPython kernel would: ``In`` grows before a cell runs, ``start_lesson`` and
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import notebook_kernel
+import pytest
 from conftest import officer_vault
 
 import kvlab
 from kvlab.checks import (
-    Context, Exercise, Incorrect, LessonSpec, NotAttempted, Unavailable, all_lessons, lesson_spec, make_hint,
+    Context,
+    Exercise,
+    Incorrect,
+    LessonSpec,
+    NotAttempted,
+    Unavailable,
+    all_lessons,
+    lesson_spec,
+    make_hint,
     run_check,
 )
 from kvlab.feedback import MIME, Hint, Result
@@ -186,7 +192,7 @@ def test_lessons_are_found_by_number():
 
 def test_context_emulator_is_unavailable_on_a_real_vault():
     with pytest.raises(Unavailable, match="on a real vault, look at the vault's logs instead .they exist only once a diagnostic setting"):
-        Context(FakeLesson(lab=None), {}).emulator
+        _ = Context(FakeLesson(lab=None), {}).emulator
     lab = object()
     assert Context(FakeLesson(lab=lab), {}).emulator is lab
 

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
 
 KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"

@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import certifi
-
 from conftest import free_port
 
 

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from shells import DATABRICKS, INHERITED, KVLAB, Shell, system_files
+
 from kvlab.connection import _original_getaddrinfo
 from kvlab.emulator.proxy import Refused, destination
 

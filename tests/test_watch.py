@@ -9,15 +9,14 @@ looks chosen rather than generated fails.
 from __future__ import annotations
 
 import base64
-
 from types import SimpleNamespace
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from kvlab.feedback import MIME
 from kvlab.checks import all_lessons
+from kvlab.feedback import MIME
 from kvlab.watch import Watch
 
 SET_UP = 'import kvlab\nlesson = kvlab.start_lesson("00", vault_url="emulator")\ncheck = lesson.check'

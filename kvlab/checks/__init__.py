@@ -21,13 +21,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import stubs
 from ..feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE, Hint, Result, Solution
-
 
 SECRETS_USER = "Key Vault Secrets User"  # the role that reads values, and nothing else
 

@@ -189,7 +189,7 @@ def check_job(ctx: Context) -> list[str]:
     acl = (_scope(ctx, FIN_SCOPE) or {}).get("acls", {}).get(ETL)
     if acl != "READ":
         raise Incorrect(f"{ETL} holds {acl} on `{FIN_SCOPE}`: a job that reads needs READ, and no more.")
-    for role, secret in ctx.roles_held(DATABRICKS, FIN_VAULT):
+    for role, _secret in ctx.roles_held(DATABRICKS, FIN_VAULT):
         if role != SECRETS_USER:
             raise Incorrect(f"{DATABRICKS} holds {role} on {FIN_VAULT}: the scope only reads, so {SECRETS_USER} "
                             "is the most it needs.")

@@ -382,7 +382,7 @@ class Consumers:
                     stopped = f"stopped on day {day}: deliveries to {late['endpoint']} {why}"
                     break
                 for consumer, attempt in zip(CONSUMERS, (
-                        lambda: self._sign_in(self._api(api, day)),
+                        lambda: self._sign_in(self._api(api, day)),  # noqa: B023 (called within this day)
                         lambda: connect(service, ORDERS_FACTORY, lab=lab)["user"],
                         lambda: self._sign_in(job.get(ORDERS_SCOPE, ORDERS_SECRET)))):
                     try:

@@ -30,9 +30,9 @@ from .. import __version__
 from . import arm, databricks, graph
 from .events import Delivery
 from .identity import DATABRICKS, DATABRICKS_APP_ID, LEARNER, Caller, TokenError, TokenRequestError
+from .keyvault import DATA_ACTION_PREFIX, Call, MethodNotAllowed, check_api_version, route
 from .proxy import Proxy
 from .proxy import password as proxy_password
-from .keyvault import DATA_ACTION_PREFIX, Call, MethodNotAllowed, Operation, check_api_version, route
 from .rbac import Forbidden
 from .state import State
 from .throttle import Throttle

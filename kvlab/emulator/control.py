@@ -130,7 +130,7 @@ def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -
     log = paths.open_private(state / LOG, "ab")
     command = [sys.executable, "-m", "kvlab.emulator", "--port", str(port), "--state-dir", str(state)]
     options: dict = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log}
-    if os.name == "nt":
+    if sys.platform == "win32":
         options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
     else:
         options["start_new_session"] = True

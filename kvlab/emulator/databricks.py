@@ -18,7 +18,12 @@ from urllib.parse import parse_qsl
 from .audit import bounded, iso
 from .store import UserRow
 from .workspaces import (
-    DATABRICKS_BACKEND, KEYVAULT_BACKEND, DatabricksError, VaultReader, Workspace, invalid,
+    DATABRICKS_BACKEND,
+    KEYVAULT_BACKEND,
+    DatabricksError,
+    VaultReader,
+    Workspace,
+    invalid,
 )
 
 API = "/api/2.0/secrets"
@@ -107,7 +112,7 @@ def delete_scope(call: Call) -> dict:
 
 def put_secret(call: Call) -> dict:
     params = call.params()
-    scope, key = call.field(params, "scope"), params.get("key")
+    scope, key = call.field(params, "scope"), call.field(params, "key")
     text, raw = params.get("string_value"), params.get("bytes_value")
     if (text is None) == (raw is None):
         raise invalid("Exactly one of string_value and bytes_value must be given.")

@@ -11,6 +11,7 @@ are closed by uvicorn's own `timeout_keep_alive`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -35,15 +36,16 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._head_bytes = 0
         self._fields = 0
         self._reading_head = True
-        self._timer = self.loop.call_later(HEAD_TIMEOUT, self._too_slow)
+        self._timer: asyncio.TimerHandle | None = self.loop.call_later(HEAD_TIMEOUT, self._too_slow)
 
     def connection_lost(self, exc) -> None:
         self._disarm()
         super().connection_lost(exc)
 
     def _disarm(self) -> None:
-        if getattr(self, "_timer", None) is not None:
-            self._timer.cancel()
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.cancel()
             self._timer = None
 
     def _too_slow(self) -> None:

@@ -9,9 +9,9 @@ accepts only tokens it can verify (signature, issuer, audience, expiry).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
-import functools
 import secrets
 import time
 import uuid

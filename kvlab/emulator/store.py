@@ -291,6 +291,14 @@ def _where(sql: str, args: list | None = None, **equal) -> tuple[str, list]:
     return sql, args
 
 
+def _vault(row: tuple) -> VaultRow:
+    return VaultRow(name=row[0], created=row[1], retention_days=row[2], throttling=row[3], purge_protection=bool(row[4]))
+
+
+def _placement(row: tuple) -> PlacementRow:
+    return PlacementRow(kind=row[0], name=row[1], resource_group=row[2], location=row[3], tags=json.loads(row[4]))
+
+
 def _version(row: tuple) -> VersionRow:
     tags = json.loads(row[5]) if row[5] is not None else None
     return VersionRow(
@@ -480,11 +488,11 @@ class Store:
         rows = self._cached(("vault", name.lower()), lambda: self._read(
             "SELECT name, created, retention_days, throttling, purge_protection FROM vaults WHERE name = ?", (name,)
         ))
-        return VaultRow(*rows[0][:4], bool(rows[0][4])) if rows else None
+        return _vault(rows[0]) if rows else None
 
     def list_vaults(self) -> list[VaultRow]:
         rows = self._read("SELECT name, created, retention_days, throttling, purge_protection FROM vaults ORDER BY name")
-        return [VaultRow(*r[:4], bool(r[4])) for r in rows]
+        return [_vault(r) for r in rows]
 
     def protect_vault(self, name: str) -> None:
         """Turn purge protection on (it never goes off again)."""
@@ -799,19 +807,19 @@ class Store:
             "SELECT kind, name, resource_group, location, tags FROM placements WHERE kind = ? AND name = ?",
             (kind, name),
         ))
-        return PlacementRow(*rows[0][:4], json.loads(rows[0][4])) if rows else None
+        return _placement(rows[0]) if rows else None
 
     def placements_in(self, resource_group: str) -> list[PlacementRow]:
         rows = self._read("SELECT kind, name, resource_group, location, tags FROM placements "
                           "WHERE resource_group = ? ORDER BY kind, name", (resource_group,))
-        return [PlacementRow(*r[:4], json.loads(r[4])) for r in rows]
+        return [_placement(r) for r in rows]
 
     def add_activity(self, time: int, record: dict) -> None:
         self._insert("INSERT INTO activity (time, record) VALUES (?, ?)",
                      (time, json.dumps(record, separators=(",", ":"))))
 
     def activity(self, since: int | None = None) -> list[dict]:
-        sql, args = "SELECT record FROM activity", ()
+        sql, args = "SELECT record FROM activity", tuple[int, ...]()
         if since is not None:
             sql, args = sql + " WHERE time >= ?", (since,)
         return [json.loads(r[0]) for r in self._read(sql + " ORDER BY seq", args)]
@@ -828,7 +836,7 @@ class Store:
             )
 
     def events(self, vault: str | None) -> list[dict]:
-        sql, args = "SELECT event FROM events", ()
+        sql, args = "SELECT event FROM events", tuple[str, ...]()
         if vault is not None:
             sql, args = sql + " WHERE vault = ?", (vault,)
         return [json.loads(r[0]) for r in self._read(sql + " ORDER BY time, seq", args)]

@@ -13,7 +13,6 @@ import os
 import re
 import secrets as _random
 import time
-import uuid
 import zlib
 from dataclasses import dataclass
 
@@ -438,7 +437,9 @@ class Vaults:
         try:
             stored = self._deleted(vault, name)
         except KeyVaultError as exc:  # recover words its 404 like a live secret's
-            raise secret_not_found(name) if exc.status == 404 else exc
+            if exc.status == 404:
+                raise secret_not_found(name) from None
+            raise
         self.store.mark_deleted(vault, stored, None, None)
         return self.store.get_version(vault, stored, None)  # type: ignore[return-value]
 

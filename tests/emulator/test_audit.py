@@ -29,7 +29,6 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
-
 from conftest import officer_vault
 
 PLANTED = "not-a-real-password"  # pragma: allowlist secret

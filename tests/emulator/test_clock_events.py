@@ -23,9 +23,9 @@ import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
+from conftest import free_port, officer_vault
 
 import kvlab
-from conftest import free_port, officer_vault
 from kvlab.emulator import control
 
 DAY = 86400

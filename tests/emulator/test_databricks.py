@@ -15,13 +15,19 @@ import uuid
 import pytest
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
+from conftest import officer_vault
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import (
-    BadRequest, InvalidParameterValue, PermissionDenied, ResourceAlreadyExists, ResourceDoesNotExist, Unauthenticated,
+    BadRequest,
+    DatabricksError,
+    InvalidParameterValue,
+    PermissionDenied,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+    Unauthenticated,
 )
 from databricks.sdk.service.workspace import AclPermission, AzureKeyVaultSecretScopeMetadata, ScopeBackendType
 
-from conftest import officer_vault
 from kvlab.emulator.identity import DATABRICKS_APP_ID
 
 NOT_SECRET = "not-a-real-value-0001"  # pragma: allowlist secret
@@ -115,6 +121,10 @@ def test_scope_errors_carry_databricks_codes(workspace):
         workspace.secrets.put_secret(scope, "bad/key", string_value=NOT_SECRET)
     with pytest.raises(ResourceDoesNotExist):
         workspace.secrets.delete_secret(scope, "nope")
+    # a put with no key at all (the SDK's method always sends one; the REST API does not insist): a 400, not a 500
+    with pytest.raises(DatabricksError, match="^Missing required field: key$") as missing:
+        workspace.api_client.do("POST", "/api/2.0/secrets/put", body={"scope": scope, "string_value": NOT_SECRET})
+    assert missing.value.error_code != "INTERNAL_ERROR"
 
 
 # -- Key Vault-backed scopes --------------------------------------------------------------------------

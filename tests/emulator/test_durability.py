@@ -17,9 +17,9 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
+from conftest import free_port
 
 import kvlab
-from conftest import free_port
 from kvlab.emulator import control
 
 THREADS = 8

@@ -21,8 +21,8 @@ import pytest
 from azure.eventgrid import EventGridEvent, SystemEventNames
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
-
 from conftest import officer_vault
+
 from kvlab.emulator.events import SubscriptionError
 
 KVLAB = str(Path(sys.executable).parent / "kvlab")

@@ -19,8 +19,8 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
-
 from conftest import officer_vault
+
 from kvlab.emulator import keyvault, rbac
 
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
@@ -363,7 +363,7 @@ def test_a_new_vault_denies_even_the_learner_until_a_role_is_assigned(emulator, 
     with DefaultAzureCredential() as credential, SecretClient(url, credential) as client:
         for operation in sorted(ACTION_OF):
             # denied before anything is looked up: the secret need not even exist
-            assert_denied(lambda: SCENARIOS[operation].call(client, "app-db-password", blob),
+            assert_denied(lambda op=operation: SCENARIOS[op].call(client, "app-db-password", blob),
                           ACTION_OF[operation], name, learner)
 
         emulator.assign_role(USER, "learner", name)

@@ -18,14 +18,12 @@ status a request deserves are off (see `CONFIG`).
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
-
-from conftest import officer_vault
 import requests
 import schemathesis
+from conftest import officer_vault
 from hypothesis import HealthCheck, settings
 from schemathesis.core.failures import FailureGroup
 from spec_validation import SpecValidator, identity_token, load_spec, strict_spec

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from datetime import timedelta
 
 import pytest
-
-from conftest import officer_vault
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
+from conftest import officer_vault
 
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
 HEX32 = re.compile(r"^[0-9a-f]{32}$")

@@ -13,16 +13,14 @@ import base64
 import json
 import os
 import re
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from conftest import officer_vault
 import requests
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import ApiVersion, SecretClient
+from conftest import officer_vault
 
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
 HEX32 = re.compile(r"^[0-9a-f]{32}$")

@@ -7,9 +7,8 @@ The right answers are the solution notebook's own cells, so these tests and the 
 
 from __future__ import annotations
 
-import pytest
-
 import notebook_kernel
+import pytest
 from notebook_kernel import assert_stubs_not_attempted, code_cells, exercise_cell, incorrect
 
 from kvlab import leaks

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells
+
 from kvlab.checks import lesson_spec, run_check
 from kvlab.lesson import Lesson
 

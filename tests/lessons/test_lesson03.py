@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 import notebook_kernel
+import pytest
 from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells, exercise_cell, incorrect, variant
 
 from kvlab.checks import lesson_spec

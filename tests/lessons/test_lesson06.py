@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 
-from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, incorrect, variant
-
 import pytest
+from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, incorrect, variant
 
 NAME = "06-operating-secrets.ipynb"
 SOLUTION = code_cells(NAME, "solutions")
