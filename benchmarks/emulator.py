@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,16 +34,13 @@ from pathlib import Path
 
 from kvlab.emulator import control
 from kvlab.emulator.server import LOOP
+from kvlab.paths import free_port
 
 KVLAB = str(Path(sys.executable).with_name("kvlab"))
 SECRET, VALUE = "bench-secret", "not-a-real-value"  # pragma: allowlist secret
 started: list[tuple[Path, int]] = []  # (state dir, port) of every emulator we may have started
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop_emulator(state: Path, port: int) -> None:

@@ -23,16 +23,9 @@ import nbformat
 from nbclient import NotebookClient
 
 from kvlab.emulator import control
+from kvlab.paths import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seconds(cell) -> float:

@@ -12,12 +12,13 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+
+from kvlab.paths import free_port
 
 
 def main() -> None:
@@ -25,9 +26,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=180, help="simulated days of the run (default 180)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kvlab-bench-rotation-"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     os.environ.update(KVLAB_STATE_DIR=str(work / "state"), KVLAB_PORT=str(port))
     os.chdir(work)  # the factory folder the set-up writes beside the notebook
 

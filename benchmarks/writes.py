@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from kvlab.emulator import control
+from kvlab.emulator.clock import DAY
 from kvlab.emulator.state import State
-from kvlab.emulator.vaults import DAY, Attributes
+from kvlab.emulator.vaults import Attributes
 
 SCENARIOS = (("10 secrets", 10, 0), ("1,000 secrets", 1000, 0), ("10,000 secrets", 10_000, 0),
              ("1,000 secrets, 300 expiring within 30 days", 1000, 300))

@@ -12,11 +12,12 @@ import os
 
 from . import paths
 from .emulator.audit import iso
+from .emulator.clock import DAY
 from .emulator.rbac import ROLES, find_role
 from .emulator.resources import LESSONS_LOCATION
 from .emulator.state import State
 from .emulator.store import AssignmentRow, IdentityRow, VaultRow
-from .emulator.vaults import DAY, VaultNotFound, recovery_level, unknown_vault
+from .emulator.vaults import VaultNotFound, recovery_level, unknown_vault
 
 
 def parse_scope(scope: str) -> tuple[str, str | None]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from . import paths
+from .emulator.throttle import MODES as THROTTLING
 
 OUTPUT = click.option(
     "-o", "--output", type=click.Choice(["json", "table"]), default="json", show_default=True,
@@ -236,7 +237,7 @@ def vault() -> None:
 
 @vault.command("create")
 @click.option("--name", "-n", required=True, help="Vault name: 3-24 letters, digits and hyphens.")
-@click.option("--throttling", type=click.Choice(["off", "real"]), default="off", show_default=True,
+@click.option("--throttling", type=click.Choice(THROTTLING), default="off", show_default=True,
               help="'real' applies the service's limits: 300 creates and 4,000 other operations per 10 s.")
 @STATE_DIR
 @OUTPUT
@@ -252,7 +253,7 @@ def vault_create(name, throttling, state_dir, output) -> None:
 
 @vault.command("update")
 @click.option("--name", "-n", required=True, help="The vault to change.")
-@click.option("--throttling", type=click.Choice(["off", "real"]), required=True,
+@click.option("--throttling", type=click.Choice(THROTTLING), required=True,
               help="'real' applies the service's limits; 'off' lifts them.")
 @STATE_DIR
 @OUTPUT

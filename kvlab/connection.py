@@ -31,6 +31,7 @@ from .azcli import register_cloud
 from .emulator import control
 from .emulator.proxy import password as proxy_password
 from .emulator.proxy import proxy_url
+from .emulator.state import vault_url
 from .emulator.store import Store
 from .stubs import LearnerError
 
@@ -54,7 +55,7 @@ class Lab(Admin):
 
     def vault_url(self, name: str) -> str:
         """The URL of vault ``name``, as SecretClient wants it (``https://<name>.localhost:<port>/``)."""
-        return f"https://{name.lower()}.localhost:{self.port}/"
+        return vault_url(name, self.port)
 
     def create_vault(self, name: str, throttling: str = "off", exist_ok: bool = True,  # type: ignore[override]
                      resource_group: str | None = None) -> str:

@@ -117,9 +117,7 @@ def _initialise(where: Path, port: int | None) -> dict:
     if port is None:
         port = int(os.environ.get("KVLAB_DB_PORT") or DEFAULT_PORT)
         if not _port_free(port):  # the default is taken: any free port, kept from now on
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                port = probe.getsockname()[1]
+            port = paths.free_port()
     record = {"port": port}
     (where / RECORD).write_text(json.dumps(record))
     return record

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import stubs
+from . import paths, stubs
 
 CODE_BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\b[:\s-]*(?P<task>.*?)\s*$")
 CODE_END = re.compile(r"^[ \t]*#\s*END SOLUTION\b")
@@ -213,7 +213,6 @@ def refresh_outputs(root: Path, timeout: int = 600, only: list[Path] | None = No
     """
     import os
     import shutil
-    import socket
     import tempfile
 
     from nbclient import NotebookClient
@@ -223,9 +222,7 @@ def refresh_outputs(root: Path, timeout: int = 600, only: list[Path] | None = No
     from .emulator import control
 
     state = Path(tempfile.mkdtemp(prefix="kvlab-outputs-"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = paths.free_port()
     saved = {k: os.environ.get(k) for k in ("KVLAB_STATE_DIR", "KVLAB_PORT")}
     os.environ.update(KVLAB_STATE_DIR=str(state), KVLAB_PORT=str(port))
     done = []

@@ -70,6 +70,15 @@ def default_port() -> int:
     return int(raw) if raw else DEFAULT_PORT
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (the system's choice)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 SERVER_LOCK = "emulator.lock"  # held by the emulator serving a state directory, for its whole life
 
 

@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import paths
-from .feedback import CORRECT, LABEL, MARK, STATUSES
+from .feedback import CORRECT, INCORRECT, LABEL, MARK, NOT_ATTEMPTED, STATUSES, UNAVAILABLE
 
 FILE = "progress.json"
-_RANK = {"unavailable": 0, "not-attempted": 1, "incorrect": 2, "correct": 3}
+_RANK = {UNAVAILABLE: 0, NOT_ATTEMPTED: 1, INCORRECT: 2, CORRECT: 3}
 _MARK = {**MARK, None: "[    ]"}  # never checked
 
 

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from kvlab.paths import free_port
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which counts cores

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import time
 
+from ..emulator.clock import DAY
 from . import Context, Exercise, Incorrect, LessonSpec
 
 VAULT = "kv-start"
 SECRET = "first-secret"
-DAY = 86400
 LEFT_BEHIND = (  # what a colleague may have left in the vault (a few are drawn per set-up)
     "crm-api-key", "smtp-relay-password", "ftp-partner-password", "warehouse-password", "metrics-token",
     "legacy-ssh-passphrase", "powerbi-client-secret", "eventhub-listen-key", "sftp-landing-password", "erp-api-token",

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from ..emulator.clock import DAY
 from . import Context, Exercise, Incorrect, LessonSpec
 
 DEV, STAGING, PROD = "kv-sales-dev", "kv-sales-staging", "kv-sales-prod"
@@ -35,7 +36,6 @@ _LETS = {
     ADMIN: "do everything in the vault, keys and certificates included",
 }
 PROBE = "kvlab-access-probe"  # a name no exercise creates: updating it answers 404 when allowed
-DAY = 86400
 MAX_DAYS = 366
 STANDARD_DAYS = 90  # the team's standard: rotated at least every 90 days (exercise 1)
 OWNER = "data-platform"  # the colleague's team, on the secrets that carry an owner tag

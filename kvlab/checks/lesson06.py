@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from ..emulator.clock import DAY
 from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
 
 VAULT = "kv-ops-prod"
@@ -237,7 +238,7 @@ ORDERS_SCOPE, ORDERS_FOLDER, ORDERS_LS = "orders", "adf-orders", "LS_OrdersDb"
 CACHE_DAYS, VALIDITY_DAYS, RUN_DAYS = 7, 90, 180  # the API's refresh; the article's rotation period; two of them
 RUNAWAY = 3  # more new versions than this in one simulated day: a rotation that triggers itself
 RETRY_GRACE = 10  # seconds a failing delivery gets for its retries before the consumers' run stops
-NEAR_EXPIRY_SECONDS = SOON_DAYS * 86400  # SecretNearExpiry comes this long before the expiry
+NEAR_EXPIRY_SECONDS = SOON_DAYS * DAY  # SecretNearExpiry comes this long before the expiry
 CONSUMERS = ("orders-api", "adf-" + ORDERS_LS, "databricks-job")
 
 
@@ -250,7 +251,7 @@ def connection_string(login: str, password: str, state_dir=None) -> str:
 
 
 def _days(delta_seconds: float) -> float:
-    return delta_seconds / 86400
+    return delta_seconds / DAY
 
 
 def _orders_scene(lesson) -> None:

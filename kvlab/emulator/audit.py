@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from .clock import Clock
 from .store import Store
-from .vaults import Clock
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

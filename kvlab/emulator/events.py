@@ -29,8 +29,8 @@ import uuid
 from urllib.parse import urlparse
 
 from .audit import iso
+from .clock import DAY, Clock
 from .store import Store, VersionRow
-from .vaults import DAY, Clock
 
 NEAR_EXPIRY = 30 * DAY
 NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"

@@ -13,8 +13,9 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .clock import Clock
 from .store import AssignmentRow, Store
-from .vaults import NAME_RE, Clock, unknown_vault
+from .vaults import NAME_RE, unknown_vault
 
 
 @dataclass(frozen=True)

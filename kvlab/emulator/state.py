@@ -11,14 +11,20 @@ from pathlib import Path
 
 from .. import paths
 from .audit import Audit
+from .clock import Clock
 from .events import Events
 from .identity import Identities
 from .rbac import RoleAssignments
 from .store import Store, VersionRow
-from .vaults import Clock, Vaults
+from .vaults import Vaults
 from .workspaces import Workspace
 
 DATABASE = "kvlab.db"
+
+
+def vault_url(vault: str, port: int) -> str:
+    """A vault's URL on the emulator, as SecretClient wants it; `*.localhost` reaches loopback (RFC 6761)."""
+    return f"https://{vault.lower()}.localhost:{port}/"
 
 
 class State:
@@ -40,7 +46,7 @@ class State:
         return int(self.store.get_meta("last_port") or paths.default_port())
 
     def vault_url(self, vault: str) -> str:
-        return f"https://{vault.lower()}.localhost:{self.port()}/"
+        return vault_url(vault, self.port())
 
     def workspace_host(self) -> str:
         """The Databricks workspace's host name (without the port)."""

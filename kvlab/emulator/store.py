@@ -750,7 +750,7 @@ class Store:
         with self.write() as db:
             gone = db.execute(f"DELETE FROM {table} WHERE seq <= ?", (last,)).rowcount
             if kept["days"] and table == "audit":
-                oldest = now - kept["days"] * 86400
+                oldest = now - kept["days"] * 86400  # a day (clock.DAY: the clock module imports this one)
                 gone += db.execute("DELETE FROM audit WHERE time < ? AND seq <= ?",
                                    (oldest, int(protected) if protected is not None else newest)).rowcount
         return gone

@@ -12,8 +12,15 @@ import math
 import time
 from collections import defaultdict, deque
 
+MODES = ("off", "real")  # a vault's throttling: none, or the service's limits below
 WINDOW = 10.0
 LIMITS = {"create": 300, "other": 4000}
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"throttling must be one of {', '.join(repr(m) for m in MODES)}, not {mode!r}")
+    return mode
 
 
 class Throttle:

@@ -12,15 +12,16 @@ import json
 import os
 import re
 import secrets as _random
-import time
 import zlib
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .clock import DAY, Clock
 from .resources import Resources
 from .store import Store, VaultRow, VersionRow
+from .throttle import check_mode
 
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}\Z")  # \Z, not $: "abc\n" must not pass
 VERSION_RE = re.compile(r"^[0-9a-fA-F]{32}\Z")
@@ -35,7 +36,6 @@ MAX_TAG_VALUE = 256
 MAX_CONTENT_TYPE = 255  # characters ("About Azure Key Vault secrets")
 DEFAULT_PAGE = 25
 DEFAULT_RETENTION_DAYS = 90
-DAY = 86400
 
 _BACKUP_MAGIC = b"KVLAB-BACKUP-1"
 
@@ -97,33 +97,6 @@ class Attributes:
     enabled: bool | None = None
     nbf: int | None = None
     exp: int | None = None
-
-
-class Clock:
-    """Seconds since the epoch, as the emulator sees them (an offset can move it forward)."""
-
-    def __init__(self, store: Store):
-        self._store = store
-
-    def offset(self) -> int:
-        return int(self._store.get_meta("clock_offset") or 0)
-
-    def now(self) -> int:
-        return int(time.time()) + self.offset()
-
-    def now_precise(self) -> float:
-        return time.time() + self.offset()
-
-    def advance(self, seconds: int) -> int:
-        """Move the clock forward (never back: times already recorded stay in the past)."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward; use reset to return to real time")
-        offset = self.offset() + int(seconds)
-        self._store.set_meta("clock_offset", str(offset))
-        return offset
-
-    def reset(self) -> None:
-        self._store.set_meta("clock_offset", "0")
 
 
 def recovery_level(vault: VaultRow) -> str:
@@ -228,8 +201,7 @@ class Vaults:
         return f"{rid}/secrets/{secret}" if secret else rid
 
     def update_vault(self, name: str, throttling: str) -> VaultRow:
-        if throttling not in ("off", "real"):
-            raise ValueError("throttling must be 'off' or 'real'")
+        check_mode(throttling)
         if not self.store.update_vault(name, throttling):
             raise unknown_vault(name)
         return self.store.get_vault(name)  # type: ignore[return-value]
@@ -238,8 +210,7 @@ class Vaults:
 
     def create_vault(self, name: str, throttling: str = "off", retention_days: int = DEFAULT_RETENTION_DAYS) -> VaultRow:
         validate_vault_name(name)
-        if throttling not in ("off", "real"):
-            raise ValueError("throttling must be 'off' or 'real'")
+        check_mode(throttling)
         if not self.store.add_vault(name.lower(), self.clock.now(), retention_days, throttling):
             raise ValueError(f"vault {name!r} already exists")
         return self.store.get_vault(name)  # type: ignore[return-value]

@@ -17,9 +17,9 @@ import secrets as _random
 from dataclasses import dataclass
 from typing import Protocol
 
+from .clock import Clock
 from .identity import LEARNER, UPN_DOMAIN
 from .store import ScopeRow, Store, UserRow
-from .vaults import Clock
 
 DATABRICKS_BACKEND = "DATABRICKS"
 KEYVAULT_BACKEND = "AZURE_KEYVAULT"
