@@ -31,7 +31,7 @@ from .azcli import register_cloud
 from .emulator import control
 from .emulator.proxy import password as proxy_password
 from .emulator.proxy import proxy_url
-from .emulator.state import vault_url
+from .emulator.state import DATABASE, vault_url
 from .emulator.store import Store
 from .stubs import LearnerError
 
@@ -123,7 +123,7 @@ def environment(state_dir: str | os.PathLike | None = None, port: int | None = N
     if not lab.info.get("proxy"):
         raise control.EmulatorError("the running emulator has no HTTPS proxy (it is older than this kvlab); "
                                     "restart it: kvlab emulator stop")
-    store = Store(lab.state_dir / "kvlab.db")
+    store = Store(lab.state_dir / DATABASE)
     try:
         proxy = proxy_url(int(lab.info["proxy"].rsplit(":", 1)[1]), proxy_password(store))
     finally:
@@ -158,7 +158,7 @@ def _started(state_dir, port) -> tuple[Lab, dict[str, str]]:
     """The running emulator (started if need be), and the identity and Databricks variables for it."""
     info = control.start(state_dir, port)
     state = Path(info["stateDir"])
-    store = Store(state / "kvlab.db")
+    store = Store(state / DATABASE)
     try:
         header = store.get_meta("identity_header")
     finally:

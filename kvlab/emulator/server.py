@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +68,35 @@ def damaged(database: Path) -> str | None:
             "and kvlab.db-shm away to start afresh, or put back a copy")
 
 
+def watch_database(database: Path, server: uvicorn.Server, every: float = 0.25) -> threading.Thread:
+    """Stop ``server`` once its database file is deleted or replaced (issue #14, defect 12).
+
+    SQLite keeps serving an open file after it was unlinked, while every other process (the CLI, a notebook)
+    would open a new, empty one: the two would disagree about what exists. Stopping lets the next `kvlab` start a
+    fresh emulator on what is now there; the one line says why."""
+    opened = database.stat()
+
+    def run() -> None:
+        while not server.should_exit:
+            time.sleep(every)
+            try:
+                now = database.stat()
+                same = (now.st_ino, now.st_dev) == (opened.st_ino, opened.st_dev)
+            except FileNotFoundError:
+                same = False
+            if not same:
+                logging.getLogger("kvlab.emulator").warning(
+                    "the state database %s was deleted or replaced while the emulator served it; stopping, so "
+                    "that it never serves what no other process sees (the next `kvlab` command starts afresh)",
+                    database)
+                server.should_exit = True
+                return
+
+    watcher = threading.Thread(target=run, name="kvlab-database-watch", daemon=True)
+    watcher.start()
+    return watcher
+
+
 def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
     os.umask(0o077)  # whatever the server writes (the database's -wal and -shm, logs) is its owner's alone
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -88,8 +118,10 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
     config.load()
     # uvicorn builds its TLS context from files; ours picks a certificate per SNI name.
     config.ssl = LocalCA(state_dir).server_context()
+    server = uvicorn.Server(config)
+    watch_database(state_dir / DATABASE, server)  # the app has created it by now
     try:
-        uvicorn.Server(config).run()
+        server.run()
     finally:
         lock.close()
 

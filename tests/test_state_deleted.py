@@ -1,0 +1,48 @@
+"""The state files deleted under a running emulator (issue #14, defect 12): the emulator stops rather than go on
+serving a database nobody else can see, so the CLI and the server never disagree about what exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from shells import Shell
+
+
+def gone(pid: int, within: float = 20.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_deleting_the_database_under_the_emulator_stops_it_and_a_new_start_serves_the_new_state(tmp_path):
+    shell = Shell(tmp_path / "state")
+    try:
+        shell.kvlab("vault", "create", "--name", "kvbefore")
+        pid = json.loads(shell.kvlab("emulator", "status", "-o", "json").stdout)["pid"]
+        for name in ("kvlab.db", "kvlab.db-wal", "kvlab.db-shm"):
+            (shell.state / name).unlink(missing_ok=True)
+        assert gone(pid), "the emulator went on serving a deleted database"
+        assert "deleted or replaced" in (shell.state / "emulator.log").read_text()
+        assert json.loads(shell.kvlab("emulator", "status", "-o", "json").stdout)["running"] is False
+        shell.kvlab("emulator", "start", "--port", str(shell.port))
+        shell.kvlab("vault", "create", "--name", "kvafter")
+        # new state, new keys: the shell is prepared again, as `eval "$(kvlab env)"` would
+        shell.env = {**shell.base, **json.loads(shell.kvlab("env", "--shell", "json").stdout)}
+        listed = shell.python("import os\nfrom azure.identity import DefaultAzureCredential\n"
+                              "from azure.keyvault.secrets import SecretClient\n"
+                              f"c = SecretClient('https://kvafter.localhost:{shell.port}/', DefaultAzureCredential())\n"
+                              "print([p.name for p in c.list_properties_of_secrets()])")
+        # a 403 from the vault the CLI just made, no role being held yet: the server sees the new state too
+        assert listed.returncode != 0 and "Forbidden" in listed.stderr, listed.stderr[-800:]
+        assert "VaultNotFound" not in listed.stderr
+        names = [v["name"] for v in json.loads(shell.kvlab("vault", "list", "-o", "json").stdout)]
+        assert names == ["kvafter"]  # the new state only, as the server now serves it
+    finally:
+        shell.kvlab("emulator", "stop")
