@@ -68,7 +68,7 @@ def damaged(database: Path) -> str | None:
             "and kvlab.db-shm away to start afresh, or put back a copy")
 
 
-def watch_database(database: Path, server: uvicorn.Server, every: float = 0.25) -> threading.Thread:
+def watch_database(database: Path, server: uvicorn.Server, every: float = 1.0) -> threading.Thread:
     """Stop ``server`` once its database file is deleted or replaced (issue #14, defect 12).
 
     SQLite keeps serving an open file after it was unlinked, while every other process (the CLI, a notebook)
