@@ -7,13 +7,13 @@ must send what the SDK never would.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
-from kvlab_pytest import free_port  # noqa: F401  (tests import it from here)
 
 import kvlab
+
+from runners import officer_vault
 
 
 @pytest.fixture(scope="session")
@@ -36,16 +36,6 @@ def clock_at_today(request):
     lab.reset_clock()  # and leaves it there for the module-scoped fixtures that come next
 
 
-def officer_vault(lab, prefix: str = "t") -> str:
-    """A new vault in which the learner holds Key Vault Secrets Officer (all secret operations).
-
-    A new vault grants nobody data access, as in Azure, so every test vault gets
-    this assignment explicitly.
-    """
-    name = f"{prefix}{uuid.uuid4().hex[:12]}"
-    url = lab.create_vault(name)
-    lab.assign_role("Key Vault Secrets Officer", "learner", name)
-    return url
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kvlab_pytest import free_port
+from runners import KVLAB, free_port
 
-KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
 DATABRICKS = shutil.which("databricks", path=str(Path(sys.executable).parent)) or "databricks"
 # What this test process's own connect() set must not stand in for what `kvlab env` prints.
 INHERITED = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",

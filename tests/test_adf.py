@@ -9,9 +9,7 @@ real PostgreSQL (`kvlab db`).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,7 +18,8 @@ import yaml
 
 from kvlab import adf, db
 
-KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
+from runners import kvlab as run_kvlab
+
 ROOT = Path(__file__).resolve().parents[1]
 FAKE = "not-a-real-password-1"  # pragma: allowlist secret
 FAKE_KEY = "bm90LWEtcmVhbC1hY2NvdW50LWtleQ=="  # pragma: allowlist secret
@@ -132,7 +131,7 @@ def write(folder: Path, services: list[tuple[str, dict]]) -> Path:
 
 
 def kvlab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([KVLAB, *args], capture_output=True, text=True, timeout=120, env=env)
+    return run_kvlab(*args, env=env, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +276,7 @@ def test_with_secrets_user_the_factory_reads_the_latest_version_or_the_pinned_on
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
     state = tmp_path_factory.mktemp("db-state")
-    from conftest import free_port
+    from runners import free_port
 
     info = db.start(state, free_port())
     yield {"state": state, **info}
@@ -359,7 +358,8 @@ def test_two_logins_in_turn_rotate_with_no_moment_the_latest_secret_fails(factor
 def test_the_database_restarts_at_once_after_stopping_with_connections_open(tmp_path):
     """Connections the server closed leave its port in TIME_WAIT; a restart must not take that for a port in use."""
     import psycopg
-    from conftest import free_port
+
+    from runners import free_port
 
     state = tmp_path / "state"
     info = db.start(state, free_port())

@@ -17,9 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from shells import Shell
 
 from kvlab.azcli import install
+
+from shells import Shell
 
 AZ = Path(sys.executable).with_name("az")  # the workbook's `az` (kvlab.azcli:main)
 DRIVER = Path(__file__).with_name("azure_cli_driver.py")

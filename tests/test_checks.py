@@ -11,9 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import notebook_kernel
 import pytest
-from conftest import officer_vault
 
 import kvlab
 from kvlab.checks import (
@@ -30,6 +28,9 @@ from kvlab.checks import (
 )
 from kvlab.feedback import MIME, Hint, Result
 from kvlab.lesson import Lesson
+
+import notebook_kernel
+from runners import officer_vault
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURE_URL = "https://example.vault.azure.net/"

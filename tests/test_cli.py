@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 
-KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
-
-
-def kvlab(*args: str, state: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KVLAB_STATE_DIR": str(state), "COLUMNS": "250"}  # tables wide enough that no cell wraps
-    result = subprocess.run([KVLAB, *args], env=env, capture_output=True, text=True, timeout=60)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def as_json(result: subprocess.CompletedProcess):
-    return json.loads(result.stdout)
+from runners import KVLAB, as_json, assert_one_line_error, free_port, kvlab
 
 
 @pytest.fixture
@@ -34,15 +20,6 @@ def state(tmp_path):
     kvlab("emulator", "stop", state=tmp_path, check=False)
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode != 0
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[0]
 
 
 def test_start_is_idempotent_and_status_and_stop_report_truthfully(state):

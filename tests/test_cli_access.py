@@ -8,7 +8,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from test_cli import as_json, assert_one_line_error, kvlab
+
+from runners import as_json, assert_one_line_error, kvlab
 
 DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
 ROLE_IDS = {

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
-from conftest import free_port, officer_vault
-from test_cli import KVLAB, as_json, assert_one_line_error, kvlab
+
+from runners import KVLAB, as_json, assert_one_line_error, free_port, kvlab, officer_vault
 
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
 

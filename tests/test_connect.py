@@ -11,7 +11,8 @@ import textwrap
 from pathlib import Path
 
 import certifi
-from conftest import free_port
+
+from runners import free_port
 
 
 def test_vault_urls_have_the_shape_the_sdk_challenge_check_accepts(emulator):

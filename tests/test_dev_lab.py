@@ -22,9 +22,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from kvlab_pytest import free_port
 
 from kvlab.emulator import control
+
+from kvlab_pytest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "kvlab-test-token"

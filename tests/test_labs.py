@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -13,8 +11,9 @@ import pytest
 
 from kvlab.labs import MD_STUB, LabError, build, strip_solutions
 
+from runners import kvlab as run_kvlab
+
 ROOT = Path(__file__).resolve().parents[1]
-KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
 
 
 def code(source: str, **kwargs) -> nbformat.NotebookNode:
@@ -358,7 +357,7 @@ def test_check_reports_a_changed_solution_without_writing(tmp_path):
 
 
 def kvlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KVLAB, *args], capture_output=True, text=True, timeout=120)
+    return run_kvlab(*args, check=False)
 
 
 def test_cli_build_writes_labs_and_check_tells_stale_from_current(tmp_path):

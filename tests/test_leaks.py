@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_cli import assert_one_line_error
 
 from kvlab import leaks
 from kvlab.leaks import FAKE_DATABRICKS_TOKEN, FAKE_SAS_SIGNATURE, FAKE_SQL_PASSWORD, FAKE_STORAGE_KEY
 
+from runners import assert_one_line_error, kvlab
+
 ROOT = Path(__file__).resolve().parents[1]
-KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
 SECRETS = (FAKE_DATABRICKS_TOKEN, FAKE_SAS_SIGNATURE, FAKE_SQL_PASSWORD, FAKE_STORAGE_KEY)
 
 SQL = f'conn_str = "Server=tcp:sql-sales-dev.database.windows.net,1433;User ID=etl_user;Password={FAKE_SQL_PASSWORD};"'
@@ -350,8 +350,7 @@ def test_the_practice_repository_hides_one_leak_in_its_history_and_has_an_uncomm
 def kvlab_scan(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, **(env or {})}
     environment.pop("PRE_COMMIT", None)
-    result = subprocess.run([KVLAB, "scan", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                            env=environment)
+    result = kvlab("scan", *args, env=environment, cwd=cwd, check=False)
     for secret in SECRETS:
         assert secret not in result.stdout and secret not in result.stderr
     return result
@@ -434,7 +433,7 @@ def test_scan_bad_input_is_a_one_line_error_with_status_2(tmp_path, args, words)
 
 
 def test_scan_help():
-    result = subprocess.run([KVLAB, "scan", "--help"], capture_output=True, text=True, timeout=60)
+    result = kvlab("scan", "--help", check=False)
     assert result.returncode == 0
     assert "--history" in result.stdout and "-o, --output" in result.stdout
     assert "--baseline FILE" in result.stdout and "--no-baseline" in result.stdout

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from shells import Shell
 
 from kvlab.azcli import install
+
+from shells import Shell
 
 DRIVER = Path(__file__).with_name("azure_cli_driver.py")
 

@@ -19,10 +19,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from shells import DATABRICKS, INHERITED, KVLAB, Shell, system_files
 
 from kvlab.connection import _original_getaddrinfo
 from kvlab.emulator.proxy import Refused, destination
+
+from shells import DATABRICKS, INHERITED, KVLAB, Shell, system_files
 
 AZURE_DATABRICKS = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
 

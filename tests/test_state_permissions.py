@@ -16,10 +16,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import free_port
-from shells import KVLAB
 
 from kvlab.paths import PUBLIC  # certificates: public by nature (they sit inside the private folder)
+
+from runners import free_port
+from shells import KVLAB
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
 

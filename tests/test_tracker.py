@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -20,7 +17,8 @@ from kvlab import tracker
 from kvlab.checks import all_lessons, lesson_spec
 from kvlab.feedback import Result
 
-KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
+from runners import kvlab as run_kvlab
+
 TITLES = {"ex1": "Create a SecretClient and take stock", "ex2": "Store your first secret", "ex3": "Read it back without printing it"}
 LESSON00 = "Start here: your first secret"
 
@@ -248,12 +246,6 @@ def test_kvlab_progress_returns_the_dashboard(state, monkeypatch):
 # -- the CLI ------------------------------------------------------------------------------------
 
 
-def kvlab_cli(*args: str, env_state: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KVLAB_STATE_DIR": str(env_state)}
-    done = subprocess.run([KVLAB, *args], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    return done
 
 
 def test_kvlab_progress_prints_json_rows_and_a_table(state, tmp_path):
@@ -261,14 +253,14 @@ def test_kvlab_progress_prints_json_rows_and_a_table(state, tmp_path):
     tracker.record(result("ex2", "incorrect"), state)
     elsewhere = tmp_path / "elsewhere"  # --state-dir wins over the environment
 
-    rows = json.loads(kvlab_cli("progress", "--state-dir", str(state), env_state=elsewhere).stdout)
+    rows = json.loads(run_kvlab("progress", "--state-dir", str(state), state=elsewhere, quiet=True).stdout)
     assert rows == tracker.rows(state)
     assert rows[:3] == expected_rows({"ex1": "correct", "ex2": "incorrect"})
 
-    table = kvlab_cli("progress", "--state-dir", str(state), "-o", "table", env_state=elsewhere).stdout
+    table = run_kvlab("progress", "--state-dir", str(state), "-o", "table", state=elsewhere, quiet=True).stdout
     assert table == tracker.text(state) + "\n"
     assert table.splitlines()[:4] == LESSON00_BLOCK
 
-    empty = json.loads(kvlab_cli("progress", env_state=elsewhere).stdout)
+    empty = json.loads(run_kvlab("progress", state=elsewhere, quiet=True).stdout)
     assert {r["status"] for r in empty} == {None}
     assert not elsewhere.exists()  # reading progress never creates a state directory

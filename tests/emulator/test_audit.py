@@ -13,10 +13,7 @@ exactly that vault's records.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,10 +26,10 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
-from conftest import officer_vault
+
+from runners import kvlab, officer_vault
 
 PLANTED = "not-a-real-password"  # pragma: allowlist secret
-KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
 
 # The record's fields, in order: Key Vault's AuditEvent, flattened for DataFrames.
 COLUMNS = [
@@ -136,11 +133,7 @@ def vault_name(url: str) -> str:
 
 
 def kvlab_cli(emulator, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KVLAB_STATE_DIR": str(emulator.state_dir)}
-    result = subprocess.run([KVLAB, *args], env=env, capture_output=True, text=True, timeout=60)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+    return kvlab(*args, state=emulator.state_dir, check=check)
 
 
 def parse_time(text: str) -> datetime:

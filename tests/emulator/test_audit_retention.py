@@ -8,10 +8,11 @@ import sqlite3
 import subprocess
 
 import requests
-from shells import KVLAB, Shell
 
 from kvlab.admin import Admin
 from kvlab.emulator.store import TRIM_EVERY
+
+from shells import KVLAB, Shell
 
 
 def audit_rows(state) -> tuple[int, int, int]:

@@ -11,26 +11,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
-from conftest import free_port, officer_vault
 
 import kvlab
 from kvlab.emulator import control
 
+from runners import free_port, officer_vault
+from runners import kvlab as run_kvlab
+
 DAY = 86400
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
-KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
 # What kvlab.connect() changes in this process's environment.
 CONNECT_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
@@ -78,11 +76,7 @@ def client(vault):
 
 
 def cli(lab, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KVLAB_STATE_DIR": str(lab.state_dir), "COLUMNS": "250"}  # tables wide enough that no cell wraps
-    result = subprocess.run([KVLAB, *args], env=env, capture_output=True, text=True, timeout=60)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+    return run_kvlab(*args, state=lab.state_dir, check=check)
 
 
 def cli_json(lab, *args: str):

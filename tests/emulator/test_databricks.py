@@ -15,7 +15,6 @@ import uuid
 import pytest
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
-from conftest import officer_vault
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import (
     BadRequest,
@@ -29,6 +28,8 @@ from databricks.sdk.errors import (
 from databricks.sdk.service.workspace import AclPermission, AzureKeyVaultSecretScopeMetadata, ScopeBackendType
 
 from kvlab.emulator.identity import DATABRICKS_APP_ID
+
+from runners import officer_vault
 
 NOT_SECRET = "not-a-real-value-0001"  # pragma: allowlist secret
 pytestmark = pytest.mark.usefixtures("leaves_workspace_as_found")

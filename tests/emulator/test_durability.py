@@ -17,10 +17,11 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
-from conftest import free_port
 
 import kvlab
 from kvlab.emulator import control
+
+from runners import free_port
 
 THREADS = 8
 SETS_PER_THREAD = 100

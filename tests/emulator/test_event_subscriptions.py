@@ -21,9 +21,10 @@ import pytest
 from azure.eventgrid import EventGridEvent, SystemEventNames
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
-from conftest import officer_vault
 
 from kvlab.emulator.events import SubscriptionError
+
+from runners import officer_vault
 
 KVLAB = str(Path(sys.executable).parent / "kvlab")
 

@@ -19,9 +19,10 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
-from conftest import officer_vault
 
 from kvlab.emulator import keyvault, rbac
+
+from runners import officer_vault
 
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
 OTHER_FAKE_VALUE = "also-not-a-real-password"  # pragma: allowlist secret

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 import requests
 import schemathesis
-from conftest import officer_vault
 from hypothesis import HealthCheck, settings
 from schemathesis.core.failures import FailureGroup
+
+from runners import officer_vault
 from spec_validation import SpecValidator, identity_token, load_spec, strict_spec
 
 SPEC_FILE = Path(__file__).parents[1] / "spec" / "secrets-2026-04-01.json"

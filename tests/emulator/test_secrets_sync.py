@@ -20,7 +20,8 @@ import requests
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import ApiVersion, SecretClient
-from conftest import officer_vault
+
+from runners import officer_vault
 
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
 HEX32 = re.compile(r"^[0-9a-f]{32}$")

@@ -22,6 +22,7 @@ import os
 
 import pytest
 import requests
+
 from spec_validation import SpecValidator, identity_token, load_spec
 
 API_VERSION = "2026-04-01"

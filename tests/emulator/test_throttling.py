@@ -12,32 +12,24 @@ what is tested is that it is a separate budget: spent creates do not block reads
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 
+from runners import as_json, kvlab
+
 CREATE_LIMIT = 300
 WINDOW = 10.0
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
-KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
 
 
 def kvlab_cli(emulator, *args: str) -> dict:
-    env = {**os.environ, "KVLAB_STATE_DIR": str(emulator.state_dir)}
-    result = subprocess.run([KVLAB, *args], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return as_json(kvlab(*args, state=emulator.state_dir))
 
 
 def throttled_vault(emulator, via_cli: bool = False) -> tuple[str, str]:
@@ -183,10 +175,7 @@ def test_vault_update_throttling_off_lifts_the_limit_at_once(emulator):
 
 
 def test_vault_update_of_an_unknown_vault_fails_with_one_line(emulator):
-    env = {**os.environ, "KVLAB_STATE_DIR": str(emulator.state_dir)}
-    result = subprocess.run(
-        [KVLAB, "vault", "update", "--name", "no-such-vault-x", "--throttling", "real"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )
+    result = kvlab("vault", "update", "--name", "no-such-vault-x", "--throttling", "real", state=emulator.state_dir,
+                   check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: vault 'no-such-vault-x' does not exist"

@@ -7,12 +7,13 @@ The right answers are the solution notebook's own cells, so these tests and the 
 
 from __future__ import annotations
 
-import notebook_kernel
 import pytest
-from notebook_kernel import assert_stubs_not_attempted, code_cells, exercise_cell, incorrect
 
 from kvlab import leaks
 from kvlab.checks import Context, lesson01
+
+import notebook_kernel
+from notebook_kernel import assert_stubs_not_attempted, code_cells, exercise_cell, incorrect
 
 NAME = "01-leaked-secrets.ipynb"
 AZURE_URL = "https://example.vault.azure.net/"

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells
 
 from kvlab.checks import lesson_spec, run_check
 from kvlab.lesson import Lesson
+
+from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "02-creating-a-vault.ipynb"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import notebook_kernel
 import pytest
-from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells, exercise_cell, incorrect, variant
 
 from kvlab.checks import lesson_spec
+
+import notebook_kernel
+from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells, exercise_cell, incorrect, variant
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "03-secretclient-and-managed-identity.ipynb"

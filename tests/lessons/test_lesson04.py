@@ -9,6 +9,7 @@ emulator's, reached through the real databricks-sdk and azure-keyvault-secrets.
 from __future__ import annotations
 
 import pytest
+
 from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, incorrect, variant
 
 NAME = "04-databricks-secret-scopes.ipynb"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, incorrect, variant
 
 NAME = "06-operating-secrets.ipynb"
