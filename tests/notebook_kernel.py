@@ -77,6 +77,19 @@ class Kernel:
                 self.ns[name].close()
 
 
+@contextlib.contextmanager
+def running(*cells: str, kernel: Kernel | None = None, closing: tuple[str, ...] = ()):
+    """A kernel (``kernel``, or a new one) that has run ``cells`` (a lesson's parameters, set-up and tools): the
+    body of every lesson test's ``kernel`` fixture. Its clients (``client`` and ``closing``) are closed after."""
+    k = kernel or Kernel()
+    for cell in cells:
+        k.run(cell)
+    try:
+        yield k
+    finally:
+        k.close(*closing)
+
+
 def incorrect(kernel: Kernel, exercise: str) -> str:
     """The reason a check gives, asserting it says "incorrect" for a reason of its own (not a crash)."""
     result = kernel.check(exercise)

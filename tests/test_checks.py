@@ -420,10 +420,9 @@ EX3 = (
 
 @pytest.fixture
 def kernel(emulator):
-    k = Kernel()
-    k.start()
-    yield k
-    k.close()
+    with notebook_kernel.running(kernel=Kernel()) as k:
+        k.start()
+        yield k
 
 
 def test_the_correct_answers_are_correct(kernel, emulator):

@@ -13,7 +13,7 @@ from kvlab import leaks
 from kvlab.checks import Context, lesson01
 
 import notebook_kernel
-from notebook_kernel import assert_stubs_not_attempted, code_cells, exercise_cell, incorrect
+from notebook_kernel import assert_stubs_not_attempted, code_cells, exercise_cell, incorrect, running
 
 NAME = "01-leaked-secrets.ipynb"
 AZURE_URL = "https://example.vault.azure.net/"
@@ -49,10 +49,9 @@ class Kernel(notebook_kernel.Kernel):
 
 @pytest.fixture
 def kernel(emulator):
-    k = Kernel()
-    k.start()
-    yield k
-    k.close()
+    with running(kernel=Kernel()) as k:
+        k.start()
+        yield k
 
 
 # -- the solution, the lab, the set-up ----------------------------------------------------------------------

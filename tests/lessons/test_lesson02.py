@@ -16,7 +16,7 @@ import pytest
 from kvlab.checks import lesson_spec, run_check
 from kvlab.lesson import Lesson
 
-from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells
+from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells, running
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "02-creating-a-vault.ipynb"
@@ -41,12 +41,8 @@ from notebook_kernel import Kernel, incorrect, variant  # noqa: E402
 
 @pytest.fixture
 def kernel(emulator):
-    k = Kernel()
-    k.run(PARAMS)
-    k.run(SETUP)
-    k.run(HELPERS)
-    yield k
-    k.close()
+    with running(PARAMS, SETUP, HELPERS) as k:
+        yield k
 
 
 # -- the right answers and the lab as shipped ------------------------------------------------

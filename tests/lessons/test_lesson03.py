@@ -15,7 +15,15 @@ import pytest
 from kvlab.checks import lesson_spec
 
 import notebook_kernel
-from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells, exercise_cell, incorrect, variant
+from notebook_kernel import (
+    assert_stubs_not_attempted,
+    cell_with,
+    code_cells,
+    exercise_cell,
+    incorrect,
+    running,
+    variant,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "03-secretclient-and-managed-identity.ipynb"
@@ -44,10 +52,9 @@ class Kernel(notebook_kernel.Kernel):
 
 @pytest.fixture
 def kernel(emulator):
-    k = Kernel()
-    k.start()
-    yield k
-    k.close()
+    with running(kernel=Kernel()) as k:
+        k.start()
+        yield k
 
 
 # -- the solution and the lab ----------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, incorrect, variant
+from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells, incorrect, running, variant
 
 NAME = "04-databricks-secret-scopes.ipynb"
 SOLUTION = code_cells(NAME, "solutions")
@@ -23,11 +23,8 @@ EX1, EX2, EX3 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in 
 
 @pytest.fixture
 def kernel(emulator):
-    k = Kernel()
-    for cell in (PARAMS, SETUP, HELPERS):
-        k.run(cell)
-    yield k
-    k.close()
+    with running(PARAMS, SETUP, HELPERS) as k:
+        yield k
 
 
 def test_the_solution_is_correct_and_says_what_it_verified(kernel):

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, incorrect, variant
+from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells, incorrect, running, variant
 
 NAME = "05-data-factory-linked-services.ipynb"
 SOLUTION = code_cells(NAME, "solutions")
@@ -25,11 +25,8 @@ EX1, EX2, EX3 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {n} ") for n in 
 @pytest.fixture
 def kernel(emulator, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    k = Kernel()
-    for cell in (PARAMS, SETUP, TOOLS):
-        k.run(cell)
-    yield k
-    k.close()
+    with running(PARAMS, SETUP, TOOLS) as k:
+        yield k
 
 
 def staged(emulator) -> dict:

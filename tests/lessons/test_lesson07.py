@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from notebook_kernel import Kernel, assert_stubs_not_attempted, cell_with, code_cells, incorrect, variant
+from notebook_kernel import assert_stubs_not_attempted, cell_with, code_cells, incorrect, running, variant
 
 NAME = "07-capstone-migration.ipynb"
 SOLUTION = code_cells(NAME, "solutions")
@@ -26,11 +26,8 @@ EX1, EX2, EX3, EX4, EX5, EX6 = (cell_with(SOLUTION, f"BEGIN SOLUTION: Exercise {
 @pytest.fixture
 def kernel(emulator, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the project folder the set-up writes beside the notebook
-    k = Kernel()
-    for cell in (PARAMS, SETUP, TOOLS):
-        k.run(cell)
-    yield k
-    k.close("vault", "workspace")
+    with running(PARAMS, SETUP, TOOLS, closing=("vault", "workspace")) as k:
+        yield k
 
 
 def planted(emulator) -> dict:
