@@ -23,11 +23,12 @@ run:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 GIT_TYPE = "Microsoft.DataFactory/factories/linkedservices"
@@ -60,7 +61,7 @@ class LinkedService:
     name: str
     type: str
     properties: dict  # the linked service's properties (type, typeProperties, description, parameters, ...)
-    model: object = field(repr=False)  # the azure-mgmt-datafactory model of its type
+    model: object = dataclasses.field(repr=False)  # the azure-mgmt-datafactory model of its type
 
     @property
     def type_properties(self) -> dict:
@@ -84,7 +85,7 @@ def read(path: str | Path) -> LinkedService:
         raise AdfError(f"{path}: not UTF-8 text") from None
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise AdfError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     if not isinstance(data, dict):
         raise AdfError(f"{path}: a linked service is a JSON object, not {type(data).__name__}")
@@ -254,7 +255,7 @@ class Resolution:
     secret: str
     version: str
     pinned: bool
-    value: str = field(repr=False, compare=False)
+    value: str = dataclasses.field(repr=False, compare=False)
 
     def describe(self) -> dict:
         """What may be shown: which secret and version a field resolved to, never its value."""
@@ -368,6 +369,7 @@ def connect(service: LinkedService | str | Path, factory_identity: str, repo: st
     settings = service.type_properties
     resolutions = {r.field: r for r in resolve(service, factory_identity, repo, lab)}
     whole = resolutions.get("typeProperties.connectionString")
+    credential: Resolution | None
     if whole is not None:
         credential = whole
         target = connection_settings(whole.value, f"{service.name}: the secret {whole.secret}")
@@ -389,7 +391,7 @@ def connect(service: LinkedService | str | Path, factory_identity: str, repo: st
                   "user": settings["username"], "password": credential.value, "sslmode": ssl_mode}
     try:
         with psycopg.connect(**target, connect_timeout=10) as connection:
-            user, database = connection.execute("SELECT current_user, current_database()").fetchone()
+            user, database = connection.execute("SELECT current_user, current_database()").fetchone() or ("", "")
     except psycopg.OperationalError as exc:
         text = str(exc).strip()
         reason = text[text.find("FATAL:"):].splitlines()[0] if "FATAL:" in text else text.splitlines()[0]

@@ -25,6 +25,7 @@ the one place every output passes; nothing in the SDK is changed.
 
 from __future__ import annotations
 
+import builtins
 import os
 from typing import Any
 
@@ -126,11 +127,11 @@ class Secrets:
         self._redactor.add(value)
         return value
 
-    def list(self, scope: str) -> list:
+    def list(self, scope: str) -> builtins.list:
         """The secrets of a scope: SecretMetadata(key=...), never values."""
         return self._secrets().list(scope)
 
-    def listScopes(self) -> list:  # noqa: N802 - Databricks' name
+    def listScopes(self) -> builtins.list:  # noqa: N802 - Databricks' name
         """The workspace's scopes: SecretScope(name=...)."""
         return self._secrets().listScopes()
 

@@ -188,7 +188,7 @@ def normalise_outputs(notebook: nbformat.NotebookNode, seed: str) -> None:
 
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
-        merged = []
+        merged: list = []
         for output in cell.get("outputs", []):
             if (output.output_type == "stream" and merged and merged[-1].output_type == "stream"
                     and merged[-1].name == output.name):

@@ -119,12 +119,12 @@ def table(findings: Sequence[Finding | dict]) -> str:
     if not findings:
         return "(no secrets found)"
     known = {f.name for f in fields(Finding)}
-    findings = [f if isinstance(f, Finding) else Finding(**{"type": "", "file": "", "line": None, "secret": "",
-                                                              **{k: v for k, v in f.items() if k in known}})
-                for f in findings]
-    history = any(f.commit for f in findings)
+    shown = [f if isinstance(f, Finding) else Finding(**{"type": "", "file": "", "line": None, "secret": "",
+                                                           **{k: v for k, v in f.items() if k in known}})
+             for f in findings]
+    history = any(f.commit for f in shown)
     rows = []
-    for f in findings:
+    for f in shown:
         row = {"file": f.file, "cell": "" if f.cell is None else f.cell,
                "line": ("output" if f.output else "") if f.line is None else (f"{f.line} (output)" if f.output else f.line),
                "type": f.type, "secret": f.secret}
@@ -222,7 +222,8 @@ def _settings(with_kvlab: bool = True) -> Iterator[None]:
 
     _plugin_mapping_cache_clear()
     try:
-        plugins = [{"name": cls.__name__} for cls in get_mapping_from_secret_type_to_class().values()]
+        classes: list[type] = list(get_mapping_from_secret_type_to_class().values())
+        plugins = [{"name": cls.__name__} for cls in classes]
         filters = [{"path": p} for p in sorted(Settings().filters) if p not in Settings.DEFAULT_FILTERS]
         if with_kvlab:
             where = "file://" + str(Path(secret_plugins.__file__).resolve())
@@ -423,7 +424,7 @@ def _notebook_pieces(text: str, file: str, origin: Path | None = None) -> list[_
     for number, cell in enumerate(cells, 1):
         source = _cell_text(cell.get("source"))
         if source.strip():
-            pieces.append(_Piece(source, f"cell{suffix.get(cell.get('cell_type'), '.txt')}", file, number,
+            pieces.append(_Piece(source, f"cell{suffix.get(str(cell.get('cell_type')), '.txt')}", file, number,
                                  origin=origin))
         output = _output_text(cell)
         if output.strip():
@@ -670,7 +671,7 @@ class ThrowawayRepo:
     def __init__(self, name: str = "repo", parent: str | os.PathLike | None = None):
         self._folder = tempfile.TemporaryDirectory(prefix="kvlab-repo-") if parent is None else None
         self.name = name
-        self.path = Path(self._folder.name if self._folder else parent) / name
+        self.path = Path(self._folder.name if self._folder else str(parent)) / name
         if self._folder is None:
             shutil.rmtree(self.path, ignore_errors=True)
         self.path.mkdir(parents=True)

@@ -19,6 +19,7 @@ progress (only the lab's checks are).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from . import stubs, tracker, watch
 from .checks import LessonSpec, caller_namespace, lesson_spec, make_hint, make_solution, run_check
@@ -49,12 +50,12 @@ class Lesson:
                                "Set vault_url = \"emulator\" in the parameters cell.")
         else:
             self.mode = "azure"
-            self.lab = None
+            self.lab = None  # type: ignore[assignment]  # a real vault: no emulator to manage
             self.audit_position = 0
             self.workspace_position = 0
             self._azure_url = vault_url if vault_url.endswith("/") else vault_url + "/"
         self.history_position = 0
-        self.watch = None  # the output watch (kvlab.watch), in an IPython kernel
+        self.watch: Any = None  # the output watch (kvlab.watch.Watch), in an IPython kernel
 
     def _reset(self) -> None:
         """Recreate the lesson's vaults and identities, empty, with only its starting grants (and its seed)."""

@@ -20,7 +20,8 @@ from .feedback import CORRECT, INCORRECT, LABEL, MARK, NOT_ATTEMPTED, STATUSES, 
 
 FILE = "progress.json"
 _RANK = {UNAVAILABLE: 0, NOT_ATTEMPTED: 1, INCORRECT: 2, CORRECT: 3}
-_MARK = {**MARK, None: "[    ]"}  # never checked
+_MARK: dict[str | None, str] = {None: "[    ]"}  # never checked
+_MARK.update(MARK)
 
 
 def _path(state_dir=None, create: bool = False) -> Path:

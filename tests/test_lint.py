@@ -1,4 +1,4 @@
-"""The code passes its linter (ruff, configured in pyproject.toml) and the emulator its type checker (mypy)."""
+"""The code passes its linter (ruff) and kvlab its type checker (mypy), both configured in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_ruff_finds_nothing():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_mypy_finds_nothing_in_the_emulator():
+def test_mypy_finds_nothing_in_kvlab():
     done = subprocess.run([str(BIN / "mypy")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Success" in done.stdout

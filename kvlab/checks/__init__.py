@@ -166,7 +166,7 @@ class Context:
                 raise Incorrect(too_strong.format(role=role, where=vault + (f"/secrets/{secret}" if secret else "")))
             if secret is None:
                 raise Incorrect(vault_wide)
-        return {secret for _, secret in held}
+        return {secret for _, secret in held if secret is not None}  # each is one secret (checked above)
 
     def expiry_dates(self, vault: str | None = None) -> dict[str, float | None]:
         """Each live secret's expiry (epoch seconds, None for none), from properties: no value is read.
@@ -182,7 +182,7 @@ class Context:
         from azure.keyvault.secrets import SecretClient
 
         with DefaultAzureCredential() as credential, SecretClient(self.lesson.vault_url(vault), credential) as client:
-            return {p.name: p.expires_on.timestamp() if p.expires_on else None
+            return {str(p.name): p.expires_on.timestamp() if p.expires_on else None
                     for p in client.list_properties_of_secrets()}
 
     def require_stub_replaced(self, exercise: Exercise) -> None:
@@ -352,6 +352,7 @@ def make_solution(spec: LessonSpec, exercise_id: str, folder: Path = SOLUTIONS) 
     if not found:
         raise KeyError(f"no solution notebook for lesson {spec.number} in {folder}")
     path = found[0]
+    region: list[str] | None
     for cell in nbformat.read(path, as_version=4).cells:
         lines, region = cell.source.split("\n"), None
         for line in lines:

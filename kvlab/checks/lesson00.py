@@ -74,7 +74,7 @@ def _left_behind(lesson) -> None:
     draw = random.SystemRandom()
     names = draw.sample(LEFT_BEHIND, draw.randint(4, 6))
     now = datetime.now(timezone.utc)
-    expiries = [now - timedelta(days=draw.randint(2, 400)) for _ in range(2)]  # at least two have expired,
+    expiries: list[datetime | None] = [now - timedelta(days=draw.randint(2, 400)) for _ in range(2)]  # two expired,
     expiries += [now + timedelta(days=draw.randint(5, 200)), None]  # one has not, one never will
     expiries += [draw.choice((now - timedelta(days=draw.randint(2, 400)), now + timedelta(days=draw.randint(5, 200)),
                               None)) for _ in names[4:]]

@@ -292,7 +292,7 @@ def check_dev_standard(ctx: Context) -> list[str]:
                 f"{OFFICER} - least privilege applies to you too."
             )
         if OFFICER not in roles:
-            role = sorted(roles, key=_RANK.get)[-1]
+            role = max(roles, key=lambda r: _RANK.get(r, -1))
             raise Incorrect(f"You hold {role} on {DEV}, which only lets you {_LETS[role]}: changing a secret's "
                             f"properties (secrets/update/action) needs {OFFICER}.")
         if (OFFICER, None) not in held:
@@ -350,7 +350,7 @@ def check_environments(ctx: Context) -> list[str]:
     deployer = Workload("id-devops-sales", "the DevOps pipeline", "deploy production's secrets", OFFICER)
     checked = [_judge_roles(ctx, deployer, PROD)]
     for name in SECRETS:
-        secret = _judge_secret(ctx, name, PROD, "prod")
+        stored = _judge_secret(ctx, name, PROD, "prod")
         writers = _set_by(ctx, PROD, name)
         if not writers:
             raise Incorrect(f"`{name}` exists in {PROD}, but it was not stored during this run of the lesson "
@@ -360,12 +360,13 @@ def check_environments(ctx: Context) -> list[str]:
             raise Incorrect(f"`{name}` in {PROD} was written by {other}: write production's secrets as "
                             f"`{deployer.identity}` (DefaultAzureCredential(managed_identity_client_id=...)).")
         dev = ctx.secret(name, DEV)
-        if dev is not None and dev["value"] == secret["value"]:
+        if dev is not None and dev["value"] == stored["value"]:
             raise Incorrect(f"`{name}` has the same value in {PROD} as in {DEV}: generate a new value for each "
                             "environment, so a leak in dev never opens production.")
     checked.append(f"{PROD} holds {', '.join(SECRETS)} with env=prod tags and an expiry, values of its own, "
                    f"written by `{deployer.identity}` in this run")
     func = WORKLOADS[2]
+    assert func.only is not None  # the function reads one secret
     with _as(ctx, func.identity, DEV) as dev_client:
         if not _allowed(_read(dev_client, func.only)):
             raise Incorrect(f"As `{func.identity}`, reading {func.only} in {DEV} was refused: give it its role "

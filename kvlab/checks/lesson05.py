@@ -117,10 +117,10 @@ def _set_the_scene(lesson) -> None:
     draw = random.SystemRandom()
     staged = {}
     for name in draw.sample(sorted(_unsafe_pool("x")), 3):
-        credential = _fake("fake" + name.split("_")[1].lower())
-        kind, flagged, type_properties = _unsafe_pool(credential)[name]
+        fake = _fake("fake" + name.split("_")[1].lower())
+        kind, flagged, type_properties = _unsafe_pool(fake)[name]
         write_linked_service(where, linked_service_json(name, kind, type_properties))
-        staged[name] = {"field": flagged, "credential": credential}
+        staged[name] = {"field": flagged, "credential": fake}
     lab.stage("lesson05.unsafe", json.dumps(staged))
 
 

@@ -93,7 +93,9 @@ def _set_the_scene(lesson) -> None:
             else:
                 kind = drawn_kind[name]
             if lesson.demo:  # fixed, so the guided notebook shows the same table every run
-                days = DEMO_DAYS[kind] if kind == "none" else DEMO_DAYS[kind] + (2 if name == "ml-registry-token" else 0)
+                days = DEMO_DAYS[kind]
+                if days is not None and name == "ml-registry-token":
+                    days += 2
             else:
                 days = {"none": None, "soon": draw.randint(3, SOON_DAYS - 2), "later": draw.randint(120, 300),
                         "expired": -draw.randint(1, 20), "next": draw.randint(45, 60)}[kind]
@@ -331,7 +333,7 @@ class Consumers:
         from ..adf import connection_settings
 
         with psycopg.connect(**connection_settings(text, ORDERS_SECRET), connect_timeout=10) as connection:
-            return connection.execute("SELECT current_user FROM orders LIMIT 1").fetchone()[0]
+            return (connection.execute("SELECT current_user FROM orders LIMIT 1").fetchone() or ("",))[0]
 
     def run(self, days: int = RUN_DAYS):
         import pandas as pd
@@ -433,6 +435,7 @@ def check_rotation(ctx: Context) -> list[str]:
     if not staged:
         raise Incorrect(f"The consumers have not run: `report = Consumers(lesson).run(days={RUN_DAYS})` moves the "
                         "clock day by day and connects as each of them.")
+    assert run is not None  # staged, so read above
     failing = next((s for s in subscriptions if s["failedDeliveries"]), None)
     if failing:
         raise Incorrect(f"Deliveries to {failing['endpoint']} fail ({failing['lastError']}): your rotate(event) "

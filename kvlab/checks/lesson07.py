@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
 
@@ -72,7 +73,7 @@ def _fake_password() -> str:
             return candidate
 
 
-def _files(db_password: str, api_key: str, port: int) -> dict[str, object]:
+def _files(db_password: str, api_key: str, port: int) -> dict[str, Any]:
     """The uncommitted working tree, credentials inline: each file as text, the notebook as (kind, source) cells."""
     from .lesson05 import linked_service_json
 
@@ -223,15 +224,15 @@ def check_stored(ctx: Context) -> list[str]:
             raise Incorrect(f"The value of {what} is typed into your code: read it from the file that holds it, so it "
                             "is not copied into one more place (this notebook). The kernel remembers that cell: run "
                             "the set-up cell again (new credentials), then your answers.")
-    checked = []
+    checked, stored = [], {}
     for name in (DB_SECRET, KEY_SECRET):
-        _judge_secret(ctx, name, VAULT, "prod")
+        stored[name] = _judge_secret(ctx, name, VAULT, "prod")
         checked.append(f"`{name}` is in {VAULT} with a content type, env and owner tags and an expiry")
-    key = ctx.secret(KEY_SECRET, VAULT)["value"]
+    key = stored[KEY_SECRET]["value"]
     if key != planted["api_key"]:
         raise Incorrect(f"`{KEY_SECRET}` does not hold the API key the project uses: copy it from the project's "
                         "files (read by code, not by eye).")
-    password = ctx.secret(DB_SECRET, VAULT)["value"]
+    password = stored[DB_SECRET]["value"]
     if password != planted["password"] and not _works(password, ctx.emulator.state_dir):
         raise Incorrect(f"`{DB_SECRET}` holds a password the database does not accept: store the project's "
                         "password (or, once rotated, the new one).")
