@@ -50,7 +50,7 @@ def scenario(state_dir: Path, secrets: int, expiring: int, calls: int) -> list[f
     new = not state_dir.exists()
     lab = kvlab.connect(state_dir)
     try:
-        url = lab.vault_url("kvbench") if not new else lab.create_vault("kvbench")
+        url = lab.vault_url("kvbench") if not new else lab.create_vault("kvbench")["vaultUri"]
         if new:
             lab.assign_role("Key Vault Secrets Officer", "learner", "kvbench")
             fill(state_dir, "kvbench", secrets, expiring)

@@ -57,12 +57,6 @@ class Lab(Admin):
         """The URL of vault ``name``, as SecretClient wants it (``https://<name>.localhost:<port>/``)."""
         return vault_url(name, self.port)
 
-    def create_vault(self, name: str, throttling: str = "off", exist_ok: bool = True,  # type: ignore[override]
-                     resource_group: str | None = None) -> str:
-        """Create vault ``name`` (idempotent by default) and return its URL."""
-        super().create_vault(name, throttling=throttling, exist_ok=exist_ok, resource_group=resource_group)
-        return self.vault_url(name)
-
 
 class LabError(LearnerError, ValueError):
     """A management call refused, for the one-line reason `Admin` gives (a ValueError, as the CLI shows it); in a

@@ -66,7 +66,7 @@ class Lesson:
         for name in self.spec.vaults:
             if name in existing_vaults:
                 lab.delete_vault(name, force=True)  # starting over: even a vault the learner purge-protected
-            lab.create_vault(name, resource_group=groups.get(name))
+            lab.create_vault(name, resource_group=groups.get(name), exist_ok=True)
             if name in self.spec.purge_protected:
                 lab.protect_vault(name)
         existing_ids = {i["name"].lower() for i in lab.list_identities()}

@@ -56,6 +56,6 @@ def officer_vault(lab, prefix: str = "t") -> str:
     this assignment explicitly.
     """
     name = f"{prefix}{uuid.uuid4().hex[:12]}"
-    url = lab.create_vault(name)
+    url = lab.create_vault(name)["vaultUri"]
     lab.assign_role("Key Vault Secrets Officer", "learner", name)
     return url

@@ -219,7 +219,7 @@ def test_the_pre_commit_hook_runs_the_check_on_linked_service_files():
 def factory(emulator, tmp_path):
     """A vault with the pipeline's password, the factory's identity (no role yet), and an ADF repo for them."""
     vault = f"adf{uuid.uuid4().hex[:10]}"
-    url = emulator.create_vault(vault)
+    url = emulator.create_vault(vault, exist_ok=True)["vaultUri"]
     emulator.assign_role("Key Vault Secrets Officer", "learner", vault)
     identity = f"id-adf-{uuid.uuid4().hex[:6]}"
     emulator.create_identity(identity)

@@ -70,7 +70,7 @@ def test_a_fresh_process_with_aiohttp_imported_first_still_works(tmp_path):
         from kvlab.emulator import control
         lab = kvlab.connect(state_dir={str(tmp_path)!r}, port={free_port()})
         try:
-            url = lab.create_vault("kv-aio")
+            url = lab.create_vault("kv-aio", exist_ok=True)["vaultUri"]
             lab.assign_role("Key Vault Secrets Officer", "learner", "kv-aio")
             from azure.identity.aio import DefaultAzureCredential
             from azure.keyvault.secrets.aio import SecretClient
@@ -121,4 +121,4 @@ def test_a_refused_management_call_is_one_line_in_a_lesson_kernel(emulator):
     with pytest.raises(SubscriptionError, match="there is no vault") as caught:  # its own kind too
         emulator.create_event_subscription("one-line", "kv-nowhere", "https://example.com/hook")
     assert isinstance(caught.value, LabError) and type(caught.value).__name__ == "SubscriptionError"
-    assert emulator.create_vault("kv-one-line").startswith("https://kv-one-line.localhost:")  # what works still does
+    assert emulator.create_vault("kv-one-line", exist_ok=True)["vaultUri"].startswith("https://kv-one-line.localhost:")  # what works still does

@@ -81,7 +81,7 @@ def test_tokens_resource_manager_refuses(emulator, learner):
     error(requests.get(url, params=API, headers={"Authorization": forged}, timeout=10), 401,
           "InvalidAuthenticationToken")
     # and the other way round: a vault refuses a management token with its own challenge
-    vault = emulator.create_vault(f"arm{uuid.uuid4().hex[:10]}")
+    vault = emulator.create_vault(f"arm{uuid.uuid4().hex[:10]}")["vaultUri"]
     refused = requests.get(f"{vault}secrets", params={"api-version": "7.4"}, headers=learner.headers, timeout=10)
     assert refused.status_code == 401 and "AKV10022" in refused.json()["error"]["message"]
 

@@ -85,7 +85,7 @@ def test_state_survives_stop_and_start(tmp_path, restore_connect_env):
         lab = kvlab.connect(state_dir=state, port=port)
         assert lab.port == port
         first_pid = lab.info["pid"]
-        url = lab.create_vault("kv-durable")
+        url = lab.create_vault("kv-durable", exist_ok=True)["vaultUri"]
         lab.assign_role("Key Vault Secrets Officer", "learner", "kv-durable")
         assert url == f"https://kv-durable.localhost:{port}/"
 

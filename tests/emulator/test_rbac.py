@@ -357,7 +357,7 @@ def test_authorization_matrix(matrix, role, operation):
 def test_a_new_vault_denies_even_the_learner_until_a_role_is_assigned(emulator, matrix, monkeypatch):
     monkeypatch.delenv("AZURE_CLIENT_ID", raising=False)
     name = unique("fresh")
-    url = emulator.create_vault(name)
+    url = emulator.create_vault(name)["vaultUri"]
     learner = emulator.identity("learner")
     assert emulator.role_assignments(scope=name) == []
     blob = backup_blob(matrix, unique("blob"))

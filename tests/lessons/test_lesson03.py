@@ -176,7 +176,7 @@ def test_ex1_a_value_read_as_the_learner_then_assigned_is_incorrect(kernel):
 
 
 def test_ex1_a_client_for_another_vault_is_incorrect(kernel, emulator):
-    other = emulator.create_vault("kv-orders-other")
+    other = emulator.create_vault("kv-orders-other", exist_ok=True)["vaultUri"]
     kernel.run(EX1.replace("vault_url=lesson.vault_url()", f"vault_url={other!r}").replace(
         'db_password = func_client.get_secret("sql-db-password").value', 'db_password = "x"'))
     assert incorrect(kernel, "ex1") == (
