@@ -362,24 +362,10 @@ class Admin:
         The endpoint must pass Event Grid's validation handshake first; ``event_types`` filters
         (default: all three secret events).
         """
-        from .emulator.events import EVENT_TYPES, SubscriptionError, check_endpoint, trust, validate_endpoint
+        from .emulator.events import subscribe
 
-        short = {t.rsplit(".", 1)[-1].lower(): t for t in EVENT_TYPES}
-        unknown = [t for t in event_types if t.rsplit(".", 1)[-1].lower() not in short]
-        if unknown:
-            raise SubscriptionError(f"unknown event type {unknown[0]!r}; Key Vault's secret events are "
-                                    f"{', '.join(t.rsplit('.', 1)[-1] for t in EVENT_TYPES)}")
-        types = sorted({short[t.rsplit('.', 1)[-1].lower()] for t in event_types})
         with self._state() as state:
-            try:
-                found = state.vaults.get_vault(vault)
-            except VaultNotFound:
-                raise SubscriptionError(f"there is no vault {vault!r} in this emulator") from None
-            check_endpoint(endpoint)
-            validate_endpoint(endpoint, state.vaults.resource_id(found.name), trust(self.state_dir / "ca.pem"))
-            if not state.store.add_subscription(name, found.name, endpoint, types, state.clock.now()):
-                raise SubscriptionError(f"there is already an event subscription named {name!r}")
-            return self._subscription_json(state, next(s for s in state.store.subscriptions() if s["name"] == name))
+            return self._subscription_json(state, subscribe(state, name, vault, endpoint, event_types))
 
     def event_subscriptions(self) -> list[dict]:
         with self._state() as state:

@@ -248,3 +248,35 @@ def test_plain_az_login_says_in_one_line_how_to_sign_in_here(az):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "az login --identity" in done.stderr
     assert az.tsv("account", "show", "--query", "state") == "Enabled"  # the session is untouched
+
+
+def test_an_event_grid_subscription_made_with_az_delivers_the_vaults_events_to_a_webhook(az, lesson02, shell):
+    """`az eventgrid event-subscription create` on a vault: Event Grid's handshake with the webhook, then the
+    vault's new versions delivered to it; the same subscription `kvlab events subscription list` shows."""
+    from kvlab.webhook import Webhook
+
+    vault_id = az.tsv("keyvault", "show", "--name", VAULT, "--query", "id")
+    with Webhook(lambda event: None) as hook:
+        made = az.json("eventgrid", "event-subscription", "create", "--name", "new-versions", "--source-resource-id",
+                       vault_id, "--endpoint", hook.url, "--included-event-types",
+                       "Microsoft.KeyVault.SecretNewVersionCreated")
+        assert made["provisioningState"] == "Succeeded" and made["topic"].lower() == vault_id.lower()
+        listed = json.loads(shell.kvlab("events", "subscription", "list", "-o", "json").stdout)
+        assert [(s["name"], s["vault"], s["endpoint"]) for s in listed] == [("new-versions", VAULT, hook.url)]
+        az("keyvault", "secret", "set", "--vault-name", VAULT, "--name", "evented", "--value", VALUES[1])
+        [event] = hook.wait(1, timeout=20)
+        assert (event.event_type, event.subject) == ("Microsoft.KeyVault.SecretNewVersionCreated", "evented")
+        assert VALUES[1] not in json.dumps(event.data)  # names and versions, never a value
+        shown = az.json("eventgrid", "event-subscription", "show", "--name", "new-versions", "--source-resource-id",
+                        vault_id)
+        assert shown["filter"]["includedEventTypes"] == ["Microsoft.KeyVault.SecretNewVersionCreated"]
+        assert shown["destination"]["endpointType"] == "WebHook"
+        assert shown["destination"]["endpointBaseUrl"] == hook.url
+        assert [s["name"] for s in az.json("eventgrid", "event-subscription", "list", "--source-resource-id",
+                                           vault_id)] == ["new-versions"]
+        # what the emulator does not deliver to is refused in one line, as a 400
+        function = az("eventgrid", "event-subscription", "create", "--name", "to-a-function", "--source-resource-id",
+                      vault_id, "--endpoint-type", "azurefunction", "--endpoint", f"{vault_id}/functions/f", ok=False)
+        assert function.returncode != 0 and "webhook on this machine only" in function.stderr
+        az("eventgrid", "event-subscription", "delete", "--name", "new-versions", "--source-resource-id", vault_id)
+    assert json.loads(shell.kvlab("events", "subscription", "list", "-o", "json").stdout) == []

@@ -726,6 +726,101 @@ def activity_record(state: State, operation: Operation, caller: Caller, path: st
     })
 
 
+# -- Microsoft.EventGrid/eventSubscriptions on a vault -----------------------------------------------------
+# The same subscriptions as `kvlab events subscription` (events.subscribe): a vault's secret events, delivered to
+# a webhook on this machine after Event Grid's validation handshake. Azure Functions, queues and Event Hubs are
+# Azure's; Event Grid names subscriptions per scope, the emulator once for all vaults.
+
+EVENT_SUBSCRIPTION_TYPE = "Microsoft.EventGrid/eventSubscriptions"
+
+
+def _scoped_vault(call: ArmCall) -> VaultRow:
+    group = call.group_or_404()
+    try:
+        row = call.state.vaults.get_vault(call.params["vault"])
+    except VaultNotFound:
+        row = None
+    if row is None or not call.in_group("vault", row.name, group):
+        raise _not_found("vault", call.params["vault"], call.params["group"])
+    return row
+
+
+def _event_subscription_json(call: ArmCall, row: dict) -> dict:
+    topic = call.state.vaults.resource_id(row["vault"])
+    return {
+        "id": f"{topic}/providers/{EVENT_SUBSCRIPTION_TYPE}/{row['name']}",
+        "name": row["name"],
+        "type": EVENT_SUBSCRIPTION_TYPE,
+        "properties": {
+            "topic": topic,
+            "provisioningState": "Succeeded",
+            # Event Grid shows a webhook's URL without its query string (which may carry a key)
+            "destination": {"endpointType": "WebHook", "properties": {
+                "endpointBaseUrl": row["endpoint"].split("?", 1)[0], "maxEventsPerBatch": 1,
+                "preferredBatchSizeInKilobytes": 64}},
+            "filter": {"includedEventTypes": row["types"] or None, "isSubjectCaseSensitive": False,
+                       "enableAdvancedFilteringOnArrays": True},
+            "labels": [],
+            "eventDeliverySchema": "EventGridSchema",
+            "retryPolicy": {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440},
+        },
+    }
+
+
+def _event_subscription(call: ArmCall, vault: VaultRow) -> dict | None:
+    name = call.params["name"].lower()
+    return next((s for s in call.state.store.subscriptions()
+                 if s["name"].lower() == name and s["vault"].lower() == vault.name.lower()), None)
+
+
+def list_event_subscriptions(call: ArmCall) -> tuple[int, dict]:
+    vault = _scoped_vault(call)
+    return 200, {"value": [_event_subscription_json(call, s) for s in call.state.store.subscriptions()
+                           if s["vault"].lower() == vault.name.lower()]}
+
+
+def get_event_subscription(call: ArmCall) -> tuple[int, dict]:
+    row = _event_subscription(call, _scoped_vault(call))
+    if row is None:
+        raise ArmError(404, "ResourceNotFound", f"The event subscription '{call.params['name']}' was not found on "
+                       f"{call.params['scope']}. {RESOURCE_NOT_FOUND_HELP}")
+    return 200, _event_subscription_json(call, row)
+
+
+def put_event_subscription(call: ArmCall) -> tuple[int, dict]:
+    from .events import SubscriptionError, subscribe
+
+    vault = _scoped_vault(call)
+    properties = call.json_body().get("properties")
+    destination = properties.get("destination") if isinstance(properties, dict) else None
+    if not isinstance(destination, dict) or not isinstance(destination.get("properties"), dict):
+        raise ArmError(400, "InvalidRequest", "The event subscription's 'properties.destination' is required.")
+    if str(destination.get("endpointType", "")).lower() != "webhook":
+        raise ArmError(400, "InvalidRequest", (
+            f"Destination endpoint type '{destination.get('endpointType')}': this emulator delivers events to a "
+            "webhook on this machine only (--endpoint-type webhook); Functions, queues and Event Hubs are Azure's."))
+    endpoint = destination["properties"].get("endpointUrl")
+    wanted = ((properties.get("filter") or {}).get("includedEventTypes") or []) if isinstance(properties, dict) else []
+    if not isinstance(endpoint, str) or not isinstance(wanted, list):
+        raise ArmError(400, "InvalidRequest", "properties.destination.properties.endpointUrl (a URL) is required.")
+    existing = _event_subscription(call, vault)
+    if existing is not None:  # PUT replaces it: the new endpoint must pass the handshake again
+        call.state.store.delete_subscription(existing["name"])
+    try:
+        row = subscribe(call.state, call.params["name"], vault.name, endpoint, wanted)
+    except SubscriptionError as exc:
+        raise ArmError(400, "InvalidRequest", str(exc)) from None
+    return (200 if existing else 201), _event_subscription_json(call, row)
+
+
+def delete_event_subscription(call: ArmCall) -> tuple[int, None]:
+    row = _event_subscription(call, _scoped_vault(call))
+    if row is None:
+        return 204, None
+    call.state.store.delete_subscription(row["name"])
+    return 200, None
+
+
 # -- the table ---------------------------------------------------------------------------------------
 
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
@@ -736,6 +831,8 @@ _VAULTS = "/providers/Microsoft.KeyVault/vaults"
 _IDENTITIES = "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
 _DEFINITIONS = "/providers/Microsoft.Authorization/roleDefinitions"
 _ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
+_VAULT_SCOPE = f"(?P<scope>{_GROUP}{_VAULTS}/(?P<vault>[^/]+))"
+_EVENT_SUBSCRIPTIONS = "/providers/Microsoft.EventGrid/eventSubscriptions"
 
 
 def _op(method: str, path: str, name: str, handler: Handler, anonymous: bool = False) -> Operation:
@@ -777,6 +874,14 @@ OPERATIONS: tuple[Operation, ...] = (
         put_identity),
     _op("DELETE", f"{_GROUP}{_IDENTITIES}{_NAME}", "Microsoft.ManagedIdentity/userAssignedIdentities/delete",
         delete_identity),
+    _op("GET", f"{_VAULT_SCOPE}{_EVENT_SUBSCRIPTIONS}", "Microsoft.EventGrid/eventSubscriptions/read",
+        list_event_subscriptions),
+    _op("GET", f"{_VAULT_SCOPE}{_EVENT_SUBSCRIPTIONS}{_NAME}", "Microsoft.EventGrid/eventSubscriptions/read",
+        get_event_subscription),
+    _op("PUT", f"{_VAULT_SCOPE}{_EVENT_SUBSCRIPTIONS}{_NAME}", "Microsoft.EventGrid/eventSubscriptions/write",
+        put_event_subscription),
+    _op("DELETE", f"{_VAULT_SCOPE}{_EVENT_SUBSCRIPTIONS}{_NAME}", "Microsoft.EventGrid/eventSubscriptions/delete",
+        delete_event_subscription),
     _op("GET", f"{_SUB}/providers/Microsoft.Insights/eventtypes/management/values",
         "Microsoft.Insights/eventtypes/values/read", list_activity),
 )
@@ -800,8 +905,9 @@ def route(method: str, path: str) -> tuple[Operation, dict[str, str]]:
                        {"Allow": ", ".join(dict.fromkeys(allowed))})
     raise ArmError(404, "NoRegisteredProviderFound" if "/providers/" in path else "NotFound",
                    f"No operation of this emulator's Resource Manager answers {method} {path}. It serves resource "
-                   "groups, Microsoft.KeyVault/vaults, Microsoft.ManagedIdentity/userAssignedIdentities and "
-                   "Microsoft.Authorization role assignments (see kvlab/emulator/arm.py).")
+                   "groups, Microsoft.KeyVault/vaults, Microsoft.ManagedIdentity/userAssignedIdentities, "
+                   "Microsoft.Authorization role assignments and a vault's Microsoft.EventGrid event subscriptions "
+                   "(see kvlab/emulator/arm.py).")
 
 
 def handle(call: ArmCall) -> tuple[int, dict | None]:

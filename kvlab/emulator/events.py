@@ -151,6 +151,33 @@ def check_endpoint(endpoint: str) -> str:
     return endpoint
 
 
+def event_types(wanted) -> list[str]:
+    """Key Vault's secret event types, as given (full or short names, any case); all three when none."""
+    short = {t.rsplit(".", 1)[-1].lower(): t for t in EVENT_TYPES}
+    unknown = [t for t in wanted if str(t).rsplit(".", 1)[-1].lower() not in short]
+    if unknown:
+        raise SubscriptionError(f"unknown event type {unknown[0]!r}; Key Vault's secret events are "
+                                f"{', '.join(t.rsplit('.', 1)[-1] for t in EVENT_TYPES)}")
+    return sorted({short[str(t).rsplit(".", 1)[-1].lower()] for t in wanted})
+
+
+def subscribe(state, name: str, vault: str, endpoint: str, wanted=()) -> dict:
+    """A new event subscription on ``vault`` (a `State`), once its endpoint passed the handshake: the door of
+    `kvlab events subscription create` and of `az eventgrid event-subscription create` alike."""
+    from .vaults import VaultNotFound
+
+    types = event_types(wanted)
+    try:
+        found = state.vaults.get_vault(vault)
+    except VaultNotFound:
+        raise SubscriptionError(f"there is no vault {vault!r} in this emulator") from None
+    check_endpoint(endpoint)
+    validate_endpoint(endpoint, state.vaults.resource_id(found.name), trust(state.dir / "ca.pem"))
+    if not state.store.add_subscription(name, found.name, endpoint, types, state.clock.now()):
+        raise SubscriptionError(f"there is already an event subscription named {name!r}")
+    return next(s for s in state.store.subscriptions() if s["name"].lower() == name.lower())
+
+
 def validate_endpoint(endpoint: str, topic: str, verify) -> None:
     """Event Grid's validation handshake: the endpoint must echo the validation code, or no subscription."""
     import httpx
