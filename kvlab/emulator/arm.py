@@ -365,9 +365,10 @@ def delete_group(call: ArmCall) -> tuple[int, None]:
 # -- Microsoft.KeyVault/vaults --------------------------------------------------------------------
 
 
-def _vault_in_group(call: ArmCall) -> VaultRow:
+def _vault_in_group(call: ArmCall, param: str = "name") -> VaultRow:
+    """The vault the path names (``param``: its name's parameter), in the group the path names, or ARM's 404."""
     group = call.group_or_404()
-    name = call.params["name"]
+    name = call.params[param]
     try:
         row = call.state.vaults.get_vault(name)
     except VaultNotFound:
@@ -734,17 +735,6 @@ def activity_record(state: State, operation: Operation, caller: Caller, path: st
 EVENT_SUBSCRIPTION_TYPE = "Microsoft.EventGrid/eventSubscriptions"
 
 
-def _scoped_vault(call: ArmCall) -> VaultRow:
-    group = call.group_or_404()
-    try:
-        row = call.state.vaults.get_vault(call.params["vault"])
-    except VaultNotFound:
-        row = None
-    if row is None or not call.in_group("vault", row.name, group):
-        raise _not_found("vault", call.params["vault"], call.params["group"])
-    return row
-
-
 def _event_subscription_json(call: ArmCall, row: dict) -> dict:
     topic = call.state.vaults.resource_id(row["vault"])
     return {
@@ -774,13 +764,13 @@ def _event_subscription(call: ArmCall, vault: VaultRow) -> dict | None:
 
 
 def list_event_subscriptions(call: ArmCall) -> tuple[int, dict]:
-    vault = _scoped_vault(call)
+    vault = _vault_in_group(call, "vault")
     return 200, {"value": [_event_subscription_json(call, s) for s in call.state.store.subscriptions()
                            if s["vault"].lower() == vault.name.lower()]}
 
 
 def get_event_subscription(call: ArmCall) -> tuple[int, dict]:
-    row = _event_subscription(call, _scoped_vault(call))
+    row = _event_subscription(call, _vault_in_group(call, "vault"))
     if row is None:
         raise ArmError(404, "ResourceNotFound", f"The event subscription '{call.params['name']}' was not found on "
                        f"{call.params['scope']}. {RESOURCE_NOT_FOUND_HELP}")
@@ -790,7 +780,7 @@ def get_event_subscription(call: ArmCall) -> tuple[int, dict]:
 def put_event_subscription(call: ArmCall) -> tuple[int, dict]:
     from .events import SubscriptionError, subscribe
 
-    vault = _scoped_vault(call)
+    vault = _vault_in_group(call, "vault")
     properties = call.json_body().get("properties")
     destination = properties.get("destination") if isinstance(properties, dict) else None
     if not isinstance(destination, dict) or not isinstance(destination.get("properties"), dict):
@@ -814,7 +804,7 @@ def put_event_subscription(call: ArmCall) -> tuple[int, dict]:
 
 
 def delete_event_subscription(call: ArmCall) -> tuple[int, None]:
-    row = _event_subscription(call, _scoped_vault(call))
+    row = _event_subscription(call, _vault_in_group(call, "vault"))
     if row is None:
         return 204, None
     call.state.store.delete_subscription(row["name"])
