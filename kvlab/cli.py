@@ -18,6 +18,8 @@ import click
 
 from . import paths
 from .emulator.throttle import MODES as THROTTLING
+from .workshop.records import DEFAULT_PORT as WORKSHOP_PORT
+from .workshop.records import SERVICE_DIR
 
 OUTPUT = click.option(
     "-o", "--output", type=click.Choice(["json", "table"]), default="json", show_default=True,
@@ -163,10 +165,11 @@ def one_line_errors(func):
         from .adf import ResolveError
         from .db import DbError
         from .emulator.control import EmulatorError
+        from .workshop.learner import WorkshopError
 
         try:
             return func(*args, **kwargs)
-        except (EmulatorError, DbError, ResolveError, ValueError, OSError, KeyError) as exc:
+        except (EmulatorError, DbError, ResolveError, WorkshopError, ValueError, OSError, KeyError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 
@@ -797,6 +800,106 @@ def progress(state_dir, output) -> None:
     else:
         emit(tracker.rows(state_dir), output)
 
+
+
+# -- workshops ------------------------------------------------------------------
+
+
+@main.group()
+def workshop() -> None:
+    """A live class dashboard for instructor-led workshops: serve it, or join one as a learner."""
+
+
+@workshop.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; put TLS in front of it, e.g. JupyterHub's proxy).")
+@click.option("--port", type=click.IntRange(1, 65535), default=WORKSHOP_PORT, show_default=True)
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the class is kept: its codes and results [default: workshop/ in the state directory].")
+@click.option("--stuck-minutes", type=click.IntRange(1, 600), default=10, show_default=True,
+              help="A learner with nothing newly correct for this long is listed as stuck.")
+@click.option("--public-url", metavar="URL", help="The address learners reach the service by, if not "
+              "http://HOST:PORT (a proxy in front of it).")
+@STATE_DIR
+@one_line_errors
+def workshop_serve(host, port, directory, stuck_minutes, public_url, state_dir) -> None:
+    """Serve the class dashboard until Ctrl-C: prints the learners' join URL and the instructor's URL.
+
+    The join URL carries the class code, which lets anyone who has it join and send their own results,
+    nothing more; the instructor URL carries the instructor's key: keep it to yourself. Both stay the same
+    when the service is started again on the same --dir.
+    """
+    import socket
+
+    import uvicorn
+
+    from .workshop import service
+
+    directory = directory or paths.state_dir(state_dir) / SERVICE_DIR
+    app = service.create_app(directory, stuck_minutes)
+    listener = socket.create_server((host, port))  # a taken port is one line here, not uvicorn's log
+    base = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    emit({**service.urls(base, app.state.the_class.config), "directory": str(directory)}, "json")
+    if host not in ("127.0.0.1", "localhost", "::1") and not (public_url or "").startswith("https://"):
+        note("learners' tokens cross the network in plain HTTP: put TLS in front of this service for a real class")
+    note("serving the class dashboard; Ctrl-C stops it")
+    sys.stdout.flush()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, http="h11", lifespan="on",
+                            timeout_keep_alive=30, proxy_headers=bool(public_url))
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+@workshop.command("join")
+@click.argument("url")
+@click.option("--name", required=True, help="The name the instructor sees.")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def workshop_join(url, name, state_dir, output) -> None:
+    """Join a workshop: from now on, your check results are sent to its instructor as you produce them.
+
+    Only what a check says is sent (lesson, exercise, status and the check's message), never your code or
+    a secret's value. A service that is down never stops a lesson: results wait and are sent later.
+    """
+    from .workshop import learner
+
+    config = learner.join(url, name, state_dir)
+    emit({k: config[k] for k in ("service", "name", "learner")}, output)
+
+
+@workshop.command("leave")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def workshop_leave(state_dir, output) -> None:
+    """Stop sending check results to the workshop you joined (what was sent stays with the instructor)."""
+    from .workshop import learner
+
+    left = learner.leave(state_dir)
+    if not left:
+        note("you had not joined a workshop")
+    emit({"left": left}, output)
+
+
+@workshop.command("status")
+@STATE_DIR
+@OUTPUT
+@one_line_errors
+def workshop_status(state_dir, output) -> None:
+    """The workshop you joined, and whether its service answers now."""
+    import httpx
+
+    from .workshop import learner
+
+    config = learner.joined(state_dir)
+    if config is None:
+        emit({"joined": False}, output)
+        return
+    try:
+        answering = httpx.get(f"{config['service']}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        answering = False
+    emit({"joined": True, "service": config["service"], "name": config["name"], "answering": answering}, output)
 
 # -- leaked secrets ---------------------------------------------------------------
 

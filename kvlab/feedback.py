@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 MIME = "application/vnd.kvlab.check+json"
 CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE = "correct", "incorrect", "not-attempted", "unavailable"
 STATUSES = (CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE)
+RANK = {UNAVAILABLE: 0, NOT_ATTEMPTED: 1, INCORRECT: 2, CORRECT: 3}  # which of two results is an exercise's best
 
 LABEL = {
     CORRECT: "Correct",

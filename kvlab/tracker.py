@@ -16,10 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import paths
-from .feedback import CORRECT, INCORRECT, LABEL, MARK, NOT_ATTEMPTED, STATUSES, UNAVAILABLE
+from .feedback import CORRECT, LABEL, MARK, RANK, STATUSES
 
 FILE = "progress.json"
-_RANK = {UNAVAILABLE: 0, NOT_ATTEMPTED: 1, INCORRECT: 2, CORRECT: 3}
 _MARK: dict[str | None, str] = {None: "[    ]"}  # never checked
 _MARK.update(MARK)
 
@@ -52,7 +51,7 @@ def record(result, state_dir=None) -> None:
         data = load(state_dir)
         entry = data.setdefault(result.lesson, {}).get(result.exercise, {})
         best = entry.get("best")
-        if best not in STATUSES or _RANK[result.status] >= _RANK[best]:
+        if best not in STATUSES or RANK[result.status] >= RANK[best]:
             best = result.status
         data[result.lesson][result.exercise] = {
             "status": result.status,

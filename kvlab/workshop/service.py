@@ -1,0 +1,364 @@
+"""The instructor's service: learners post their check results, the instructor watches them arrive.
+
+Starlette on uvicorn; the instructor page is one static HTML file that reads a
+snapshot and then server-sent events (sse-starlette), so it is live without
+reloads. Three kinds of caller, three credentials:
+
+- anyone with the class code may join (``POST /api/join``), which gives a learner token;
+- a learner token may post that learner's own results (``POST /api/results``) and nothing else;
+- the instructor key (in the URL printed at start, then an HttpOnly cookie) opens the page,
+  its event stream and the exports.
+
+Everything lives in one SQLite file in the workshop's directory, so a restart
+keeps the class, its codes and its results. Imports only what serving needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import hashlib
+import hmac
+import io
+import json
+import secrets
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..feedback import CORRECT, INCORRECT, RANK
+from ..paths import PRIVATE_DIR, open_private, private
+from . import records
+from .records import Refused
+
+CONFIG = "workshop.json"  # in the workshop's directory: the class code and the instructor key
+DATABASE = "workshop.db"
+COOKIE = "kvlab-instructor"
+STUCK_MINUTES = 10
+SUBSCRIBER_QUEUE = 1000  # events a slow page may fall behind by before it is sent a fresh snapshot
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS learners (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, token TEXT NOT NULL UNIQUE, joined TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+  seq INTEGER PRIMARY KEY, learner INTEGER NOT NULL REFERENCES learners(id), sent TEXT NOT NULL,
+  lesson TEXT NOT NULL, exercise TEXT NOT NULL, title TEXT NOT NULL, status TEXT NOT NULL, message TEXT NOT NULL,
+  time TEXT NOT NULL, received TEXT NOT NULL, UNIQUE (learner, sent));
+CREATE TABLE IF NOT EXISTS cells (
+  learner INTEGER NOT NULL, lesson TEXT NOT NULL, exercise TEXT NOT NULL, title TEXT NOT NULL,
+  status TEXT NOT NULL, best TEXT NOT NULL, attempts INTEGER NOT NULL, time TEXT NOT NULL, solved TEXT,
+  PRIMARY KEY (learner, lesson, exercise));
+"""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def digest(token: str) -> str:
+    """What is stored of a learner's token: a leaked database grants nothing."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def reason(message: str) -> str:
+    """What groups "incorrect" results: the first line of the check's message."""
+    return (message.strip().splitlines() or [""])[0][:200]
+
+
+class Class:
+    """The workshop's learners and results, in SQLite (one connection, used under a lock)."""
+
+    def __init__(self, directory: Path):
+        directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        private(directory)
+        self.directory = directory
+        self.config = self._config(directory / CONFIG)
+        path = directory / DATABASE
+        open_private(path).close()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _config(path: Path) -> dict:
+        """The class code and the instructor key: made once, kept, so a restart keeps every URL valid."""
+        if path.exists():
+            config = json.loads(path.read_text())
+            if {"code", "key"} <= set(config):
+                return config
+        config = {"code": secrets.token_urlsafe(9), "key": secrets.token_urlsafe(24)}
+        with open_private(path, "w") as f:
+            json.dump(config, f)
+        return config
+
+    def is_code(self, code: str) -> bool:
+        return hmac.compare_digest(code.encode(), self.config["code"].encode())
+
+    def is_instructor(self, key: str | None) -> bool:
+        return key is not None and key != "" and hmac.compare_digest(key.encode(), self.config["key"].encode())
+
+    def join(self, name: str) -> tuple[dict, str]:
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            if self._db.execute("SELECT count(*) FROM learners").fetchone()[0] >= records.MAX_LEARNERS:
+                raise Refused(403, f"the class is full ({records.MAX_LEARNERS} learners)")
+            try:
+                cursor = self._db.execute("INSERT INTO learners (name, token, joined) VALUES (?, ?, ?)",
+                                          (name, digest(token), now()))
+            except sqlite3.IntegrityError:
+                raise Refused(409, f"someone named {name!r} has already joined this class: join under "
+                                   "another name") from None
+            return {"id": cursor.lastrowid, "name": name, "joined": now()}, token
+
+    def learner(self, token: str) -> int | None:
+        with self._lock:
+            row = self._db.execute("SELECT id FROM learners WHERE token = ?", (digest(token),)).fetchone()
+        return row["id"] if row else None
+
+    def add(self, learner: int, results: list[dict]) -> list[dict]:
+        """Store a learner's results (a repeated client id is skipped); the events they make."""
+        events = []
+        received = now()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                kept = self._db.execute("SELECT count(*) FROM results WHERE learner = ?", (learner,)).fetchone()[0]
+                if kept + len(results) > records.MAX_RESULTS_PER_LEARNER:
+                    raise Refused(429, f"this learner has sent {kept} results, the most one learner may "
+                                       f"send is {records.MAX_RESULTS_PER_LEARNER}")
+                for r in results:
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO results (learner, sent, lesson, exercise, title, status, message, "
+                        "time, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (learner, r["id"], r["lesson"], r["exercise"], r["title"], r["status"], r["message"],
+                         r["time"], received))
+                    if cursor.rowcount:
+                        events.append(self._cell(learner, r, received))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return events
+
+    def _cell(self, learner: int, r: dict, received: str) -> dict:
+        """Fold one result into its learner's cell for the exercise: latest, best, attempts, first solved."""
+        old = self._db.execute("SELECT * FROM cells WHERE learner = ? AND lesson = ? AND exercise = ?",
+                               (learner, r["lesson"], r["exercise"])).fetchone()
+        best = r["status"] if old is None or RANK[r["status"]] >= RANK[old["best"]] else old["best"]
+        solved = old["solved"] if old is not None and old["solved"] else (received if r["status"] == CORRECT else None)
+        cell = {"learner": learner, "lesson": r["lesson"], "exercise": r["exercise"], "title": r["title"] or (
+            old["title"] if old else ""), "status": r["status"], "best": best,
+            "attempts": (old["attempts"] if old else 0) + 1, "time": received, "solved": solved}
+        self._db.execute("INSERT OR REPLACE INTO cells VALUES (:learner, :lesson, :exercise, :title, :status, :best, "
+                         ":attempts, :time, :solved)", cell)
+        return {**cell, "reason": reason(r["message"]) if r["status"] == INCORRECT else None}
+
+    def snapshot(self, stuck_minutes: int) -> dict:
+        with self._lock:
+            learners = [dict(r) for r in self._db.execute("SELECT id, name, joined FROM learners ORDER BY id")]
+            cells = [dict(r) for r in self._db.execute("SELECT * FROM cells")]
+            incorrect = self._db.execute("SELECT learner, lesson, exercise, message FROM results WHERE status = ?",
+                                         (INCORRECT,)).fetchall()
+        reasons: dict[tuple[str, str, str], set[int]] = {}
+        for row in incorrect:
+            reasons.setdefault((row["lesson"], row["exercise"], reason(row["message"])), set()).add(row["learner"])
+        return {"now": now(), "stuckMinutes": stuck_minutes, "learners": learners, "cells": cells,
+                "reasons": [{"lesson": k[0], "exercise": k[1], "reason": k[2], "learners": sorted(v)}
+                            for k, v in reasons.items()]}
+
+    def export(self) -> list[dict]:
+        """One row per learner and exercise they checked: latest and best status, attempts, times."""
+        with self._lock:
+            return [dict(r) for r in self._db.execute(
+                "SELECT l.name AS learner, c.lesson, c.exercise, c.title, c.status AS latest, c.best, c.attempts, "
+                "c.time AS lastChecked, c.solved FROM cells c JOIN learners l ON l.id = c.learner "
+                "ORDER BY l.name COLLATE NOCASE, c.lesson, c.exercise")]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Broadcast:
+    """Each open instructor page's queue of events; a page that falls too far behind is sent away to reconnect
+    (EventSource does so by itself) and starts again from a snapshot."""
+
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue] = set()
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self.queues.discard(queue)
+
+    def publish(self, kind: str, data: dict) -> None:
+        for queue in list(self.queues):
+            try:
+                queue.put_nowait((kind, data))
+            except asyncio.QueueFull:  # what it missed is dropped; its stream ends after one more event
+                self.queues.discard(queue)
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(("reconnect", {}))
+
+
+def refused(status: int, message: str) -> JSONResponse:
+    """Every 4xx the service gives: ``{"error": {"code": ..., "message": ...}}``, one line."""
+    codes = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
+             413: "PayloadTooLarge", 415: "UnsupportedMediaType", 429: "TooManyRequests"}
+    return JSONResponse({"error": {"code": codes.get(status, "Error"), "message": message}}, status)
+
+
+async def body_json(request: Request):
+    """The request's JSON body, at most MAX_BODY bytes, or Refused."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise Refused(415, "send JSON (Content-Type: application/json)")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > records.MAX_BODY:
+        raise Refused(413, f"a request is at most {records.MAX_BODY} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > records.MAX_BODY:
+            raise Refused(413, f"a request is at most {records.MAX_BODY} bytes")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise Refused(400, "the body is not valid JSON") from None
+
+
+def bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES) -> Starlette:
+    the_class = Class(directory)
+    broadcast = Broadcast()
+    page = resources.files(__package__).joinpath("instructor.html").read_text()
+
+    def instructor(request: Request) -> bool:
+        return the_class.is_instructor(request.cookies.get(COOKIE) or bearer(request))
+
+    async def join(request: Request) -> Response:
+        try:
+            body = await body_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get(records.CODE_PARAMETER), str):
+                raise Refused(400, "send {\"code\": <the class code>, \"name\": <your name>}")
+            if not the_class.is_code(body[records.CODE_PARAMETER]):
+                raise Refused(403, "that is not this class's code: check the join URL the instructor gave")
+            learner, token = await run_in_threadpool(the_class.join, records.learner_name(body.get("name")))
+        except Refused as exc:
+            return refused(exc.status, str(exc))
+        broadcast.publish("learner", learner)
+        return JSONResponse({"learner": learner["id"], "name": learner["name"], "token": token}, 201)
+
+    async def post_results(request: Request) -> Response:
+        try:
+            learner = await run_in_threadpool(the_class.learner, bearer(request)) if bearer(request) else None
+            if learner is None:
+                raise Refused(401, "a learner token is required: join the class first (kvlab workshop join)")
+            body = await body_json(request)
+            raw = body.get("results") if isinstance(body, dict) else None
+            if not isinstance(raw, list) or not raw:
+                raise Refused(400, "send {\"results\": [<check result>, ...]}")
+            if len(raw) > records.MAX_BATCH:
+                raise Refused(413, f"at most {records.MAX_BATCH} results a request")
+            results = [records.result(r) for r in raw]
+            events = await run_in_threadpool(the_class.add, learner, results)
+        except Refused as exc:
+            return refused(exc.status, str(exc))
+        for event in events:
+            broadcast.publish("result", event)
+        return JSONResponse({"accepted": len(results), "new": len(events)})
+
+    async def open_page(request: Request) -> Response:
+        key = request.query_params.get("key")
+        if key is not None:
+            if not the_class.is_instructor(key):
+                return HTMLResponse("<p>That instructor link is not this workshop's.</p>", 403)
+            # the key leaves the address bar (and the browser's history) for an HttpOnly cookie
+            response = RedirectResponse(request.url.remove_query_params("key"), 303)
+            response.set_cookie(COOKIE, key, httponly=True, samesite="strict", path=request.url.path)
+            return response
+        if not instructor(request):
+            return HTMLResponse("<p>Open the instructor URL that <code>kvlab workshop serve</code> printed.</p>", 401)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    async def events(request: Request) -> Response:
+        from sse_starlette import EventSourceResponse
+
+        if not instructor(request):
+            return refused(401, "the instructor's key is required")
+        queue = broadcast.subscribe()
+        snapshot = await run_in_threadpool(the_class.snapshot, stuck_minutes)
+
+        async def stream():
+            try:
+                yield {"event": "snapshot", "data": json.dumps(snapshot)}
+                while True:
+                    kind, data = await queue.get()
+                    if kind == "reconnect":
+                        return
+                    yield {"event": kind, "data": json.dumps(data)}
+            finally:
+                broadcast.unsubscribe(queue)
+
+        return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+
+    async def export(request: Request) -> Response:
+        if not instructor(request):
+            return refused(401, "the instructor's key is required")
+        rows = await run_in_threadpool(the_class.export)
+        if request.path_params["format"] == "json":
+            return JSONResponse(rows, headers={"Content-Disposition": "attachment; filename=workshop.json"})
+        out = io.StringIO()
+        writer = csv.DictWriter(out, ["learner", "lesson", "exercise", "title", "latest", "best", "attempts",
+                                      "lastChecked", "solved"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return Response(out.getvalue(), media_type="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=workshop.csv"})
+
+    async def join_page(request: Request) -> Response:
+        """A join URL opened in a browser says what to do with it."""
+        return PlainTextResponse(f"Join this workshop from the workbook's terminal:\n\n  kvlab workshop join "
+                                 f"{request.url} --name \"Your Name\"\n")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        the_class.close()
+
+    app = Starlette(routes=[
+        Route("/api/join", join, methods=["POST"]),
+        Route("/api/results", post_results, methods=["POST"]),
+        Route("/api/health", health),
+        Route("/join/{code}", join_page),
+        Route("/instructor", open_page),
+        Route("/instructor/events", events),
+        Route("/instructor/export.{format:str}", export),
+    ], lifespan=lifespan)
+    app.state.the_class = the_class
+    return app
+
+
+def urls(base: str, config: dict) -> dict:
+    base = base.rstrip("/")
+    return {"joinUrl": f"{base}/join/{config['code']}", "instructorUrl": f"{base}/instructor?key={config['key']}"}
