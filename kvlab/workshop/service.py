@@ -87,8 +87,11 @@ class Class:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives the process; no fsync per result
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        # who a token belongs to: every learner's, in memory (a class is at most MAX_LEARNERS)
+        self._tokens = {row["token"]: row["id"] for row in self._db.execute("SELECT id, token FROM learners")}
 
     @staticmethod
     def _config(path: Path) -> dict:
@@ -109,22 +112,21 @@ class Class:
         return key is not None and key != "" and hmac.compare_digest(key.encode(), self.config["key"].encode())
 
     def join(self, name: str) -> tuple[dict, str]:
-        token = secrets.token_urlsafe(24)
+        token, joined = secrets.token_urlsafe(24), now()
         with self._lock:
             if self._db.execute("SELECT count(*) FROM learners").fetchone()[0] >= records.MAX_LEARNERS:
                 raise Refused(403, f"the class is full ({records.MAX_LEARNERS} learners)")
             try:
                 cursor = self._db.execute("INSERT INTO learners (name, token, joined) VALUES (?, ?, ?)",
-                                          (name, digest(token), now()))
+                                          (name, digest(token), joined))
             except sqlite3.IntegrityError:
                 raise Refused(409, f"someone named {name!r} has already joined this class: join under "
                                    "another name") from None
-            return {"id": cursor.lastrowid, "name": name, "joined": now()}, token
+            self._tokens[digest(token)] = cursor.lastrowid
+            return {"id": cursor.lastrowid, "name": name, "joined": joined}, token
 
     def learner(self, token: str) -> int | None:
-        with self._lock:
-            row = self._db.execute("SELECT id FROM learners WHERE token = ?", (digest(token),)).fetchone()
-        return row["id"] if row else None
+        return self._tokens.get(digest(token))
 
     def add(self, learner: int, results: list[dict]) -> list[dict]:
         """Store a learner's results (a repeated client id is skipped); the events they make."""
@@ -268,7 +270,7 @@ def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES) -> Starlette
 
     async def post_results(request: Request) -> Response:
         try:
-            learner = await run_in_threadpool(the_class.learner, bearer(request)) if bearer(request) else None
+            learner = the_class.learner(bearer(request))
             if learner is None:
                 raise Refused(401, "a learner token is required: join the class first (kvlab workshop join)")
             body = await body_json(request)
