@@ -820,9 +820,14 @@ def workshop() -> None:
               help="A learner with nothing newly correct for this long is listed as stuck.")
 @click.option("--public-url", metavar="URL", help="The address learners reach the service by, if not "
               "http://HOST:PORT (a proxy in front of it).")
+@click.option("--prefix", default="", metavar="PATH", help="The path the service is served under behind a proxy "
+              "(JupyterHub's: /services/NAME).")
+@click.option("--code", envvar="KVLAB_WORKSHOP_CODE", metavar="CODE", help="The class code to use (8-64 letters, "
+              "digits, - or _), e.g. one a deployment also gives learners [env: KVLAB_WORKSHOP_CODE; default: one "
+              "made at the first start and kept].")
 @STATE_DIR
 @one_line_errors
-def workshop_serve(host, port, directory, stuck_minutes, public_url, state_dir) -> None:
+def workshop_serve(host, port, directory, stuck_minutes, public_url, prefix, code, state_dir) -> None:
     """Serve the class dashboard until Ctrl-C: prints the learners' join URL and the instructor's URL.
 
     The join URL carries the class code, which lets anyone who has it join and send their own results,
@@ -836,10 +841,10 @@ def workshop_serve(host, port, directory, stuck_minutes, public_url, state_dir) 
     from .workshop import service
 
     directory = directory or paths.state_dir(state_dir) / SERVICE_DIR
-    app = service.create_app(directory, stuck_minutes)
+    app = service.create_app(directory, stuck_minutes, prefix, code)
     listener = socket.create_server((host, port))  # a taken port is one line here, not uvicorn's log
     base = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    emit({**service.urls(base, app.state.the_class.config), "directory": str(directory)}, "json")
+    emit({**service.urls(base, app.state.the_class.config, prefix), "directory": str(directory)}, "json")
     if host not in ("127.0.0.1", "localhost", "::1") and not (public_url or "").startswith("https://"):
         note("learners' tokens cross the network in plain HTTP: put TLS in front of this service for a real class")
     note("serving the class dashboard; Ctrl-C stops it")

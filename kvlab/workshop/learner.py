@@ -142,7 +142,9 @@ class Sender:
     def _config(self) -> dict | None:
         config = joined(self.state_dir)
         if config is None and os.environ.get(records.ENVIRONMENT):
-            name = os.environ.get(records.NAME_ENVIRONMENT) or getpass.getuser()
+            # on JupyterHub every server runs as one system user (jovyan): the hub's user name tells learners apart
+            name = (os.environ.get(records.NAME_ENVIRONMENT) or os.environ.get("JUPYTERHUB_USER")
+                    or getpass.getuser())
             config = join(os.environ[records.ENVIRONMENT], name, self.state_dir)
         return config
 

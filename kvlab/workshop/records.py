@@ -24,6 +24,7 @@ MAX_RESULTS_PER_LEARNER = 20_000
 _LESSON = re.compile(r"[0-9]{2}")
 _EXERCISE = re.compile(r"[a-z][a-z0-9-]{0,19}")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CODE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 class Refused(ValueError):
@@ -32,6 +33,13 @@ class Refused(ValueError):
     def __init__(self, status: int, reason: str):
         super().__init__(reason)
         self.status = status
+
+
+def class_code(raw: str) -> str:
+    """A class code chosen by the instructor (it goes in URLs): 8-64 letters, digits, - or _."""
+    if not _CODE.fullmatch(raw):
+        raise ValueError(f"a class code is 8-64 letters, digits, - or _ (it goes in the join URL), not {raw!r}")
+    return raw
 
 
 def learner_name(raw) -> str:

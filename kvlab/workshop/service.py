@@ -33,7 +33,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from ..feedback import CORRECT, INCORRECT, RANK
 from ..paths import PRIVATE_DIR, open_private, private
@@ -77,11 +77,11 @@ def reason(message: str) -> str:
 class Class:
     """The workshop's learners and results, in SQLite (one connection, used under a lock)."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, code: str | None = None):
         directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         private(directory)
         self.directory = directory
-        self.config = self._config(directory / CONFIG)
+        self.config = self._config(directory / CONFIG, code)
         path = directory / DATABASE
         open_private(path).close()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -94,15 +94,15 @@ class Class:
         self._tokens = {row["token"]: row["id"] for row in self._db.execute("SELECT id, token FROM learners")}
 
     @staticmethod
-    def _config(path: Path) -> dict:
-        """The class code and the instructor key: made once, kept, so a restart keeps every URL valid."""
-        if path.exists():
-            config = json.loads(path.read_text())
-            if {"code", "key"} <= set(config):
-                return config
-        config = {"code": secrets.token_urlsafe(9), "key": secrets.token_urlsafe(24)}
-        with open_private(path, "w") as f:
-            json.dump(config, f)
+    def _config(path: Path, code: str | None) -> dict:
+        """The class code and the instructor key: made once and kept, so a restart keeps every URL valid (a
+        ``code`` given, e.g. by a deployment's configuration, replaces the class code)."""
+        config = json.loads(path.read_text()) if path.exists() else {}
+        if not {"code", "key"} <= set(config) or (code is not None and code != config["code"]):
+            config = {"code": records.class_code(code) if code is not None else secrets.token_urlsafe(9),
+                      "key": config.get("key") or secrets.token_urlsafe(24)}
+            with open_private(path, "w") as f:
+                json.dump(config, f)
         return config
 
     def is_code(self, code: str) -> bool:
@@ -247,8 +247,10 @@ def bearer(request: Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES) -> Starlette:
-    the_class = Class(directory)
+def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES, prefix: str = "",
+               code: str | None = None) -> Starlette:
+    """The service; ``prefix``: the path it is served under behind a proxy (JupyterHub's /services/NAME)."""
+    the_class = Class(directory, code)
     broadcast = Broadcast()
     page = resources.files(__package__).joinpath("instructor.html").read_text()
 
@@ -348,7 +350,7 @@ def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES) -> Starlette
         yield
         the_class.close()
 
-    app = Starlette(routes=[
+    routes = [
         Route("/api/join", join, methods=["POST"]),
         Route("/api/results", post_results, methods=["POST"]),
         Route("/api/health", health),
@@ -356,11 +358,13 @@ def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES) -> Starlette
         Route("/instructor", open_page),
         Route("/instructor/events", events),
         Route("/instructor/export.{format:str}", export),
-    ], lifespan=lifespan)
+    ]
+    app = Starlette(routes=[Mount(prefix.rstrip("/"), routes=routes)] if prefix.strip("/") else routes,
+                    lifespan=lifespan)
     app.state.the_class = the_class
     return app
 
 
-def urls(base: str, config: dict) -> dict:
-    base = base.rstrip("/")
+def urls(base: str, config: dict, prefix: str = "") -> dict:
+    base = base.rstrip("/") + prefix.rstrip("/")
     return {"joinUrl": f"{base}/join/{config['code']}", "instructorUrl": f"{base}/instructor?key={config['key']}"}

@@ -72,7 +72,8 @@ def test_a_joined_learners_checks_reach_the_instructor(service, tmp_path):
 
 def test_kvlab_workshop_in_the_environment_joins_when_the_lesson_starts(service, tmp_path):
     state = tmp_path / "grace"
-    with kernel(state, KVLAB_WORKSHOP=service.join_url, KVLAB_WORKSHOP_NAME="Grace") as client:
+    # as on JupyterHub, where every learner's server runs as the same system user: named by the hub's user name
+    with kernel(state, KVLAB_WORKSHOP=service.join_url, JUPYTERHUB_USER="Grace") as client:
         parameters, setup = code_cells(LESSON)[:2]
         assert "start_lesson" in setup
         run(client, parameters)

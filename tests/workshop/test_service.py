@@ -130,3 +130,20 @@ def test_a_taken_port_or_a_bad_join_url_is_one_line(tmp_path):
                                 check=False), "not a workshop join URL")
     assert_one_line_error(kvlab("workshop", "join", f"http://127.0.0.1:{free_port()}/join/abc", "--name", "A",
                                 state=tmp_path / "s", check=False), "did not answer")
+
+
+def test_behind_a_proxy_under_a_prefix_with_the_deployments_class_code(tmp_path):
+    """As a JupyterHub service: served under /services/NAME, with the class code its configuration gives learners."""
+    prefixed = serve(tmp_path / "class", None, "--prefix", "/services/kvlab-workshop", "--code", "autumn-class-2026")
+    try:
+        assert prefixed.join_url == f"{prefixed.base}/services/kvlab-workshop/join/autumn-class-2026"
+        assert prefixed.instructor_url.startswith(f"{prefixed.base}/services/kvlab-workshop/instructor?key=")
+        joined = kvlab("workshop", "join", prefixed.join_url, "--name", "Ada", state=tmp_path / "ada")
+        assert '"service": "%s/services/kvlab-workshop"' % prefixed.base in joined.stdout
+        opened = httpx.get(prefixed.instructor_url)
+        assert "Path=/services/kvlab-workshop/instructor" in opened.headers["set-cookie"]
+        assert httpx.get(f"{prefixed.base}/api/health").status_code == 404  # nothing outside the prefix
+    finally:
+        prefixed.stop()
+    assert_one_line_error(kvlab("workshop", "serve", "--dir", str(tmp_path / "b"), "--port", str(free_port()),
+                                "--code", "short", check=False), "a class code is 8-64")
