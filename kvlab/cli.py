@@ -192,14 +192,19 @@ def emulator() -> None:
 
 @emulator.command("start")
 @click.option("--port", type=click.IntRange(1, 65535), help=f"Port to listen on [default: $KVLAB_PORT or {paths.DEFAULT_PORT}].")
+@click.option("--stop-with", type=click.IntRange(1), metavar="PID", help="Stop the emulator once process PID has "
+              "ended (a start script passes its own, `$$`, before it becomes the notebook server).")
 @STATE_DIR
 @OUTPUT
 @one_line_errors
-def emulator_start(port, state_dir, output) -> None:
+def emulator_start(port, stop_with, state_dir, output) -> None:
     """Start the emulator in the background (or report the one already running)."""
     from .emulator import control
 
-    report_start(control.start(state_dir, port), "emulator", output)
+    if stop_with is not None and os.name == "nt":
+        raise ValueError("--stop-with is for POSIX start scripts; on Windows, stop the emulator with "
+                         "`kvlab emulator stop`")
+    report_start(control.start(state_dir, port, stop_with), "emulator", output)
 
 
 @emulator.command("stop")

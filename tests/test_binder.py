@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,16 @@ def env(tmp_path):
     kvlab("emulator", "stop", state=state, check=False)
 
 
-def test_start_brings_up_the_emulator_then_becomes_the_command(env):
+def test_start_brings_up_the_emulator_then_becomes_the_command_and_ends_with_it(env):
     seen = subprocess.run([str(ROOT / "start"), "kvlab", "emulator", "status"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert seen.returncode == 0, seen.stderr
     status = as_json(seen)
     assert status["running"] and status["answering"] and status["port"] == int(env["KVLAB_PORT"])
+    deadline = time.monotonic() + 30  # ... and once the command has ended, the emulator stops by itself
+    while as_json(kvlab("emulator", "status", env=env))["running"]:
+        assert time.monotonic() < deadline, "the emulator outlived the command it was started for"
+        time.sleep(0.1)
     handed = subprocess.run([str(ROOT / "start"), "bash", "-c", 'echo "$0 $1"; exit 7', "given", "args"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert (handed.returncode, handed.stdout) == (7, "given args\n")  # its arguments and its exit status, untouched

@@ -236,3 +236,15 @@ def test_an_emulator_that_does_not_answer_is_still_running_and_stop_stops_it(tmp
         except ProcessLookupError:
             pass
         kvlab("emulator", "stop", state=tmp_path, check=False)
+
+
+def test_the_emulator_starts_from_a_folder_holding_a_kvlab_folder(tmp_path):
+    """A workbook cloned into ~/kvlab and `kvlab emulator start` run from ~: the folder is no package to import."""
+    (tmp_path / "kvlab").mkdir()
+    state = tmp_path / "state"
+    env = {**os.environ, "KVLAB_PORT": str(free_port())}
+    try:
+        started = kvlab("emulator", "start", state=state, env=env, cwd=tmp_path, check=False)
+        assert started.returncode == 0, started.stderr
+    finally:
+        kvlab("emulator", "stop", state=state, env=env, check=False)

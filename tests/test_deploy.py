@@ -78,6 +78,6 @@ def test_the_dashboard_and_the_learners_agree_and_learners_fit(values):
     assert prefix == "/services/kvlab-workshop"  # where JupyterHub's proxy puts a service of that name
     assert values["singleuser"]["cmd"] == "jupyterhub-singleuser"
     assert mb(values["singleuser"]["memory"]["guarantee"]) >= MEASURED_MB
-    lesson = values["singleuser"]["defaultUrl"].removeprefix("/lab/tree/kvlab/")
+    lesson = values["singleuser"]["defaultUrl"].removeprefix("/lab/tree/kvlab-workbook/")
     assert (ROOT / lesson).exists()
     assert values["cull"]["enabled"] and values["cull"]["timeout"] >= 1800

@@ -23,6 +23,7 @@ import pytest
 from kvlab.connection import _original_getaddrinfo
 from kvlab.emulator.proxy import Refused, destination
 
+import node_packages
 from shells import DATABRICKS, INHERITED, KVLAB, Shell, system_files
 
 AZURE_DATABRICKS = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
@@ -220,30 +221,10 @@ def test_the_proxy_tunnels_a_real_vault_name_to_that_host_not_to_the_emulator(sh
 
 # -- the JavaScript SDK (npm), in Node -------------------------------------------------------------------------
 
-JS = Path(__file__).parent / "js"
-
-
 @pytest.fixture(scope="module")
 def node_clients() -> Path:
-    """@azure/identity and @azure/keyvault-secrets from npm, at the versions tests/js/package-lock.json pins
-    (installed once into the virtual environment, again only when the lock file changes)."""
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if not npm or not node:
-        pytest.skip("needs Node.js and npm")
-    where = Path(sys.prefix) / "kvlab-js"
-    where.mkdir(exist_ok=True)
-    lock = (JS / "package-lock.json").read_bytes()
-    stamp = where / ".installed-lock"
-    if not stamp.exists() or stamp.read_bytes() != lock:
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(JS / name, where / name)
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=where,
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr
-        stamp.write_bytes(lock)
-    for script in JS.glob("*.mjs"):
-        shutil.copy(script, where / script.name)  # imports resolve next to node_modules
-    return where
+    """@azure/identity and @azure/keyvault-secrets from npm, at the versions tests/js/package-lock.json pins."""
+    return node_packages.installed()
 
 
 @pytest.mark.parametrize("with_port", [True, False])

@@ -108,10 +108,11 @@ def status(state_dir: str | os.PathLike | None = None) -> dict:
     return {"running": False, "stateDir": str(state)}
 
 
-def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -> dict:
+def start(state_dir: str | os.PathLike | None = None, port: int | None = None, stop_with: int | None = None) -> dict:
     """Start the emulator in the background (or find it running) and return once it answers.
 
-    ``alreadyRunning`` tells callers that nothing was started, so they can say so.
+    ``alreadyRunning`` tells callers that nothing was started, so they can say so. ``stop_with``: a process id
+    the emulator stops after (it watches it), e.g. a notebook server's.
     """
     state = paths.state_dir(state_dir)
     current = status(state)
@@ -129,7 +130,11 @@ def start(state_dir: str | os.PathLike | None = None, port: int | None = None) -
     _check_port_free(port)
     log = paths.open_private(state / LOG, "ab")
     command = [sys.executable, "-m", "kvlab.emulator", "--port", str(port), "--state-dir", str(state)]
-    options: dict = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log}
+    if stop_with is not None:
+        command += ["--stop-with", str(stop_with)]
+    # cwd: the emulator imports the installed kvlab, never a folder named kvlab where it was started from (a
+    # workbook cloned into ~/kvlab, started from ~, would otherwise shadow an editable install)
+    options: dict = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log, "cwd": state}
     if sys.platform == "win32":
         options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
     else:

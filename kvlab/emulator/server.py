@@ -97,7 +97,29 @@ def watch_database(database: Path, server: uvicorn.Server, every: float = 1.0) -
     return watcher
 
 
-def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
+def watch_owner(pid: int, server: uvicorn.Server, every: float = 1.0) -> threading.Thread:
+    """Stop ``server`` once process ``pid`` has ended: an emulator started for a notebook server (a hub's, Binder's)
+    ends with it, instead of outliving it unseen (`kvlab emulator start --stop-with PID`)."""
+
+    def run() -> None:
+        while not server.should_exit:
+            time.sleep(every)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                logging.getLogger("kvlab.emulator").warning("process %s, which this emulator was started with, "
+                                                            "has ended; stopping", pid)
+                server.should_exit = True
+                return
+            except PermissionError:  # it lives, as another user
+                pass
+
+    watcher = threading.Thread(target=run, name="kvlab-owner-watch", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def serve(state_dir: Path, port: int, host: str = "127.0.0.1", stop_with: int | None = None) -> None:
     os.umask(0o077)  # whatever the server writes (the database's -wal and -shm, logs) is its owner's alone
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = hold_the_state_directory(state_dir)  # before anything is created: the CA, the database
@@ -120,6 +142,8 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1") -> None:
     config.ssl = LocalCA(state_dir).server_context()
     server = uvicorn.Server(config)
     watch_database(state_dir / DATABASE, server)  # the app has created it by now
+    if stop_with is not None:
+        watch_owner(stop_with, server)
     try:
         server.run()
     finally:
@@ -131,9 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--stop-with", type=int, metavar="PID", help="stop once this process has ended")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    serve(args.state_dir, args.port, args.host)
+    serve(args.state_dir, args.port, args.host, args.stop_with)
 
 
 if __name__ == "__main__":
