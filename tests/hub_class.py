@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -72,8 +73,9 @@ c.JupyterHub.load_roles = [{{"name": "admin", "services": ["caller"]}}]
         assert self.api.post("/hub/api/users", json={"usernames": names}).status_code in (201, 409)
         self.learners += names
         began = time.monotonic()
-        for name in names:
-            assert self.api.post(f"/hub/api/users/{name}/server").status_code in (201, 202), name
+        with ThreadPoolExecutor(len(names)) as pool:  # at once: a spawn request waits up to 10 s for its server
+            asked = list(pool.map(lambda name: self.api.post(f"/hub/api/users/{name}/server").status_code, names))
+        assert all(status in (201, 202) for status in asked), dict(zip(names, asked))
         ready: dict[str, float] = {}
         while len(ready) < len(names):
             assert time.monotonic() - began < 300, (ready, (self.where / "hub.log").read_text()[-3000:])
