@@ -295,7 +295,7 @@ def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES, prefix: str 
             if not the_class.is_instructor(key):
                 return HTMLResponse("<p>That instructor link is not this workshop's.</p>", 403)
             # the key leaves the address bar (and the browser's history) for an HttpOnly cookie
-            response = RedirectResponse(request.url.remove_query_params("key"), 303)
+            response = RedirectResponse(request.url.path, 303)  # relative: right behind any proxy
             response.set_cookie(COOKIE, key, httponly=True, samesite="strict", path=request.url.path)
             return response
         if not instructor(request):
