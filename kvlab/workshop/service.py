@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -70,8 +71,14 @@ def digest(token: str) -> str:
 
 
 def reason(message: str) -> str:
-    """What groups "incorrect" results: the first line of the check's message."""
+    """What the instructor reads of an "incorrect" result: the first line of the check's message."""
     return (message.strip().splitlines() or [""])[0][:200]
+
+
+def reason_key(text: str) -> str:
+    """What makes two learners' reasons the same stumble: the text without its URLs and numbers, which differ
+    from learner to learner (each has an emulator port of their own, their own counts)."""
+    return re.sub(r"\d+", "#", re.sub(r"https?://\S+", "<url>", text))
 
 
 class Class:
@@ -164,7 +171,8 @@ class Class:
             "attempts": (old["attempts"] if old else 0) + 1, "time": received, "solved": solved}
         self._db.execute("INSERT OR REPLACE INTO cells VALUES (:learner, :lesson, :exercise, :title, :status, :best, "
                          ":attempts, :time, :solved)", cell)
-        return {**cell, "reason": reason(r["message"]) if r["status"] == INCORRECT else None}
+        text = reason(r["message"]) if r["status"] == INCORRECT else None
+        return {**cell, "reason": text, "reasonKey": reason_key(text) if text is not None else None}
 
     def snapshot(self, stuck_minutes: int) -> dict:
         with self._lock:
@@ -172,12 +180,14 @@ class Class:
             cells = [dict(r) for r in self._db.execute("SELECT * FROM cells")]
             incorrect = self._db.execute("SELECT learner, lesson, exercise, message FROM results WHERE status = ?",
                                          (INCORRECT,)).fetchall()
-        reasons: dict[tuple[str, str, str], set[int]] = {}
+        reasons: dict[tuple[str, str, str], dict] = {}  # one example's text, and who met it
         for row in incorrect:
-            reasons.setdefault((row["lesson"], row["exercise"], reason(row["message"])), set()).add(row["learner"])
+            text = reason(row["message"])
+            found = reasons.setdefault((row["lesson"], row["exercise"], reason_key(text)), {"text": text, "who": set()})
+            found["who"].add(row["learner"])
         return {"now": now(), "stuckMinutes": stuck_minutes, "learners": learners, "cells": cells,
-                "reasons": [{"lesson": k[0], "exercise": k[1], "reason": k[2], "learners": sorted(v)}
-                            for k, v in reasons.items()]}
+                "reasons": [{"lesson": k[0], "exercise": k[1], "reasonKey": k[2], "reason": v["text"],
+                             "learners": sorted(v["who"])} for k, v in reasons.items()]}
 
     def export(self) -> list[dict]:
         """One row per learner and exercise they checked: latest and best status, attempts, times."""

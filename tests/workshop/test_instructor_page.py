@@ -65,16 +65,17 @@ def test_results_appear_on_the_open_page_without_a_reload(service, page, tmp_pat
 
     kvlab("workshop", "join", service.join_url, "--name", "Bob", state=bob)
     page.locator("tr[data-learner='Bob']").wait_for()
-    for state in (ada, bob):
+    for state, port in ((ada, 19002), (bob, 19004)):  # the same stumble, told with each learner's own vault URL
         send(state, lesson="02", exercise="ex1", title="A vault per environment", status="incorrect",
-             message="kv-sales-prod has no role assignment for the learner.\nLook at the Access control tab.")
+             message=f"https://kv-sales-prod.localhost:{port}/ has no role assignment for the learner.\n"
+                     "Look at the Access control tab.")
     send(ada, lesson="02", exercise="ex1", status="correct")
 
     page.locator("tr[data-learner='Bob'] td[data-exercise='02.ex1'][data-status='incorrect']").wait_for()
     page.locator("tr[data-learner='Ada'] td[data-exercise='02.ex1'][data-best='correct']").wait_for()
     assert page.locator("tfoot td[data-exercise='02.ex1']").inner_text() == "1/2"
     assert page.locator("#reasons li").first.inner_text() == (
-        "2 learners on 02.ex1: kv-sales-prod has no role assignment for the learner.")
+        "2 learners on 02.ex1: https://kv-sales-prod.localhost:19002/ has no role assignment for the learner.")
     assert page.locator("#stuck").inner_text() == "nobody"
 
     page.clock.fast_forward("11:00")  # eleven minutes on the page's clock: Bob solved nothing since he joined
