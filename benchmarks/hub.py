@@ -20,24 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from learners import pss_mb  # noqa: E402
+from learners import processes_with, pss_mb  # noqa: E402
 
 import node_packages  # noqa: E402  (tests/: the proxy from npm, as the tests install it)
 from hub_class import Hub  # noqa: E402
 from notebook_kernel import code_cells  # noqa: E402
-
-
-def processes_in(home: Path) -> list[int]:
-    """The processes whose HOME is ``home``: a learner's server, kernels and emulator."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if f"HOME={home}".encode() in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 def main() -> None:
@@ -54,7 +41,8 @@ def main() -> None:
             with ThreadPoolExecutor(len(names)) as pool:
                 list(pool.map(lambda name: hub.run_cells(name, cells), names))
             lesson = time.monotonic() - began
-            memory = {name: sum(pss_mb(pid) for pid in processes_in(Path(where) / "homes" / name)) for name in names}
+            memory = {name: sum(pss_mb(pid) for pid in processes_with(f"HOME={Path(where) / 'homes' / name}"))
+                      for name in names}
             hub_mb = pss_mb(hub.process.pid)
         finally:
             hub.stop()

@@ -40,14 +40,14 @@ def pss_mb(pid: int) -> float:
     return 0.0
 
 
-def processes_of(state: Path) -> list[int]:
-    """Every process started for the learner whose state directory is ``state`` (by its environment), the
-    database a lesson starts included."""
+def processes_with(variable: str) -> list[int]:
+    """Every process whose environment holds ``variable`` (``NAME=value``): a learner's, by their state directory
+    or their home."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if f"KVLAB_STATE_DIR={state}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                if variable.encode() in (entry / "environ").read_bytes().split(b"\0"):
                     found.append(int(entry.name))
             except OSError:
                 pass
@@ -80,7 +80,7 @@ def learner(where: Path, lesson: Path) -> dict:
         assert reply["content"]["status"] == "ok", reply["content"].get("evalue")
     done = time.perf_counter() - began
     pids = {"jupyter server": server.pid, "kernel": manager.provisioner.process.pid, "emulator": int(emulator_pid)}
-    others = [pid for pid in processes_of(state) if pid not in pids.values()]
+    others = [pid for pid in processes_with(f"KVLAB_STATE_DIR={state}") if pid not in pids.values()]
     return {"server": server, "manager": manager, "client": client, "env": env, "others": others, "pids": pids,
             "times": {"server up": server_up, "emulator up": emulator_up, "lesson done": done}}
 

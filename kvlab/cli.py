@@ -201,9 +201,6 @@ def emulator_start(port, stop_with, state_dir, output) -> None:
     """Start the emulator in the background (or report the one already running)."""
     from .emulator import control
 
-    if stop_with is not None and os.name == "nt":
-        raise ValueError("--stop-with is for POSIX start scripts; on Windows, stop the emulator with "
-                         "`kvlab emulator stop`")
     report_start(control.start(state_dir, port, stop_with), "emulator", output)
 
 

@@ -131,6 +131,9 @@ def start(state_dir: str | os.PathLike | None = None, port: int | None = None, s
     log = paths.open_private(state / LOG, "ab")
     command = [sys.executable, "-m", "kvlab.emulator", "--port", str(port), "--state-dir", str(state)]
     if stop_with is not None:
+        if os.name == "nt":  # os.kill(pid, 0), how the emulator watches, would end the process there
+            raise EmulatorError("stopping with another process is for POSIX start scripts; on Windows, stop the "
+                                "emulator with `kvlab emulator stop`")
         command += ["--stop-with", str(stop_with)]
     # cwd: the emulator imports the installed kvlab, never a folder named kvlab where it was started from (a
     # workbook cloned into ~/kvlab, started from ~, would otherwise shadow an editable install)

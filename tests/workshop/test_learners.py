@@ -71,6 +71,10 @@ def test_a_joined_learners_checks_reach_the_instructor(service, tmp_path):
     assert rows[0]["attempts"] == 1  # the demonstration's check of ex1 was not sent (the kernel flushed at exit)
     status = as_json(kvlab("workshop", "status", state=state))
     assert status == {"joined": True, "service": service.base, "name": "Ada", "answering": True}
+    assert as_json(kvlab("workshop", "leave", state=state)) == {"left": True}
+    assert as_json(kvlab("workshop", "status", state=state)) == {"joined": False}
+    again = kvlab("workshop", "leave", state=state)
+    assert as_json(again) == {"left": False} and "had not joined" in again.stderr
 
 
 def test_kvlab_workshop_in_the_environment_joins_when_the_lesson_starts(service, tmp_path):
