@@ -98,7 +98,7 @@ def record_of(result) -> dict:
     """What is sent of a check result: its MIME record (lesson, exercise, status, message), its title, a time,
     and an id that makes a retried send harmless."""
     record = result.as_json()
-    return {**record, "message": record["message"][:records.MAX_MESSAGE], "title": result.title[:200],
+    return {**record, "message": record["message"][:records.MAX_MESSAGE], "title": result.title[:records.MAX_TITLE],
             "id": uuid.uuid4().hex,
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -110,8 +110,7 @@ class Sender:
         self.state_dir = state_dir
         self.queue: deque[dict] = deque(maxlen=MAX_QUEUED)
         self.wake = threading.Condition()
-        self.sent = 0
-        self.problem: str | None = None  # the last reason a send did not go through (kvlab workshop status)
+        self.problem: str | None = None  # the last reason a send did not go through (None: the last one did)
         self.thread = threading.Thread(target=self._run, name="kvlab-workshop", daemon=True)
         self.thread.start()
 
@@ -176,8 +175,6 @@ class Sender:
                             while self.queue and self.queue[0]["id"] in sent:
                                 self.queue.popleft()
                             self.wake.notify_all()  # flush() waits for this
-                        if answer.status_code == 200:
-                            self.sent += len(batch)
                         self.problem = None if answer.status_code == 200 else _message(answer)
                         failures = 0
                         continue

@@ -17,6 +17,7 @@ NAME_ENVIRONMENT = "KVLAB_WORKSHOP_NAME"
 MAX_BODY = 64 * 1024  # bytes of one request
 MAX_BATCH = 50  # results in one request
 MAX_MESSAGE = 2000  # characters of a check's message kept
+MAX_TITLE = 200  # characters of an exercise's title kept
 MAX_NAME = 40
 MAX_LEARNERS = 1000
 MAX_RESULTS_PER_LEARNER = 20_000
@@ -70,7 +71,7 @@ def result(raw) -> dict:
     if raw.get("status") not in STATUSES:
         raise Refused(400, f"result field 'status' must be one of {', '.join(STATUSES)}")
     out["status"] = raw["status"]
-    for key, limit in (("title", 200), ("message", MAX_MESSAGE)):
+    for key, limit in (("title", MAX_TITLE), ("message", MAX_MESSAGE)):
         value = raw.get(key, "")
         if not isinstance(value, str):
             raise Refused(400, f"result field {key!r} must be a string")
