@@ -46,3 +46,32 @@ def test_deleting_the_database_under_the_emulator_stops_it_and_a_new_start_serve
         assert names == ["kvafter"]  # the new state only, as the server now serves it
     finally:
         shell.kvlab("emulator", "stop")
+
+
+def test_an_emulator_started_again_on_its_state_shares_it_with_the_processes_that_come_and_go(tmp_path):
+    """Started again on an existing state directory (a learner's second day), the emulator once left the connection
+    of its start-up integrity check open: the next process to close its own connection then deleted the database's
+    -wal and -shm under the running server, which went on writing into deleted files that no other process saw
+    (and the state was damaged at the next start). The server and the CLI must keep seeing one state."""
+    shell = Shell(tmp_path / "state")
+    try:
+        shell.kvlab("vault", "create", "--name", "kvfirst")
+        shell.kvlab("emulator", "stop")
+        shell.kvlab("emulator", "start", "--port", str(shell.port))
+        pid = json.loads(shell.kvlab("emulator", "status", "-o", "json").stdout)["pid"]
+        for _ in range(2):  # other processes open the database and close it again
+            shell.kvlab("vault", "list")
+        shell.kvlab("vault", "create", "--name", "kvsecond")
+        listed = shell.python("from azure.identity import DefaultAzureCredential\n"
+                              "from azure.keyvault.secrets import SecretClient\n"
+                              f"c = SecretClient('https://kvsecond.localhost:{shell.port}/', DefaultAzureCredential())\n"
+                              "print([p.name for p in c.list_properties_of_secrets()])")
+        # the server sees the vault the CLI made (a 403: no role held yet), and the CLI sees the server's record of it
+        assert listed.returncode != 0 and "Forbidden" in listed.stderr and "VaultNotFound" not in listed.stderr
+        audit = json.loads(shell.kvlab("audit", "--vault", "kvsecond", "-o", "json").stdout)
+        assert {r["resultType"] for r in audit if r["operationName"] == "SecretList"} == {"Failure"}, audit
+        deleted = [os.readlink(f) for f in (f"/proc/{pid}/fd/{n}" for n in os.listdir(f"/proc/{pid}/fd"))
+                   if os.path.exists(f) and os.readlink(f).endswith(" (deleted)")]
+        assert deleted == []
+    finally:
+        shell.kvlab("emulator", "stop")

@@ -7,6 +7,7 @@ it directly. It imports only what serving needs, so it answers quickly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sqlite3
@@ -58,7 +59,7 @@ def damaged(database: Path) -> str | None:
         return (f"the state database {database} is empty (0 bytes), so nothing would be served from it; "
                 "remove it to start afresh, or put back a copy")
     try:
-        with sqlite3.connect(database) as db:
+        with contextlib.closing(sqlite3.connect(database)) as db:  # closed here: `with` on a connection only commits
             verdict = db.execute("PRAGMA quick_check").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         verdict = str(exc)
