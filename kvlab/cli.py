@@ -827,9 +827,12 @@ def workshop() -> None:
 @click.option("--code", envvar="KVLAB_WORKSHOP_CODE", metavar="CODE", help="The class code to use (8-64 letters, "
               "digits, - or _), e.g. one a deployment also gives learners [env: KVLAB_WORKSHOP_CODE; default: one "
               "made at the first start and kept].")
+@click.option("--hub-auth", is_flag=True, help="Run by JupyterHub as a service: learners are the hub users "
+              "their servers' tokens belong to, and the instructor page signs in through the hub (for hub users "
+              "with the scope custom:kvlab-workshop:instruct).")
 @STATE_DIR
 @one_line_errors
-def workshop_serve(host, port, directory, stuck_minutes, public_url, prefix, code, state_dir) -> None:
+def workshop_serve(host, port, directory, stuck_minutes, public_url, prefix, code, hub_auth, state_dir) -> None:
     """Serve the class dashboard until Ctrl-C: prints the learners' join URL and the instructor's URL.
 
     The join URL carries the class code, which lets anyone who has it join and send their own results,
@@ -843,10 +846,10 @@ def workshop_serve(host, port, directory, stuck_minutes, public_url, prefix, cod
     from .workshop import service
 
     directory = directory or paths.state_dir(state_dir) / SERVICE_DIR
-    app = service.create_app(directory, stuck_minutes, prefix, code)
+    app = service.create_app(directory, stuck_minutes, prefix, code, hub_auth)
     listener = socket.create_server((host, port))  # a taken port is one line here, not uvicorn's log
     base = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    emit({**service.urls(base, app.state.the_class.config, prefix), "directory": str(directory)}, "json")
+    emit({**service.urls(base, app.state.the_class.config, prefix, hub_auth), "directory": str(directory)}, "json")
     if host not in ("127.0.0.1", "localhost", "::1") and not (public_url or "").startswith("https://"):
         note("learners' tokens cross the network in plain HTTP: put TLS in front of this service for a real class")
     note("serving the class dashboard; Ctrl-C stops it")
@@ -898,7 +901,7 @@ def workshop_status(state_dir, output) -> None:
 
     from .workshop import learner
 
-    config = learner.joined(state_dir)
+    config = learner.current(state_dir)
     if config is None:
         emit({"joined": False}, output)
         return

@@ -25,7 +25,6 @@ from kvlab.paths import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_CONFIG = ROOT / "deploy" / "jupyterhub" / "jupyterhub_config.py"
-CODE = "test-class-2026"
 
 
 class Hub:
@@ -39,12 +38,12 @@ class Hub:
 load_subconfig({str(HUB_CONFIG)!r})
 c.JupyterHub.authenticator_class = "dummy"  # the class password is not what this tries
 c.JupyterHub.services.append({{"name": "caller", "api_token": {token!r}}})
-c.JupyterHub.load_roles = [{{"name": "admin", "services": ["caller"]}}]
+c.JupyterHub.load_roles.append({{"name": "admin", "services": ["caller"]}})
 """)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PATH": f"{proxy_bin}:{Path(sys.executable).parent}:{os.environ['PATH']}",
-               "KVLAB_HUB_URL": self.url, "KVLAB_HUB_HOMES": str(where / "homes"), "KVLAB_WORKSHOP_CODE": CODE,
+               "KVLAB_HUB_URL": self.url, "KVLAB_HUB_HOMES": str(where / "homes"),
                "KVLAB_WORKBOOK": str(ROOT)}
         for name in [n for n in env if n.startswith(("KVLAB_STATE_DIR", "KVLAB_PORT", "JUPYTER"))]:
             del env[name]  # each learner's come from the hub
@@ -85,6 +84,15 @@ c.JupyterHub.load_roles = [{{"name": "admin", "services": ["caller"]}}]
                     ready[name] = time.monotonic() - began
             time.sleep(0.1)
         return ready
+
+    def browser(self, name: str) -> httpx.Client:
+        """A browser signed in to the hub as ``name`` (the test's login takes any password), following redirects."""
+        client = httpx.Client(base_url=self.url, follow_redirects=True, timeout=60)
+        client.get("/hub/login")
+        signed_in = client.post("/hub/login", data={"username": name, "password": "any",
+                                                    "_xsrf": client.cookies["_xsrf"]})
+        assert signed_in.status_code == 200 and "/hub/login" not in str(signed_in.url), signed_in.text[-500:]
+        return client
 
     def run_cells(self, user: str, cells: list[str]) -> str:
         """``cells`` in a new kernel of ``user``'s server; what the last one printed."""

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from kvlab.cli import main as kvlab_cli
+from kvlab.workshop import records
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = Path(__file__).with_name("spec") / "z2jh"
@@ -59,6 +60,29 @@ def test_the_validation_would_catch_a_mistake(validator, values, change):
     assert list(validator.iter_errors(helm_merge(values, change)))
 
 
+def test_the_dashboard_signs_people_in_through_the_hub(values):
+    """What the hub gives a service it runs, given to the sidecar by hand: the token the chart made for it, its
+    OAuth client and callback (JupyterHub's defaults for a service of that name); the instructor's scope declared,
+    given to instructors, and allowed in the dashboard's sign-ins; learners' server tokens may use the dashboard."""
+    name = records.HUB_SERVICE
+    [sidecar] = [c for c in values["hub"]["extraContainers"] if c["name"] == name]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in sidecar["env"]}
+    assert env["JUPYTERHUB_API_TOKEN"] == {"secretKeyRef": {"name": "hub", "key": f"hub.services.{name}.apiToken"}}
+    assert env["JUPYTERHUB_API_URL"] == "http://127.0.0.1:8081/hub/api"  # the hub, in the same pod
+    assert env["JUPYTERHUB_SERVICE_NAME"] == name and env["JUPYTERHUB_CLIENT_ID"] == f"service-{name}"
+    assert env["JUPYTERHUB_SERVICE_PREFIX"] == f"/services/{name}/"
+    assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == f"/services/{name}/oauth_callback"
+    config = values["hub"]["config"]
+    assert records.INSTRUCT_SCOPE in config["JupyterHub"]["custom_scopes"]
+    assert values["hub"]["services"][name]["oauth_client_allowed_scopes"] == [records.INSTRUCT_SCOPE]
+    on_dashboard = f"access:services!service={name}"
+    roles = values["hub"]["loadRoles"]
+    assert on_dashboard in roles["user"]["scopes"] and "self" in roles["user"]["scopes"]
+    assert set(roles["kvlab-instructor"]["scopes"]) == {records.INSTRUCT_SCOPE, on_dashboard}
+    assert roles["kvlab-instructor"]["groups"] == ["instructors"]
+    assert on_dashboard in config["Spawner"]["server_token_scopes"]
+
+
 def mb(quantity: str) -> float:
     number, unit = re.fullmatch(r"([0-9.]+)([MG]i?)", quantity).groups()
     return float(number) * {"M": 1, "Mi": 1.048576, "G": 1000, "Gi": 1073.741824}[unit]
@@ -72,10 +96,11 @@ def test_the_dashboard_and_the_learners_agree_and_learners_fit(values):
     with click.Context(kvlab_cli) as context:  # the options exist and parse, as `kvlab` would read them
         options = kvlab_cli.commands["workshop"].commands["serve"].make_context("serve", command[3:], parent=context)
     prefix, port = options.params["prefix"], options.params["port"]
-    code = {e["name"]: e["value"] for e in sidecar["env"]}["KVLAB_WORKSHOP_CODE"]
-    assert values["singleuser"]["extraEnv"]["KVLAB_WORKSHOP"] == f"http://hub:{port}{prefix}/join/{code}"
-    assert values["hub"]["services"]["kvlab-workshop"]["url"] == f"http://hub:{port}"
-    assert prefix == "/services/kvlab-workshop"  # where JupyterHub's proxy puts a service of that name
+    assert options.params["hub_auth"]
+    assert values["singleuser"]["extraEnv"]["KVLAB_WORKSHOP"] == f"http://hub:{port}{prefix}/"
+    service = values["hub"]["services"][records.HUB_SERVICE]
+    assert service["url"] == f"http://hub:{port}"
+    assert prefix == f"/services/{records.HUB_SERVICE}"  # where JupyterHub's proxy puts a service of that name
     assert values["singleuser"]["cmd"] == "jupyterhub-singleuser"
     assert mb(values["singleuser"]["memory"]["guarantee"]) >= MEASURED_MB
     lesson = values["singleuser"]["defaultUrl"].removeprefix("/lab/tree/kvlab-workbook/")

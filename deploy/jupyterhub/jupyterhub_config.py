@@ -9,7 +9,10 @@ Each learner gets a server of their own, and in it:
 - a Key Vault emulator of their own: their own state directory (in their home), CA, keys and port, started by the
   repository's ``start`` before JupyterLab (measured against one emulator shared by all: benchmarks/learners.py);
 - their check results sent to the class dashboard, which the hub runs as the service ``kvlab-workshop`` at
-  /services/kvlab-workshop/ (its instructor URL is in the hub's log, and in the service's folder).
+  /services/kvlab-workshop/, under the learner's hub name (their server's hub token says who they are).
+
+The instructor page, /services/kvlab-workshop/instructor, signs in through the hub: it opens for the hub's admins
+(the user ``instructor``) and the members of the group ``instructors`` (add them on the hub's admin page).
 
 Learners log in with a user name of their choice and the class password (``shared-password``). Servers run as
 the hub's system user with ``SimpleLocalProcessSpawner``: learners' vaults, tokens and progress are apart, but
@@ -18,15 +21,15 @@ system user (``LocalProcessSpawner``), a container (DockerSpawner) or a pod (dep
 
 Settings, from the environment: KVLAB_HUB_URL (default http://127.0.0.1:8000), KVLAB_HUB_HOMES (where learners'
 homes go), KVLAB_WORKBOOK and KVLAB_WORKBOOK_BRANCH (the git repository and branch learners get; default this
-repository, main), KVLAB_WORKSHOP_CODE (the class code; default one kept in the dashboard's folder), KVLAB_CLASS_PASSWORD.
+repository, main), KVLAB_CLASS_PASSWORD.
 """
 
-import json
 import os
-import secrets
 import shutil
 import sys
 from pathlib import Path
+
+from kvlab.workshop.records import HUB_SERVICE, INSTRUCT_SCOPE
 
 c = get_config()  # noqa: F821 - JupyterHub's config loader provides it
 
@@ -36,25 +39,32 @@ BIN = Path(sys.executable).parent  # the hub's Python: jupyterhub, kvlab and git
 HUB_URL = os.environ.get("KVLAB_HUB_URL", "http://127.0.0.1:8000").rstrip("/")
 HOMES = Path(os.environ.get("KVLAB_HUB_HOMES", "kvlab-homes")).resolve()
 WORKSHOP_PORT = 18480
-WORKSHOP_PREFIX = "/services/kvlab-workshop"
+WORKSHOP_PREFIX = f"/services/{HUB_SERVICE}"
 EMULATOR_PORTS = 19000  # a learner's emulator listens on this + twice their hub user id (its proxy, on the next)
-CLASS = HOMES.parent / "kvlab-workshop"  # the dashboard's folder: the class, its codes and results
-CODE = os.environ.get("KVLAB_WORKSHOP_CODE") or (
-    json.loads((CLASS / "workshop.json").read_text())["code"] if (CLASS / "workshop.json").exists()
-    else secrets.token_urlsafe(9))
+CLASS = HOMES.parent / HUB_SERVICE  # the dashboard's folder: the class and its results
+ON_DASHBOARD = f"access:services!service={HUB_SERVICE}"
 
 c.JupyterHub.bind_url = HUB_URL
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = os.environ.get("KVLAB_CLASS_PASSWORD")
 c.Authenticator.allow_all = True  # anyone with the class password
 c.Authenticator.admin_users = {"instructor"}
+# every learner may use the dashboard (send their results), and so may their server's token; the instructor scope
+# (a custom one) opens its instructor page: the admins' and the group instructors' role
+c.JupyterHub.custom_scopes = {INSTRUCT_SCOPE: {"description": "Open the kvlab class dashboard's instructor page."}}
+c.JupyterHub.load_roles = [
+    {"name": "user", "scopes": ["self", ON_DASHBOARD]},
+    {"name": "kvlab-instructor", "scopes": [INSTRUCT_SCOPE, ON_DASHBOARD], "users": ["instructor"],
+     "groups": ["instructors"]},
+]
+c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", ON_DASHBOARD]
 
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = str(HOMES / "{username}")
 c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL"]
 c.Spawner.environment = {
     "KVLAB_PORT": lambda spawner: str(EMULATOR_PORTS + 2 * spawner.user.id),
-    "KVLAB_WORKSHOP": f"{HUB_URL}{WORKSHOP_PREFIX}/join/{CODE}",  # checks go to the dashboard, as the hub user
+    "KVLAB_WORKSHOP": f"{HUB_URL}{WORKSHOP_PREFIX}/",  # checks go to the dashboard, as the hub user
     "KVLAB_WORKBOOK": os.environ.get("KVLAB_WORKBOOK", str(REPOSITORY)),
     "KVLAB_WORKBOOK_BRANCH": os.environ.get("KVLAB_WORKBOOK_BRANCH", "main"),
 }
@@ -68,10 +78,12 @@ if hasattr(os, "geteuid") and os.geteuid() == 0:
     c.Spawner.args.append("--allow-root")  # a hub in a container often runs as root
 
 c.JupyterHub.services = [{
-    "name": "kvlab-workshop",
+    "name": HUB_SERVICE,
     "url": f"http://127.0.0.1:{WORKSHOP_PORT}",
-    "command": [str(BIN / "kvlab"), "workshop", "serve", "--port", str(WORKSHOP_PORT), "--prefix", WORKSHOP_PREFIX,
-                "--dir", str(CLASS), "--code", CODE, "--public-url", HUB_URL],
+    "command": [str(BIN / "kvlab"), "workshop", "serve", "--hub-auth", "--port", str(WORKSHOP_PORT),
+                "--prefix", WORKSHOP_PREFIX, "--dir", str(CLASS), "--public-url", HUB_URL],
+    "oauth_client_allowed_scopes": [INSTRUCT_SCOPE],  # a signed-in instructor's token says they hold it
+    "oauth_no_confirm": True,  # the hub's own service: signing in asks nothing more
     "display": True,
 }]
 

@@ -78,6 +78,28 @@ def join(url: str, name: str, state_dir=None) -> dict:
     return config
 
 
+def hub_config() -> dict | None:
+    """On JupyterHub, $KVLAB_WORKSHOP may be the dashboard's URL with no class code (a service run with
+    ``--hub-auth``): the learner is who their server's hub token ($JUPYTERHUB_API_TOKEN) says, and nothing is saved."""
+    url = os.environ.get(records.ENVIRONMENT, "").strip()
+    parts = urlsplit(url)
+    if not url or "/join/" in parts.path:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise WorkshopError(f"${records.ENVIRONMENT} is {url!r}, which is neither a join URL "
+                            "(http://HOST:PORT/join/CODE) nor a service URL")
+    token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not token:
+        raise WorkshopError(f"${records.ENVIRONMENT} is {url!r}, a service URL without a class code: that works "
+                            "only in a JupyterHub server ($JUPYTERHUB_API_TOKEN is not set)")
+    return {"service": url.rstrip("/"), "name": os.environ.get("JUPYTERHUB_USER", ""), "token": token, "hub": True}
+
+
+def current(state_dir=None) -> dict | None:
+    """The workshop results go to: the one joined, or the hub's (hub_config)."""
+    return joined(state_dir) or hub_config()
+
+
 def leave(state_dir=None) -> bool:
     """Stop sending results (what was sent stays with the instructor); whether a workshop was joined."""
     try:
@@ -111,6 +133,7 @@ class Sender:
         self.queue: deque[dict] = deque(maxlen=MAX_QUEUED)
         self.wake = threading.Condition()
         self.problem: str | None = None  # the last reason a send did not go through (None: the last one did)
+        self.on_hub = False  # the hub's service knows this learner (they appear on its page before any check)
         self.thread = threading.Thread(target=self._run, name="kvlab-workshop", daemon=True)
         self.thread.start()
 
@@ -140,12 +163,27 @@ class Sender:
 
     def _config(self) -> dict | None:
         config = joined(self.state_dir)
+        hub = hub_config() if config is None else None
+        if hub is not None:
+            if not self.on_hub:
+                self._hello(hub)
+            return hub
         if config is None and os.environ.get(records.ENVIRONMENT):
             # on JupyterHub every server runs as one system user (jovyan): the hub's user name tells learners apart
             name = (os.environ.get(records.NAME_ENVIRONMENT) or os.environ.get("JUPYTERHUB_USER")
                     or getpass.getuser())
             config = join(os.environ[records.ENVIRONMENT], name, self.state_dir)
         return config
+
+    def _hello(self, hub: dict) -> None:
+        """A hub learner's first request: the service learns their hub name from their token."""
+        import httpx
+
+        answer = httpx.post(f"{hub['service']}/api/join", json={}, timeout=TIMEOUT,
+                            headers={"Authorization": f"Bearer {hub['token']}"})
+        if answer.status_code != 200:
+            raise WorkshopError(f"the workshop service refused this hub user: {_message(answer)}")
+        self.on_hub = True
 
     def _run(self) -> None:
         import httpx

@@ -11,8 +11,11 @@ DEFAULT_PORT = 18480  # kvlab workshop serve's
 SERVICE_DIR = "workshop"  # the class's folder in the instructor's state directory, unless --dir says otherwise
 CODE_PARAMETER = "code"  # the class code's field in a join request
 LEARNER_FILE = "workshop.json"  # in the learner's state directory: the service joined and the learner's token
-ENVIRONMENT = "KVLAB_WORKSHOP"  # a join URL: start_lesson joins it (as $KVLAB_WORKSHOP_NAME, or the user's name)
+ENVIRONMENT = "KVLAB_WORKSHOP"  # a join URL: start_lesson joins it (as $KVLAB_WORKSHOP_NAME, or the user's name);
+# or, on JupyterHub, the service's URL without a code: the learner is who their server's hub token says
 NAME_ENVIRONMENT = "KVLAB_WORKSHOP_NAME"
+HUB_SERVICE = "kvlab-workshop"  # the dashboard's name as a JupyterHub service (its path: /services/kvlab-workshop)
+INSTRUCT_SCOPE = f"custom:{HUB_SERVICE}:instruct"  # the hub scope that opens the instructor page
 
 MAX_BODY = 64 * 1024  # bytes of one request
 MAX_BATCH = 50  # results in one request

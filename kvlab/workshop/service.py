@@ -9,6 +9,10 @@ reloads. Three kinds of caller, three credentials:
 - the instructor key (in the URL printed at start, then an HttpOnly cookie) opens the page,
   its event stream and the exports.
 
+Run by JupyterHub with ``--hub-auth`` (`hub`), the hub says who is who instead: a learner is the
+hub user their server's token belongs to (no class code joins anyone), and the instructor page
+signs in through the hub.
+
 Everything lives in one SQLite file in the workshop's directory, so a restart
 keeps the class, its codes and its results. Imports only what serving needs.
 """
@@ -20,6 +24,7 @@ import contextlib
 import csv
 import hashlib
 import hmac
+import html
 import io
 import json
 import re
@@ -39,11 +44,15 @@ from starlette.routing import Mount, Route
 from ..feedback import CORRECT, INCORRECT, RANK
 from ..paths import PRIVATE_DIR, open_private, private
 from . import records
+from .hub import SESSION_SECONDS, Hub
 from .records import Refused
 
 CONFIG = "workshop.json"  # in the workshop's directory: the class code and the instructor key
 DATABASE = "workshop.db"
 COOKIE = "kvlab-instructor"
+SESSION_COOKIE = "kvlab-instructor-session"  # --hub-auth: an instructor signed in through the hub
+STATE_COOKIE = "kvlab-sign-in"  # --hub-auth: the sign-in under way, which the hub's answer must match
+HUB_LEARNER = "hub:"  # what a hub learner's token column holds (before their name): never a token's digest
 STUCK_MINUTES = 10
 SUBSCRIBER_QUEUE = 1000  # events a slow page may fall behind by before it is sent a fresh snapshot
 
@@ -134,6 +143,24 @@ class Class:
 
     def learner(self, token: str) -> int | None:
         return self._tokens.get(digest(token))
+
+    def hub_learner(self, name: str) -> tuple[dict, bool]:
+        """The learner a hub user is, added at their first request; whether they are new."""
+        with self._lock:
+            found = self._db.execute("SELECT id, name, joined FROM learners WHERE token = ?",
+                                     (HUB_LEARNER + name,)).fetchone()
+            if found is not None:
+                return dict(found), False
+            if self._db.execute("SELECT count(*) FROM learners").fetchone()[0] >= records.MAX_LEARNERS:
+                raise Refused(403, f"the class is full ({records.MAX_LEARNERS} learners)")
+            joined = now()
+            try:
+                cursor = self._db.execute("INSERT INTO learners (name, token, joined) VALUES (?, ?, ?)",
+                                          (name, HUB_LEARNER + name, joined))
+            except sqlite3.IntegrityError:  # a learner who joined with the class code, before the hub
+                raise Refused(409, f"someone named {name!r} joined this class with its code before it moved to "
+                                   "the hub: the instructor renames or removes them") from None
+            return {"id": cursor.lastrowid, "name": name, "joined": joined}, True
 
     def add(self, learner: int, results: list[dict]) -> list[dict]:
         """Store a learner's results (a repeated client id is skipped); the events they make."""
@@ -253,21 +280,45 @@ async def body_json(request: Request):
 
 
 def bearer(request: Request) -> str:
+    """The request's token: ``Authorization: Bearer ...`` (or ``token ...``, as JupyterHub's clients send it)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+    return token.strip() if scheme.lower() in ("bearer", "token") else ""
 
 
 def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES, prefix: str = "",
-               code: str | None = None) -> Starlette:
-    """The service; ``prefix``: the path it is served under behind a proxy (JupyterHub's /services/NAME)."""
+               code: str | None = None, hub_auth: bool = False) -> Starlette:
+    """The service; ``prefix``: the path it is served under behind a proxy (JupyterHub's /services/NAME);
+    ``hub_auth``: JupyterHub says who learners and instructors are (kvlab.workshop.hub)."""
+    hub = Hub() if hub_auth else None
     the_class = Class(directory, code)
     broadcast = Broadcast()
     page = resources.files(__package__).joinpath("instructor.html").read_text()
 
     def instructor(request: Request) -> bool:
+        if hub is not None and hub.instructor(request.cookies.get(SESSION_COOKIE)):
+            return True
         return the_class.is_instructor(request.cookies.get(COOKIE) or bearer(request))
 
+    async def hub_learner(request: Request) -> int | None:
+        """--hub-auth: the learner the request's hub token is (added at their first request)."""
+        name = await hub.learner(bearer(request)) if hub is not None else None
+        if name is None:
+            return None
+        learner, new = await run_in_threadpool(the_class.hub_learner, name)
+        if new:
+            broadcast.publish("learner", learner)
+        return learner["id"]
+
     async def join(request: Request) -> Response:
+        if hub is not None:  # a hub learner's first request: they appear on the page as their lesson starts
+            try:
+                hub_id = await hub_learner(request)
+                if hub_id is None:
+                    raise Refused(403, "this class signs in with JupyterHub, not a class code: open the workbook "
+                                       "from the hub")
+            except Refused as exc:
+                return refused(exc.status, str(exc))
+            return JSONResponse({"learner": hub_id}, 200)
         try:
             body = await body_json(request)
             if not isinstance(body, dict) or not isinstance(body.get(records.CODE_PARAMETER), str):
@@ -282,7 +333,7 @@ def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES, prefix: str 
 
     async def post_results(request: Request) -> Response:
         try:
-            learner = the_class.learner(bearer(request))
+            learner = the_class.learner(bearer(request)) or await hub_learner(request)
             if learner is None:
                 raise Refused(401, "a learner token is required: join the class first (kvlab workshop join)")
             body = await body_json(request)
@@ -308,9 +359,30 @@ def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES, prefix: str 
             response = RedirectResponse(request.url.path, 303)  # relative: right behind any proxy
             response.set_cookie(COOKIE, key, httponly=True, samesite="strict", path=request.url.path)
             return response
-        if not instructor(request):
-            return HTMLResponse("<p>Open the instructor URL that <code>kvlab workshop serve</code> printed.</p>", 401)
-        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        if instructor(request):
+            return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        if hub is not None:  # sign in through the hub; it comes back to /oauth_callback
+            url, state = hub.sign_in()
+            response = RedirectResponse(url, 302)
+            response.set_cookie(STATE_COOKIE, state, max_age=600, httponly=True, samesite="lax",
+                                path=request.url.path.removesuffix("instructor") + "oauth_callback")
+            return response
+        return HTMLResponse("<p>Open the instructor URL that <code>kvlab workshop serve</code> printed.</p>", 401)
+
+    async def oauth_callback(request: Request) -> Response:
+        """--hub-auth: the hub's answer to an instructor's sign-in."""
+        if hub is None:
+            return refused(404, "this service does not sign in through JupyterHub")
+        try:
+            name, session = await hub.signed_in(request.query_params.get("code"), request.query_params.get("state"),
+                                                request.cookies.get(STATE_COOKIE))
+        except Refused as exc:
+            return HTMLResponse(f"<p>{html.escape(str(exc), quote=False)}</p>", exc.status)
+        response = RedirectResponse("instructor", 303)  # relative: right behind any proxy
+        response.delete_cookie(STATE_COOKIE, path=request.url.path)
+        response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_SECONDS, httponly=True, samesite="lax",
+                            path=request.url.path.removesuffix("oauth_callback") + "instructor")
+        return response
 
     async def events(request: Request) -> Response:
         from sse_starlette import EventSourceResponse
@@ -368,6 +440,7 @@ def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES, prefix: str 
         Route("/instructor", open_page),
         Route("/instructor/events", events),
         Route("/instructor/export.{format:str}", export),
+        Route("/oauth_callback", oauth_callback),
     ]
     app = Starlette(routes=[Mount(prefix.rstrip("/"), routes=routes)] if prefix.strip("/") else routes,
                     lifespan=lifespan)
@@ -375,6 +448,8 @@ def create_app(directory: Path, stuck_minutes: int = STUCK_MINUTES, prefix: str 
     return app
 
 
-def urls(base: str, config: dict, prefix: str = "") -> dict:
+def urls(base: str, config: dict, prefix: str = "", hub_auth: bool = False) -> dict:
     base = base.rstrip("/") + prefix.rstrip("/")
+    if hub_auth:  # learners' servers are given the service's URL; the instructor signs in through the hub
+        return {"joinUrl": f"{base}/", "instructorUrl": f"{base}/instructor"}
     return {"joinUrl": f"{base}/join/{config['code']}", "instructorUrl": f"{base}/instructor?key={config['key']}"}

@@ -10,6 +10,7 @@ import json
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -62,6 +63,30 @@ def test_a_class_on_one_hub(hub):
         time.sleep(0.2)
     assert {(r["learner"], r["exercise"], r["best"]) for r in rows} == {
         (name, ex, "correct") for name in LEARNERS for ex in ("ex1", "ex2", "ex3")}
+
+    # the instructor page signs in through the hub: for the instructor, not for a learner
+    with closing(hub.browser("instructor")) as browser:
+        page = browser.get("/services/kvlab-workshop/instructor")
+        assert page.status_code == 200 and "/hub/api/oauth2/authorize" in " ".join(str(r.url) for r in page.history)
+        assert "<title>" in page.text and browser.get("/services/kvlab-workshop/instructor/export.json").json() == rows
+    with closing(hub.browser("ada")) as browser:
+        page = browser.get("/services/kvlab-workshop/instructor")
+        assert page.status_code == 403 and "ada is signed in to the hub but is not this class's instructor" in page.text
+        assert browser.get("/services/kvlab-workshop/instructor/export.json").status_code == 401
+
+    # a learner is who their hub token says, and nothing else joins: no token, a token the hub does not know, a
+    # token of ada's without the service's scope, the class code
+    result = {"id": "hubtest1", "lesson": "00", "exercise": "ex9", "status": "incorrect", "message": "m",
+              "time": "2026-12-03T10:00:00+00:00"}
+
+    def post(path, token, body):
+        return httpx.post(f"{hub.url}/services/kvlab-workshop/api/{path}", json=body,
+                          headers={"Authorization": f"token {token}"} if token else {})
+
+    narrow = hub.api.post("/hub/api/users/ada/tokens", json={"scopes": ["read:users:name!user"]}).json()["token"]
+    assert [post("results", token, {"results": [result]}).status_code
+            for token in (None, "not-a-hub-token", narrow)] == [401, 401, 403]
+    assert post("join", None, {"code": "anything", "name": "mallory"}).status_code == 403
 
     # one learner's token opens their own server, not another's
     ada = hub.api.post("/hub/api/users/ada/tokens", json={"note": "test"}).json()["token"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import httpx
 import pytest
@@ -130,6 +131,14 @@ def test_a_taken_port_or_a_bad_join_url_is_one_line(tmp_path):
                                 check=False), "not a workshop join URL")
     assert_one_line_error(kvlab("workshop", "join", f"http://127.0.0.1:{free_port()}/join/abc", "--name", "A",
                                 state=tmp_path / "s", check=False), "did not answer")
+
+    outside_a_hub = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    assert_one_line_error(kvlab("workshop", "serve", "--hub-auth", "--port", str(free_port()), "--dir",
+                                str(tmp_path / "c"), env=outside_a_hub, check=False), "JUPYTERHUB_API_TOKEN")
+    # a learner's server given the service's URL without a code, outside a hub, cannot say who the learner is
+    status = kvlab("workshop", "status", state=tmp_path / "s", check=False,
+                   env={**outside_a_hub, "KVLAB_WORKSHOP": "http://127.0.0.1:9/services/kvlab-workshop/"})
+    assert_one_line_error(status, "works only in a JupyterHub server")
 
 
 def test_behind_a_proxy_under_a_prefix_with_the_deployments_class_code(tmp_path):
