@@ -1,11 +1,12 @@
 """Each lab, as a learner really answers it, in a real kernel: right answers written another way pass, hacks fail.
 
-For every lab the solution notebook runs first (all correct), then each variant
-below runs as a new cell followed by its check: a right answer in the
+For every lab the solution notebook runs first, with papermill (it must pass: tests/notebooks/test_notebooks.py's
+run_solution), then each variant below runs as a new cell followed by its check: a right answer in the
 learner's own words must be "correct"; a hack (printing a secret, swallowing
 an error, hard-coding what should be read or generated) must be "incorrect",
 with the reason given. Hacks that print a secret come last in a notebook: a
 secret once shown stays shown for every later check of that run, as it should.
+Then the lab as shipped runs, in the same emulator, and must still say "not attempted" everywhere.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from notebook_runs import run_lab_as_shipped, run_solution
 
 from kvlab.feedback import MIME
 
@@ -436,29 +436,31 @@ ANSWERS = {
 
 
 def run_with_answers(name: str, answers: list[Answer], cwd: Path) -> list[dict]:
-    """The solution notebook, then each answer and its check; the checks' outcomes, in order. It runs in ``cwd``,
-    a folder of its own: what a set-up writes beside the notebook must not be another worker's."""
-    solution = nbformat.read(ROOT / "solutions" / name, as_version=4)
-    notebook = nbformat.v4.new_notebook(metadata=solution.metadata)
-    notebook.cells = [nbformat.v4.new_code_cell(c.source) for c in solution.cells if c.cell_type == "code"]
-    first = len(notebook.cells)
-    for answer in answers:
-        notebook.cells += [nbformat.v4.new_code_cell(f"# {answer.kind}\n{answer.code}"),
-                           nbformat.v4.new_code_cell(f"check({answer.exercise!r})")]
-    NotebookClient(notebook, kernel_name="python3", timeout=300,
-                   resources={"metadata": {"path": str(cwd)}}).execute()
-    return [output["data"][MIME] for cell in notebook.cells[first + 1::2] for output in cell.outputs
-            if MIME in output.get("data", {})]
+    """The solution notebook (which must pass), then each answer and its check; the answers' checks' outcomes, in
+    order. It runs in ``cwd``, a folder of its own: what a set-up writes beside the notebook must not be another
+    worker's."""
+    cells = [source for answer in answers
+             for source in (f"# {answer.kind}\n{answer.code}", f"check({answer.exercise!r})")]
+    executed = run_solution(ROOT / "solutions" / name, cwd, then=cells)
+    return [output["data"][MIME] for cell in executed.cells[len(executed.cells) - len(cells) + 1::2]
+            for output in cell.outputs if MIME in output.get("data", {})]
 
 
 @pytest.mark.parametrize("name", sorted(ANSWERS), ids=lambda n: n[:2])
-def test_other_right_answers_pass_and_hacks_fail(name, emulator, tmp_path):
+def test_the_solution_and_other_right_answers_pass_hacks_fail_and_the_lab_as_shipped_is_not_attempted(
+        name, emulator, tmp_path):
+    """Each lesson's solution passes, answers in other words pass and hacks fail; the lab, run afterwards in the
+    same emulator, still says "not attempted" everywhere: a check judges this run, never what an earlier one left
+    behind. (The guided notebooks run under nbval, which compares their outputs, and `kvlab notebooks refresh`,
+    which refuses one that records progress.) All run in a folder of their own: what a set-up writes beside the
+    notebook (lesson 05's and 06's factory folders) must not be another worker's, pointing at another emulator."""
     answers = ANSWERS[name]
     outcomes = run_with_answers(name, answers, tmp_path)
     assert len(outcomes) == len(answers)
     got = [(a.exercise, a.kind, o["status"], o["message"][:len(a.reason)] if a.reason else "")
            for a, o in zip(answers, outcomes)]
     assert got == [(a.exercise, a.kind, a.status, a.reason) for a in answers]
+    run_lab_as_shipped(ROOT / "labs" / name, tmp_path)
 
 
 def test_every_exercise_of_every_lab_has_an_own_way_answer_and_a_hack():
