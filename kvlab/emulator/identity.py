@@ -16,12 +16,12 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING
 
 from .store import IdentityRow, Store
+
+if TYPE_CHECKING:
+    import jwt
 
 APP_SERVICE_API_VERSION = "2019-08-01"
 TOKEN_LIFETIME = 24 * 3600  # managed-identity tokens live about a day
@@ -68,7 +68,10 @@ class TokenRequestError(Exception):
 
 @functools.lru_cache(maxsize=8)
 def _signing_key(pem: str):
-    """The tenant's private key, parsed once per process (40 ms each time: every Admin call opens the state)."""
+    """The tenant's private key, parsed once per process and only by one that signs or verifies a token (40-130 ms,
+    with RSA's consistency checks: a `kvlab vault create` needs no key)."""
+    from cryptography.hazmat.primitives import serialization
+
     return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
@@ -80,9 +83,7 @@ class Identities:
         self.tenant_id = store.meta_or_create("tenant_id", lambda: str(uuid.uuid4()))
         self.issuer = f"https://sts.windows.net/{self.tenant_id}/"
         self.identity_header = store.meta_or_create("identity_header", lambda: secrets.token_urlsafe(32))
-        pem = store.meta_or_create("signing_key", _new_signing_key)
-        self._private_key = _signing_key(pem)
-        self._public_key = self._private_key.public_key()
+        self._pem = store.meta_or_create("signing_key", _new_signing_key)
         # The learner (standing in for `az login`) and the Databricks service exist from the start.
         for name, kind, client_id in ((LEARNER, "user", None), (DATABRICKS, "builtin", DATABRICKS_APP_ID)):
             if store.find_identity(name) is None:
@@ -92,6 +93,14 @@ class Identities:
                 ))
         # (token, audience) -> (not before, expires, caller) of tokens that passed `verify`
         self._verified: dict[tuple[str, str], tuple[int, int, Caller]] = {}
+
+    @property
+    def _private_key(self):
+        return _signing_key(self._pem)
+
+    @functools.cached_property
+    def _public_key(self):
+        return self._private_key.public_key()
 
     # -- identities -----------------------------------------------------------
 
@@ -158,6 +167,8 @@ class Identities:
         }
         if identity.kind == "user":
             claims["upn"] = f"{identity.name}@{UPN_DOMAIN}"
+        import jwt
+
         token = jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": "kvlab"})
         return {
             "access_token": token,
@@ -190,6 +201,8 @@ class Identities:
             now = time.time()
             if not_before <= now + LEEWAY and expires > now - LEEWAY:
                 return caller
+        import jwt
+
         try:
             claims = jwt.decode(
                 token,
@@ -211,6 +224,8 @@ class Identities:
 
     def _refusal(self, token: str, audience: str, exc: jwt.PyJWTError) -> str:
         """The message Key Vault gives for a token it refuses."""
+        import jwt
+
         try:
             claims = jwt.decode(token, options={"verify_signature": False})
             header = token.split(".")[0]
@@ -233,6 +248,8 @@ class Identities:
 
 
 def _reason(exc: jwt.PyJWTError) -> str:
+    import jwt
+
     for kind, reason in ((jwt.ExpiredSignatureError, "expired"), (jwt.ImmatureSignatureError, "early"),
                          (jwt.InvalidAudienceError, "audience"), (jwt.InvalidIssuerError, "issuer"),
                          (jwt.InvalidSignatureError, "signature"), (jwt.InvalidAlgorithmError, "signature")):
@@ -242,6 +259,9 @@ def _reason(exc: jwt.PyJWTError) -> str:
 
 
 def _new_signing_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
