@@ -35,12 +35,31 @@ def pytest_configure(config):
     config.kvlab_state = state
 
 
+# The files that take longest (--durations, on two cores), run first: `--dist loadfile` hands whole files to the
+# workers in collection order, and one of these started last would run alone while the other workers idle.
+LONGEST_FIRST = (
+    "tests/lessons/test_lesson06.py",
+    "tests/workshop/test_hub.py",
+    "tests/notebooks/test_other_answers.py",
+    "tests/test_cli_access.py",
+    "tests/emulator/test_schemathesis.py",
+    "tests/test_other_processes.py",
+    "tests/lessons/test_lesson07.py",
+    "tests/test_cli_edges.py",
+    "tests/notebooks/test_refresh.py",
+    "tests/test_cli.py",
+)
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Refuse a run in which two tests share a node id: pytest-xdist would run only one of them.
+    """Start the longest files first (LONGEST_FIRST); refuse a run in which two tests share a node id: pytest-xdist
+    would run only one of them.
 
     (schemathesis 4 under pytest 9.2 once named all twelve fuzzed operations
     `test_operation`; 639 were collected and 628 ran.)
     """
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: in-file order kept
     seen: dict[str, int] = {}
     for item in items:
         seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
