@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import stubs
+from ..connection import own_transport
 from ..feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE, Hint, Result, Solution
 
 SECRETS_USER = "Key Vault Secrets User"  # the role that reads values, and nothing else
@@ -135,7 +136,8 @@ class Context:
         from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
 
-        with DefaultAzureCredential() as credential, SecretClient(self.lesson.vault_url(vault), credential) as client:
+        with DefaultAzureCredential(transport=own_transport()) as credential, \
+                SecretClient(self.lesson.vault_url(vault), credential, transport=own_transport()) as client:
             try:
                 found = client.get_secret(name)
             except ResourceNotFoundError:
@@ -181,7 +183,8 @@ class Context:
         from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
 
-        with DefaultAzureCredential() as credential, SecretClient(self.lesson.vault_url(vault), credential) as client:
+        with DefaultAzureCredential(transport=own_transport()) as credential, \
+                SecretClient(self.lesson.vault_url(vault), credential, transport=own_transport()) as client:
             return {str(p.name): p.expires_on.timestamp() if p.expires_on else None
                     for p in client.list_properties_of_secrets()}
 

@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from ..connection import own_transport
 from ..emulator.clock import DAY
 from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
 
@@ -84,7 +85,8 @@ def _set_the_scene(lesson) -> None:
     kinds += [draw.choice(kinds) for _ in range(len(others) - len(kinds))]
     draw.shuffle(kinds)
     drawn_kind = dict(zip(others, kinds))
-    with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(VAULT), credential) as client:
+    with DefaultAzureCredential(transport=own_transport()) as credential, \
+            SecretClient(lesson.vault_url(VAULT), credential, transport=own_transport()) as client:
         for name in _all_secrets():
             if name in upcoming:
                 kind = "next"
@@ -117,7 +119,8 @@ def _set_the_scene(lesson) -> None:
     start = _now(lab)
     with ExitStack() as stack:  # one client per application, signed in once (tokens follow real time, not the clock)
         apps = {identity: stack.enter_context(SecretClient(lesson.vault_url(VAULT), stack.enter_context(
-                    ManagedIdentityCredential(client_id=lab.identity(identity)["clientId"]))))
+                    ManagedIdentityCredential(client_id=lab.identity(identity)["clientId"], transport=own_transport())),
+                    transport=own_transport()))
                 for identity in JOBS}
         for today in range(WEEK):
             for identity, names in JOBS.items():
@@ -281,7 +284,8 @@ def _orders_scene(lesson) -> None:
     # the first rotation comes on a drawn day after exercise 2's month (the guided notebook's is fixed)
     days = 75 if lesson.demo else draw.randint(70, 100)
     expires = datetime.fromtimestamp(_now(lab), timezone.utc) + timedelta(days=days)
-    with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(ORDERS_VAULT), credential) as client:
+    with DefaultAzureCredential(transport=own_transport()) as credential, \
+            SecretClient(lesson.vault_url(ORDERS_VAULT), credential, transport=own_transport()) as client:
         client.set_secret(ORDERS_SECRET, connection_string(LOGINS[0], passwords[LOGINS[0]], lab.state_dir),
                           content_type="text/plain", expires_on=expires, tags={"login": LOGINS[0]})
     for reader in (ORDERS_API, ORDERS_FACTORY, DATABRICKS):
@@ -526,7 +530,8 @@ def _environments_scene(lesson) -> None:
 
     lab = lesson.lab
     expires = datetime.fromtimestamp(_now(lab), timezone.utc) + timedelta(days=VALIDITY_DAYS)
-    with DefaultAzureCredential() as credential, SecretClient(lesson.vault_url(DEV_VAULT), credential) as client:
+    with DefaultAzureCredential(transport=own_transport()) as credential, \
+            SecretClient(lesson.vault_url(DEV_VAULT), credential, transport=own_transport()) as client:
         for name in _all_secrets():
             client.set_secret(name, secrets.token_urlsafe(24), content_type="text/plain", expires_on=expires,
                               tags={"env": "dev"})
