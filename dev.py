@@ -37,8 +37,16 @@ def run(*command: str | Path, **kwargs) -> None:
         sys.exit(result.returncode)
 
 
+# Left out of .venv whatever asks for them (uv's override with a marker that never holds; pip, where uv cannot
+# run, installs them). rfc3987-syntax: jsonschema[format-nongpl] (asked for by jupyter-events) imports it at once,
+# and it compiles a Lark grammar as it is imported, 3 s of CPU in every process that loads jsonschema's format
+# checkers (each Jupyter server, nbformat, papermill); it checks only the "iri" formats, which none of their
+# schemas uses. (python-jsonschema/jsonschema#1428)
+LEFT_OUT = ("rfc3987-syntax",)
+
+
 def _fingerprint(extras: str) -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode() + repr(LEFT_OUT).encode()).hexdigest()
 
 
 def _stamp(extras: str) -> Path:
@@ -68,8 +76,10 @@ def ensure_venv(extras: str) -> None:
     # uv (from PyPI) installs what pip would, several times faster; pip does it where uv cannot run.
     run(PYTHON, "-m", "pip", "install", "-qq", "--upgrade", "pip", "uv")
     target = f".[{extras}]" if extras else "."
-    if subprocess.run([str(PYTHON), "-m", "uv", "pip", "install", "-q", "--python", str(PYTHON), "-e", target],
-                      cwd=ROOT).returncode != 0:
+    overrides = VENV / "kvlab-left-out.txt"
+    overrides.write_text("".join(f'{name} ; sys_platform == "never"\n' for name in LEFT_OUT))
+    if subprocess.run([str(PYTHON), "-m", "uv", "pip", "install", "-q", "--python", str(PYTHON),
+                       "--override", str(overrides), "-e", target], cwd=ROOT).returncode != 0:
         say("uv could not install it; trying pip")
         run(PYTHON, "-m", "pip", "install", "-qq", "-e", target, cwd=ROOT)
     _stamp(extras).write_text(_fingerprint(extras))

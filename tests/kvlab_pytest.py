@@ -35,19 +35,30 @@ def pytest_configure(config):
     config.kvlab_state = state
 
 
-# The files that take longest (--durations, on two cores), run first: `--dist loadfile` hands whole files to the
-# workers in collection order, and one of these started last would run alone while the other workers idle.
+# The files that take longest, longest first (per-file sums of --durations=0 on two cores, rounded): they start
+# first, so that none is left running alone at the end while the other workers idle. `--dist loadfile` hands out
+# whole files in collection order (with --no-loadscope-reorder; by default it would start the files with the most
+# tests first, and a file of one long test, like the hub's, last).
 LONGEST_FIRST = (
-    "tests/lessons/test_lesson06.py",
-    "tests/workshop/test_hub.py",
-    "tests/notebooks/test_other_answers.py",
-    "tests/test_cli_access.py",
-    "tests/emulator/test_schemathesis.py",
-    "tests/test_other_processes.py",
-    "tests/lessons/test_lesson07.py",
-    "tests/test_cli_edges.py",
-    "tests/notebooks/test_refresh.py",
-    "tests/test_cli.py",
+    "tests/lessons/test_lesson06.py",  # 300 s
+    "tests/notebooks/test_other_answers.py",  # 130 s
+    "tests/test_cli_access.py",  # 130 s
+    "tests/emulator/test_schemathesis.py",  # 100 s
+    "tests/test_other_processes.py",  # 95 s
+    "tests/lessons/test_lesson07.py",  # 95 s
+    "tests/workshop/test_hub.py",  # 90 s
+    "tests/test_cli_edges.py",  # 85 s
+    "tests/notebooks/test_refresh.py",  # 80 s
+    "tests/test_cli.py",  # 70 s
+    "tests/test_leaks.py",  # 55 s
+    "tests/test_lesson_az_commands.py",  # 50 s
+    "tests/test_dev_lab.py",  # 50 s
+    "tests/test_watch.py",  # 45 s
+    "tests/test_azure_cli.py",  # 45 s
+    "tests/lessons/test_lesson05.py",  # 40 s
+    "tests/workshop/test_service.py",  # 40 s
+    "tests/lessons/test_lesson04.py",  # 40 s
+    "notebooks/06-operating-secrets.ipynb",  # 35 s
 )
 
 
