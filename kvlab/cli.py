@@ -58,12 +58,23 @@ def terminal_width() -> int:
     return columns if columns > 0 else TABLE_WIDTH
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: each character that is not printable (a control character, the start of an
+    escape sequence, an unassigned or private one) as its Python escape. What reaches a table can come from any
+    request: the audit log keeps the name a refused request asked for."""
+    return text if text.isprintable() else "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def cell(value) -> object:
-    """A value as a table shows it: lists as ``a, b``, objects as ``k=v`` pairs (never Python reprs)."""
+    """A value as a table shows it: lists as ``a, b``, objects as ``k=v`` pairs (never Python reprs), text
+    printable."""
     if isinstance(value, (list, tuple)):
         return ", ".join(str(cell(v)) for v in value)
     if isinstance(value, dict):
         return ", ".join(f"{k}={cell(v)}" for k, v in value.items())
+    if isinstance(value, str):
+        return printable(value)
     return "" if value is None else value
 
 

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 
@@ -102,7 +103,15 @@ def busy(emulator):
     with DefaultAzureCredential() as credential, SecretClient(url, credential) as client:
         client.set_secret("a-secret-with-a-long-name-for-tables", FAKE_VALUE)
         client.get_secret("a-secret-with-a-long-name-for-tables")
+        for name in HOSTILE_NAMES:  # refused (400), and kept in the audit log as asked for
+            with pytest.raises(HttpResponseError):
+                client.get_secret(name)
     return Path(emulator.state_dir), vault
+
+
+# names a request may carry to the audit log: a terminal escape sequence, C1 controls, private and unassigned
+# code points (as the fuzzing of tests/emulator/test_schemathesis.py sends them)
+HOSTILE_NAMES = ["x\x1b]0;owned\x07\x1b[2Jy", "\uee7f\x8e\xfdL\x0f\x99\U00107052\U000abc19"]
 
 
 WIDE_TABLES = [("audit",), ("events",), ("role", "assignment", "list"), ("vault", "list"), ("identity", "list"),
@@ -130,6 +139,12 @@ def test_tables_fit_the_terminal_and_show_no_python_reprs(busy, args, columns, w
     assert not too_wide, f"{len(too_wide[0])} > {width}: {too_wide[0]!r}"
     assert "['" not in text and "{'" not in text and "[]" not in text
     assert FAKE_VALUE not in text
+
+
+def test_a_name_with_control_characters_is_shown_escaped_never_sent_to_the_terminal(busy):
+    text = table(busy[0], ("audit",), 200)
+    assert "\x1b" not in text and "\x07" not in text and "\x8e" not in text
+    assert r"x\x1b]0;owned\x07" in text
 
 
 def test_list_cells_read_as_text(busy):
