@@ -74,13 +74,14 @@ def ensure_venv(extras: str) -> None:
     say(f"installing kvlab{f'[{extras}]' if extras else ''} into {VENV.name}/ (the first time takes a minute or so)")
     # -qq: pip's and setuptools' chatter stays out of the learner's way; errors still show.
     # uv (from PyPI) installs what pip would, several times faster; pip does it where uv cannot run.
-    run(PYTHON, "-m", "pip", "install", "-qq", "--upgrade", "pip", "uv")
+    run(PYTHON, "-m", "pip", "install", "-qq", "--upgrade", "pip")
     target = f".[{extras}]" if extras else "."
     overrides = VENV / "kvlab-left-out.txt"
     overrides.write_text("".join(f'{name} ; sys_platform == "never"\n' for name in LEFT_OUT))
-    if subprocess.run([str(PYTHON), "-m", "uv", "pip", "install", "-q", "--python", str(PYTHON),
-                       "--override", str(overrides), "-e", target], cwd=ROOT).returncode != 0:
-        say("uv could not install it; trying pip")
+    with_uv = subprocess.run([str(PYTHON), "-m", "pip", "install", "-qq", "uv"]).returncode == 0
+    if not with_uv or subprocess.run([str(PYTHON), "-m", "uv", "pip", "install", "-q", "--python", str(PYTHON),
+                                      "--override", str(overrides), "-e", target], cwd=ROOT).returncode != 0:
+        say("installing with pip instead of uv")
         run(PYTHON, "-m", "pip", "install", "-qq", "-e", target, cwd=ROOT)
     _stamp(extras).write_text(_fingerprint(extras))
 
