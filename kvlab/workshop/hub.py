@@ -85,7 +85,7 @@ class Hub:
         if user.get("kind") != "user" or not self.auth.check_scopes(self.auth.access_scopes, user):
             raise Refused(403, f"the hub's {user.get('kind', 'token')} {user.get('name')!r} may not use this "
                                f"service (it needs the scope access:services!service={records.HUB_SERVICE})")
-        return records.learner_name(user["name"])
+        return user["name"]  # as the hub has it: a sign-in name may be longer than a chosen one (an e-mail address)
 
     def sign_in(self) -> tuple[str, str]:
         """Where to send a browser to sign in through the hub, and the state it must come back with."""

@@ -87,6 +87,13 @@ def test_a_class_on_one_hub(hub):
     assert [post("results", token, {"results": [result]}).status_code
             for token in (None, "not-a-hub-token", narrow)] == [401, 401, 403]
     assert post("join", None, {"code": "anything", "name": "mallory"}).status_code == 403
+    # a hub sign-in name is the learner's name, however long (an e-mail address, from an organisation's login)
+    long_name = "margaret.hamilton-apollo-guidance@example.org"
+    assert hub.api.post("/hub/api/users", json={"usernames": [long_name]}).status_code == 201
+    theirs = hub.api.post(f"/hub/api/users/{long_name}/tokens", json={}).json()["token"]
+    assert post("results", theirs, {"results": [result]}).status_code == 200
+    assert long_name in {r["learner"] for r in httpx.get(f"{hub.url}/services/kvlab-workshop/instructor/export.json",
+                                                           headers={"Authorization": f"Bearer {key}"}).json()}
 
     # one learner's token opens their own server, not another's
     ada = hub.api.post("/hub/api/users/ada/tokens", json={"note": "test"}).json()["token"]
