@@ -18,6 +18,7 @@ import click
 
 from . import paths
 from .emulator.throttle import MODES as THROTTLING
+from .feedback import printable
 from .workshop.records import DEFAULT_PORT as WORKSHOP_PORT
 from .workshop.records import SERVICE_DIR
 
@@ -58,14 +59,6 @@ def terminal_width() -> int:
     return columns if columns > 0 else TABLE_WIDTH
 
 
-def printable(text: str) -> str:
-    """``text`` safe for a terminal: each character that is not printable (a control character, the start of an
-    escape sequence, an unassigned or private one) as its Python escape. What reaches a table can come from any
-    request: the audit log keeps the name a refused request asked for."""
-    return text if text.isprintable() else "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
 def cell(value) -> object:
     """A value as a table shows it: lists as ``a, b``, objects as ``k=v`` pairs (never Python reprs), text
     printable."""
@@ -74,7 +67,7 @@ def cell(value) -> object:
     if isinstance(value, dict):
         return ", ".join(f"{k}={cell(v)}" for k, v in value.items())
     if isinstance(value, str):
-        return printable(value)
+        return printable(value)  # the audit log keeps the name a refused request asked for, whatever it holds
     return "" if value is None else value
 
 

@@ -27,6 +27,14 @@ MARK = {CORRECT: "[PASS]", INCORRECT: "[FAIL]", NOT_ATTEMPTED: "[TODO]", UNAVAIL
 _COLOUR = {CORRECT: "#1a7f37", INCORRECT: "#cf222e", NOT_ATTEMPTED: "#6e7781", UNAVAILABLE: "#9a6700"}
 
 
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: each character that is not printable (a control character, the start of an
+    escape sequence, an unassigned or private one) as its Python escape. For what a table shows that came from
+    outside: a name a request asked for, a file name in a scanned repository."""
+    return text if text.isprintable() else "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
 @dataclass
 class Result:
     """The outcome of one exercise's check."""

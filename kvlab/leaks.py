@@ -116,6 +116,8 @@ def table(findings: Sequence[Finding | dict]) -> str:
     """
     from tabulate import tabulate
 
+    from .feedback import printable
+
     if not findings:
         return "(no secrets found)"
     known = {f.name for f in fields(Finding)}
@@ -125,9 +127,9 @@ def table(findings: Sequence[Finding | dict]) -> str:
     history = any(f.commit for f in shown)
     rows = []
     for f in shown:
-        row = {"file": f.file, "cell": "" if f.cell is None else f.cell,
+        row = {"file": printable(f.file), "cell": "" if f.cell is None else f.cell,
                "line": ("output" if f.output else "") if f.line is None else (f"{f.line} (output)" if f.output else f.line),
-               "type": f.type, "secret": f.secret}
+               "type": f.type, "secret": printable(f.secret)}
         if history:
             row.update(commit=(f.commit or "")[:12], in_head="yes" if f.in_head else "no")
         rows.append(row)

@@ -399,6 +399,14 @@ def test_scan_table_output(project):
     assert "dapi…" in result.stdout
 
 
+def test_a_file_name_with_control_characters_is_shown_escaped(tmp_path):
+    """A scanned repository names its own files: an escape sequence in one never reaches the terminal."""
+    (tmp_path / "x\x1b]0;owned\x07.py").write_text(DATABRICKS + "\n")
+    result = kvlab_scan(".", "-o", "table", cwd=tmp_path)
+    assert result.returncode == 1 and "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert r"x\x1b]0;owned\x07.py" in result.stdout
+
+
 def test_scan_exits_0_when_clean(project):
     result = kvlab_scan("clean.py", cwd=project)
     assert (result.returncode, json.loads(result.stdout), result.stderr) == (0, [], "")
