@@ -10,9 +10,9 @@ service it runs (``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_API_URL``,
   (``access:services!service=kvlab-workshop``). A learner is their hub name,
   which nobody else can take; the class code joins nobody.
 - the instructor page signs in through the hub (OAuth): it opens for a hub
-  user whose token holds INSTRUCT_SCOPE (deploy/jupyterhub gives it to the
-  hub's admins and the group ``instructors``), and then keeps a session
-  cookie. The instructor key printed at start still opens it too.
+  user whose token holds INSTRUCT_SCOPE (deploy/ gives it to the user
+  ``instructor`` and the group ``instructors``), and then keeps a session
+  cookie. The instructor key in the class's folder still opens it too.
 """
 
 from __future__ import annotations
