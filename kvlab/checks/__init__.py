@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import stubs
-from ..connection import own_transport
 from ..feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, UNAVAILABLE, Hint, Result, Solution
 
 SECRETS_USER = "Key Vault Secrets User"  # the role that reads values, and nothing else
@@ -136,6 +135,8 @@ class Context:
         from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
 
+        from ..connection import own_transport
+
         with DefaultAzureCredential(transport=own_transport()) as credential, \
                 SecretClient(self.lesson.vault_url(vault), credential, transport=own_transport()) as client:
             try:
@@ -182,6 +183,8 @@ class Context:
             return {s["name"]: s["exp"] for s in found if s is not None}
         from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
+
+        from ..connection import own_transport
 
         with DefaultAzureCredential(transport=own_transport()) as credential, \
                 SecretClient(self.lesson.vault_url(vault), credential, transport=own_transport()) as client:

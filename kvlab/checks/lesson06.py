@@ -26,7 +26,6 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..connection import own_transport
 from ..emulator.clock import DAY
 from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
 
@@ -71,6 +70,8 @@ def _set_the_scene(lesson) -> None:
     """Secrets with drawn expiries, each job's role per secret, and (in the lab) a week of reads with an incident."""
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
     from azure.keyvault.secrets import SecretClient
+
+    from ..connection import own_transport
 
     lab, draw = lesson.lab, random.SystemRandom()
     # where this run's records begin: the week replayed below comes before the lesson's own audit position
@@ -266,6 +267,7 @@ def _orders_scene(lesson) -> None:
     from databricks.sdk.service.workspace import AclPermission
 
     from .. import db
+    from ..connection import own_transport
     from .lesson04 import DATABRICKS, _clients, keyvault_scope
     from .lesson05 import KEY_VAULT_LS, linked_service_json, reference, write_linked_service
 
@@ -527,6 +529,8 @@ def _environments_scene(lesson) -> None:
     assignments a least-privilege review should find (exercise 6)."""
     from azure.identity import DefaultAzureCredential
     from azure.keyvault.secrets import SecretClient
+
+    from ..connection import own_transport
 
     lab = lesson.lab
     expires = datetime.fromtimestamp(_now(lab), timezone.utc) + timedelta(days=VALIDITY_DAYS)
