@@ -1,6 +1,6 @@
 """Each lab, as a learner really answers it, in a real kernel: right answers written another way pass, hacks fail.
 
-For every lab the solution notebook runs first, with papermill (it must pass: tests/notebooks/test_notebooks.py's
+For every lab the solution notebook runs first, with papermill (it must pass: tests/notebook_runs.py's
 run_solution), then each variant below runs as a new cell followed by its check: a right answer in the
 learner's own words must be "correct"; a hack (printing a secret, swallowing
 an error, hard-coding what should be read or generated) must be "incorrect",
