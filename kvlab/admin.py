@@ -8,16 +8,53 @@ Errors are ``ValueError`` with a one-line reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 from . import paths
 from .emulator.audit import iso
 from .emulator.clock import DAY
 from .emulator.rbac import ROLES, find_role
 from .emulator.resources import LESSONS_LOCATION
-from .emulator.state import State
+from .emulator.state import DATABASE, State
 from .emulator.store import AssignmentRow, IdentityRow, VaultRow
 from .emulator.vaults import VaultNotFound, recovery_level, unknown_vault
+
+# The States open in this process, newest last: opening one costs 18 SQLite statements (4-5 ms on a busy two-core
+# machine), and lesson 06's 180-day run makes 770 management calls (issue #14: open once per process). Keyed by
+# process too, so a forked child opens its own; reopened when the database file is not the one opened (deleted
+# or replaced under us); a few at most, so a process that visits many state directories keeps few files open.
+_OPEN: dict[tuple[int, Path], tuple[tuple[int, int], State]] = {}
+_OPEN_AT_MOST = 4
+_OPENING = threading.Lock()
+
+
+def _file_id(database: Path) -> tuple[int, int] | None:
+    try:
+        stat = database.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _opened(state_dir: Path) -> State:
+    key, database = (os.getpid(), state_dir), state_dir / DATABASE
+    with _OPENING:
+        known = _OPEN.pop(key, None)
+        if known is not None and known[0] == _file_id(database):
+            _OPEN[key] = known  # newest last
+            return known[1]
+        if known is not None:
+            known[1].close()  # its file was deleted or replaced: it would read and write a state nobody sees
+        state = State(state_dir)
+        _OPEN[key] = (_file_id(database) or (0, 0), state)
+        mine = [k for k in _OPEN if k[0] == key[0]]
+        for oldest in mine[: max(0, len(mine) - _OPEN_AT_MOST)]:
+            _OPEN.pop(oldest)[1].close()
+        return state
 
 
 def parse_scope(scope: str) -> tuple[str, str | None]:
@@ -39,7 +76,8 @@ class Admin:
     def __init__(self, state_dir: str | os.PathLike | None = None):
         self.state_dir = paths.state_dir(state_dir, create=False)
 
-    def _state(self, create: bool = False) -> State:
+    @contextlib.contextmanager
+    def _state(self, create: bool = False) -> Iterator[State]:
         """The state directory's objects; only making something may create the directory.
 
         Reading a directory that is not there would create it (SQLite makes its
@@ -48,7 +86,7 @@ class Admin:
         """
         if not create and not self.state_dir.is_dir():
             raise ValueError(f"state directory {self.state_dir} does not exist: nothing has been created there yet")
-        return State(self.state_dir)
+        yield _opened(self.state_dir)
 
     @staticmethod
     def _unless_no_such_vault(state: State, vault: str | None, found: list[dict]) -> list[dict]:

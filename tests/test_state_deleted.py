@@ -75,3 +75,35 @@ def test_an_emulator_started_again_on_its_state_shares_it_with_the_processes_tha
         assert deleted == []
     finally:
         shell.kvlab("emulator", "stop")
+
+
+def test_a_process_opens_the_state_once_and_follows_it_when_it_is_replaced(tmp_path, monkeypatch):
+    """`Admin` keeps a state directory's database open for the process (issue #14: every call opened a whole
+    State, 770 times in lesson 06's 180-day run), and opens it afresh when the file was deleted or replaced:
+    never reading or writing a database nobody else sees."""
+    from kvlab import admin
+
+    opened = []
+
+    class Counted(admin.State):
+        def __init__(self, *args, **kwargs):
+            opened.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(admin, "State", Counted)
+    shell = Shell(tmp_path / "state")
+    try:
+        shell.kvlab("vault", "create", "--name", "kvbefore")
+        management = admin.Admin(shell.state)
+        for _ in range(20):
+            assert [v["name"] for v in management.list_vaults()] == ["kvbefore"]
+        assert len(opened) == 1
+        shell.kvlab("emulator", "stop")
+        for name in ("kvlab.db", "kvlab.db-wal", "kvlab.db-shm"):
+            (shell.state / name).unlink(missing_ok=True)
+        shell.kvlab("emulator", "start", "--port", str(shell.port))
+        shell.kvlab("vault", "create", "--name", "kvafter")
+        assert [v["name"] for v in management.list_vaults()] == ["kvafter"]
+        assert len(opened) == 2
+    finally:
+        shell.kvlab("emulator", "stop")
