@@ -21,16 +21,19 @@ the emulator posts nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 import time
 import uuid
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from .audit import iso
 from .clock import DAY, Clock
 from .store import Store, VersionRow
+
+if TYPE_CHECKING:  # asyncio is the server's: the CLI, which records events too, does not import it (30 ms)
+    import asyncio
 
 NEAR_EXPIRY = 30 * DAY
 NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
@@ -218,9 +221,13 @@ class Delivery:
         self._next_try: dict[str, float] = {}
 
     def start(self) -> None:
+        import asyncio
+
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
+        import asyncio
+
         if self._task is not None:
             self._task.cancel()
             try:
@@ -229,6 +236,8 @@ class Delivery:
                 pass
 
     async def _run(self) -> None:
+        import asyncio
+
         import httpx
 
         async with httpx.AsyncClient(timeout=TIMEOUT, verify=trust(self.ca_file)) as client:
