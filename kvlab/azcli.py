@@ -183,6 +183,11 @@ def main() -> None:
         sys.exit(f"az: {exc}")
     argv = [str(python), "-m", "azure.cli", *args]
     env = {**os.environ, "AZ_INSTALLER": os.environ.get("AZ_INSTALLER", "PIP")}  # as the CLI's own launcher sets
+    # A connected Python process (`kvlab.connect`, kvlab.trust) gives requests its certificates as a directory; the
+    # CLI accepts only a file there: the bundle file with the same certificates.
+    bundle = env.get("REQUESTS_CA_BUNDLE")
+    if bundle and os.path.isdir(bundle) and os.path.isfile(env.get("SSL_CERT_FILE", "")):
+        env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"]
     if os.name == "nt":  # no exec on Windows that keeps the console's process
         sys.exit(subprocess.call(argv, env=env))
     os.execve(argv[0], argv, env)

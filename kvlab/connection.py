@@ -3,8 +3,9 @@
 After `connect()`, a learner's unmodified Azure code reaches the emulator:
 
 * TLS: the emulator's CA is trusted *in addition to* the public roots, through
-  one combined bundle (``REQUESTS_CA_BUNDLE`` for requests, ``SSL_CERT_FILE``
-  for ``ssl``/aiohttp), so a real vault keeps working in the same kernel.
+  one combined bundle (``SSL_CERT_FILE`` for ``ssl``/aiohttp; for requests,
+  ``REQUESTS_CA_BUNDLE``, the same certificates as a directory, `kvlab.trust`),
+  so a real vault keeps working in the same kernel.
 * Names: ``<vault>.localhost`` resolves to the loopback address (RFC 6761),
   which Python does not do by itself on Linux. Only ``.localhost`` names are
   touched.
@@ -194,9 +195,13 @@ def write_bundle(ca_file: Path, bundle_file: Path) -> Path:
 
 
 def trust_local_ca(ca_file: Path, bundle_file: Path) -> Path:
-    """Write public roots + the local CA to one bundle and make this process use it."""
+    """Write public roots + the local CA to one bundle and make this process use it: requests (the Azure and
+    Databricks SDKs) through the same certificates as a directory, which a new connection does not load whole
+    (`kvlab.trust`); ``ssl``'s default contexts (aiohttp, httpx) through the file."""
+    from .trust import write_directory
+
     write_bundle(ca_file, bundle_file)
-    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle_file)
+    os.environ["REQUESTS_CA_BUNDLE"] = str(write_directory([bundle_file.read_text()], bundle_file.parent))
     os.environ["SSL_CERT_FILE"] = str(bundle_file)
     # aiohttp builds its default verifying context when it is imported; if that
     # already happened, that context learns the local CA too.

@@ -280,3 +280,16 @@ def test_an_event_grid_subscription_made_with_az_delivers_the_vaults_events_to_a
         assert function.returncode != 0 and "webhook on this machine only" in function.stderr
         az("eventgrid", "event-subscription", "delete", "--name", "new-versions", "--source-resource-id", vault_id)
     assert json.loads(shell.kvlab("events", "subscription", "list", "-o", "json").stdout) == []
+
+
+def test_the_workbooks_az_runs_in_a_connected_kernels_environment(az, shell):
+    """After `kvlab.connect()`, requests has its certificates as a directory (kvlab.trust), which the Azure CLI
+    refuses ("REQUESTS_CA_BUNDLE ... invalid file path"): the workbook's `az` gives it the bundle file, whose
+    certificates are the same, so `!az ...` in a notebook works as in the terminal."""
+    from kvlab.trust import write_directory
+
+    directory = write_directory([Path(shell.env["SSL_CERT_FILE"]).read_text()], shell.state)
+    done = subprocess.run([str(AZ), "group", "list", "-o", "json", "--only-show-errors"], capture_output=True,
+                          text=True, timeout=180, env={**az.env, "REQUESTS_CA_BUNDLE": str(directory)})
+    assert done.returncode == 0, done.stderr[-800:]
+    assert "kvlab" in {group["name"] for group in json.loads(done.stdout)}

@@ -20,8 +20,10 @@ def test_vault_urls_have_the_shape_the_sdk_challenge_check_accepts(emulator):
 
 
 def test_trust_bundle_is_public_roots_plus_the_local_ca(emulator):
-    bundle = Path(os.environ["REQUESTS_CA_BUNDLE"])
-    assert os.environ["SSL_CERT_FILE"] == str(bundle)
+    """The bundle file for ssl's default contexts; requests has the same certificates as a directory
+    (tests/test_trust.py)."""
+    bundle = Path(os.environ["SSL_CERT_FILE"])
+    assert bundle == emulator.state_dir / "trust-bundle.pem"
     content = bundle.read_text()
     ca = (emulator.state_dir / "ca.pem").read_text()
     assert content.count("BEGIN CERTIFICATE") == Path(certifi.where()).read_text().count("BEGIN CERTIFICATE") + 1

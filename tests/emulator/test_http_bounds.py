@@ -16,7 +16,7 @@ from kvlab.emulator import http
 
 @pytest.fixture
 def tls(emulator):
-    context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
 
     def connect() -> ssl.SSLSocket:
         sock = socket.create_connection(("127.0.0.1", emulator.port), timeout=10)
