@@ -25,7 +25,6 @@ _PEM = re.compile(r"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", 
 # The string types OpenSSL puts in canonical form before hashing a name (ASN1_MASK_CANON), and how each is read
 _CANONICAL = {0x0C: "utf-8", 0x13: "latin-1", 0x14: "latin-1", 0x16: "latin-1", 0x1A: "latin-1",
               0x1C: "utf-32-be", 0x1E: "utf-16-be"}
-_SPACE = b" \t\n\v\f\r"
 
 
 def _tlv(data: bytes, at: int) -> tuple[int, bytes, int]:
@@ -39,8 +38,10 @@ def _tlv(data: bytes, at: int) -> tuple[int, bytes, int]:
 
 def _der(tag: int, content: bytes) -> bytes:
     n = len(content)
-    length = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag]) + length + content
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = (n.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | size]) + n.to_bytes(size, "big") + content
 
 
 def _elements(content: bytes) -> list[tuple[int, bytes, bytes]]:
@@ -55,12 +56,10 @@ def _elements(content: bytes) -> list[tuple[int, bytes, bytes]]:
 
 def _canonical_value(tag: int, content: bytes) -> bytes:
     """OpenSSL's asn1_string_canon: to UTF-8, outer white space dropped, inner runs made one space, ASCII
-    lower-cased; other types as they are."""
+    lower-cased (bytes' split() and lower() touch ASCII only, as OpenSSL does); other types as they are."""
     if tag not in _CANONICAL:
         return _der(tag, content)
-    text = content.decode(_CANONICAL[tag]).encode("utf-8").strip(_SPACE)
-    text = re.sub(rb"[ \t\n\v\f\r]+", b" ", text)
-    return _der(0x0C, bytes(c + 32 if 65 <= c <= 90 else c for c in text))
+    return _der(0x0C, b" ".join(content.decode(_CANONICAL[tag]).encode("utf-8").split()).lower())
 
 
 def subject_hash(certificate_der: bytes) -> str:
