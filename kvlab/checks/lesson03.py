@@ -95,8 +95,24 @@ def _grant_the_function(lesson) -> None:
     lesson.lab.assign_role("Key Vault Secrets User", assignee, VAULT)
 
 
+def _reader_now(ctx: Context, client, name: str) -> str | None:
+    """Whom ``client`` reads ``name`` as now: one read through it, and the identity its audit record names (None if
+    no request reached the vault). A right answer run earlier left records too; they do not speak for the client
+    the namespace holds now."""
+    from azure.core.exceptions import HttpResponseError
+
+    position = ctx.emulator.audit_position()
+    try:
+        client.get_secret(name)
+    except HttpResponseError:  # a refusal is recorded too, with its caller
+        pass
+    found = [r for r in ctx.emulator.audit(vault=VAULT, after=position)
+             if r["operationName"] == "SecretGet" and (r.get("secretName") or "").lower() == name]
+    return found[-1].get("identity") if found else None
+
+
 def check_read_as_function(ctx: Context) -> list[str]:
-    _require_vault_client(ctx, "func_client")
+    client = _require_vault_client(ctx, "func_client")
     func = _function_identity(ctx)
     reads = _records(ctx, "SecretGet", DB_SECRET)
     denied = _records(ctx, "SecretGet", DB_SECRET, status=403)
@@ -115,6 +131,12 @@ def check_read_as_function(ctx: Context) -> list[str]:
         raise Incorrect(f"The audit log shows no successful read of `{DB_SECRET}` in this run. "
                         f"Read it with func_client.get_secret('{DB_SECRET}').")
     by_function = [r for r in reads if r.get("identity") == func]
+    now = _reader_now(ctx, client, DB_SECRET) if by_function else None
+    if by_function and now != func:
+        raise Incorrect(f"`func_client` now reads `{DB_SECRET}` as {now or 'nobody (no request reached the vault)'}, "
+                        f"not as the Function app's identity {func}: the reads as {func} came from an earlier run. "
+                        "Create func_client's credential with that identity's client id "
+                        "(DefaultAzureCredential(managed_identity_client_id=...)).")
     if not by_function:
         callers = sorted({str(r.get("identity")) for r in reads})
         raise Incorrect(

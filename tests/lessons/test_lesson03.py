@@ -162,6 +162,20 @@ def test_ex1_reading_as_the_learner_instead_of_the_functions_identity_is_incorre
     )
 
 
+def test_ex1_a_wrong_client_after_a_right_one_is_judged_as_it_is_now(kernel):
+    """A learner walk found it: the right answer, then the learner's own credential in the same kernel, passed on
+    the earlier run's reads. The check reads once through the func_client the namespace holds now."""
+    kernel.run(EX1)
+    assert kernel.check("ex1").status == "correct"
+    kernel.run(EX1.replace("DefaultAzureCredential(managed_identity_client_id=func_client_id)",
+                           "DefaultAzureCredential()"))
+    assert incorrect(kernel, "ex1").startswith(
+        f"`func_client` now reads `sql-db-password` as learner, not as the Function app's identity {kernel.ns['live']}: "
+        "the reads as")
+    kernel.run(EX1)  # and right again
+    assert kernel.check("ex1").status == "correct"
+
+
 def test_ex1_the_secret_object_instead_of_its_value_is_incorrect(kernel):
     kernel.run(answer(EX1).replace('.get_secret("sql-db-password").value', '.get_secret("sql-db-password")'))
     assert incorrect(kernel, "ex1") == (
