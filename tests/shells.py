@@ -49,6 +49,11 @@ class Shell:
         self.base.update(KVLAB_STATE_DIR=str(state), COLUMNS="200")
         self.port = free_port()  # not this test process's KVLAB_PORT: that is its own emulator
         self.kvlab("emulator", "start", "--port", str(self.port))
+        self.prepare()
+
+    def prepare(self) -> None:
+        """``self.env``: what `eval "$(kvlab env)"` sets now. Again after a restart, as a learner's terminal would
+        need it: the proxy listens on the emulator's port + 1 only if that port is free at the start."""
         self.env = {**self.base, **json.loads(self.kvlab("env", "--shell", "json").stdout)}
 
     def kvlab(self, *args: str) -> subprocess.CompletedProcess:

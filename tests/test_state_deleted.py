@@ -33,8 +33,7 @@ def test_deleting_the_database_under_the_emulator_stops_it_and_a_new_start_serve
         assert json.loads(shell.kvlab("emulator", "status", "-o", "json").stdout)["running"] is False
         shell.kvlab("emulator", "start", "--port", str(shell.port))
         shell.kvlab("vault", "create", "--name", "kvafter")
-        # new state, new keys: the shell is prepared again, as `eval "$(kvlab env)"` would
-        shell.env = {**shell.base, **json.loads(shell.kvlab("env", "--shell", "json").stdout)}
+        shell.prepare()  # new state, new keys
         listed = shell.python("import os\nfrom azure.identity import DefaultAzureCredential\n"
                               "from azure.keyvault.secrets import SecretClient\n"
                               f"c = SecretClient('https://kvafter.localhost:{shell.port}/', DefaultAzureCredential())\n"
@@ -58,6 +57,7 @@ def test_an_emulator_started_again_on_its_state_shares_it_with_the_processes_tha
         shell.kvlab("vault", "create", "--name", "kvfirst")
         shell.kvlab("emulator", "stop")
         shell.kvlab("emulator", "start", "--port", str(shell.port))
+        shell.prepare()  # its proxy's port may have changed (CI once found the port after the emulator's taken)
         pid = json.loads(shell.kvlab("emulator", "status", "-o", "json").stdout)["pid"]
         for _ in range(2):  # other processes open the database and close it again
             shell.kvlab("vault", "list")
