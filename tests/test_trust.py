@@ -9,7 +9,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
@@ -103,9 +102,9 @@ def test_requests_verifies_through_the_directory_and_refuses_another_ca(emulator
         thread.join(10)
 
 
-def test_a_directory_is_made_whole_or_not_at_all():
-    """Two processes making it at once both get the same, complete directory."""
-    parent = Path(tempfile.mkdtemp())
+def test_a_directory_is_made_whole_or_not_at_all(tmp_path):
+    """Makers running at once all get the same, complete directory."""
+    parent = tmp_path
     pems = [self_signed(name)[0] for name in ODD_NAMES]
     results = []
     threads = [threading.Thread(target=lambda: results.append(write_directory(pems, parent))) for _ in range(4)]
@@ -116,4 +115,3 @@ def test_a_directory_is_made_whole_or_not_at_all():
     assert len(set(results)) == 1
     [made] = list(parent.iterdir())
     assert len(list(made.iterdir())) == len(ODD_NAMES)
-    shutil.rmtree(parent)

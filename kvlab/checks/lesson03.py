@@ -131,8 +131,7 @@ def check_read_as_function(ctx: Context) -> list[str]:
         raise Incorrect(f"The audit log shows no successful read of `{DB_SECRET}` in this run. "
                         f"Read it with func_client.get_secret('{DB_SECRET}').")
     by_function = [r for r in reads if r.get("identity") == func]
-    now = _reader_now(ctx, client, DB_SECRET) if by_function else None
-    if by_function and now != func:
+    if by_function and (now := _reader_now(ctx, client, DB_SECRET)) != func:
         raise Incorrect(f"`func_client` now reads `{DB_SECRET}` as {now or 'nobody (no request reached the vault)'}, "
                         f"not as the Function app's identity {func}: the reads as {func} came from an earlier run. "
                         "Create func_client's credential with that identity's client id "
