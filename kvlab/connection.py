@@ -37,6 +37,10 @@ from .emulator.store import Store
 from .stubs import LearnerError
 
 BUNDLE = paths.TRUST_BUNDLE
+# Every variable connect() sets in os.environ: the trust (requests, ssl), the managed identity, the workspace. A
+# process that connects elsewhere for a while puts back exactly these.
+ENVIRONMENT = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "DATABRICKS_HOST",
+               "DATABRICKS_TOKEN")
 
 
 class Lab(Admin):

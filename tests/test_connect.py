@@ -12,7 +12,11 @@ from pathlib import Path
 
 import certifi
 
-from runners import free_port
+import kvlab
+from kvlab.connection import ENVIRONMENT
+from kvlab.emulator import control
+
+from runners import connection_kept, free_port
 
 
 def test_vault_urls_have_the_shape_the_sdk_challenge_check_accepts(emulator):
@@ -56,6 +60,24 @@ def test_only_localhost_names_are_resolved_specially(emulator):
         pass
     else:  # pragma: no cover
         raise AssertionError("a .invalid name resolved")
+
+
+def test_connecting_elsewhere_for_a_while_leaves_this_processs_connection_as_it_was(emulator, tmp_path):
+    """connect() to another emulator changes exactly the variables it names (kvlab.connection.ENVIRONMENT); put
+    back, they leave this process as it was. (A CI run once connected elsewhere and put back all but the
+    Databricks ones: a later WorkspaceClient() met the stopped emulator, and retried for five minutes.)"""
+    from databricks.sdk import WorkspaceClient
+
+    before = dict(os.environ)
+    state = tmp_path / "elsewhere"
+    with connection_kept():
+        try:
+            kvlab.connect(state_dir=state, port=free_port())
+            assert {key for key in {*before, *os.environ} if before.get(key) != os.environ.get(key)} == set(ENVIRONMENT)
+        finally:
+            control.stop(state)
+    assert dict(os.environ) == before
+    assert isinstance(list(WorkspaceClient().secrets.list_scopes()), list)  # the session's workspace, reached
 
 
 def test_managed_identity_environment_points_at_the_emulator(emulator):

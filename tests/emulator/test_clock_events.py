@@ -10,7 +10,6 @@ put back afterwards and the clock is reset after every test.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -24,13 +23,12 @@ from azure.keyvault.secrets import SecretClient
 import kvlab
 from kvlab.emulator import control
 
-from runners import free_port, officer_vault
+from runners import connection_kept, free_port, officer_vault
 from runners import kvlab as run_kvlab
 
 DAY = 86400
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
 # What kvlab.connect() changes in this process's environment.
-CONNECT_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
 NEAR_EXPIRY = "Microsoft.KeyVault.SecretNearExpiry"
 EXPIRED = "Microsoft.KeyVault.SecretExpired"
@@ -41,12 +39,7 @@ NEAR_EXPIRY_SECONDS = 30 * DAY
 def lab(tmp_path_factory):
     """An emulator for this module only: its clock can move without touching other tests."""
     state = tmp_path_factory.mktemp("kvlab-clock")
-    with pytest.MonkeyPatch.context() as env:
-        for key in CONNECT_ENV:  # whatever connect() changes is put back on leaving
-            if key in os.environ:
-                env.setenv(key, os.environ[key])
-            else:
-                env.delenv(key, raising=False)
+    with connection_kept():
         try:
             yield kvlab.connect(state_dir=state, port=free_port())
         finally:

@@ -8,7 +8,6 @@ emulator's environment back afterwards.
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -21,13 +20,12 @@ from azure.keyvault.secrets import SecretClient
 import kvlab
 from kvlab.emulator import control
 
-from runners import free_port
+from runners import connection_kept, free_port
 
 THREADS = 8
 SETS_PER_THREAD = 100
 FAKE_VALUE = "not-a-real-password"  # pragma: allowlist secret
 # What kvlab.connect() changes in this process's environment.
-CONNECT_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 
 
 def test_concurrent_sets_on_one_name_keep_every_version(vault_url):
@@ -69,13 +67,10 @@ def test_concurrent_sets_on_one_name_keep_every_version(vault_url):
 
 
 @pytest.fixture
-def restore_connect_env(monkeypatch, emulator):
-    """Let a test call kvlab.connect() for another emulator; the session emulator's env comes back after."""
-    for key in CONNECT_ENV:
-        if key in os.environ:
-            monkeypatch.setenv(key, os.environ[key])
-        else:
-            monkeypatch.delenv(key, raising=False)
+def restore_connect_env(emulator):
+    """Let a test call kvlab.connect() for another emulator; the session emulator's connection comes back after."""
+    with connection_kept():
+        yield
 
 
 def test_state_survives_stop_and_start(tmp_path, restore_connect_env):
