@@ -201,6 +201,10 @@ ANSWERS = {
     ],
 
     "06-operating-secrets.ipynb": [
+        # the solution's own answers, judged again after exercise 4's 180 days moved the clock (as a learner who
+        # checks again at the end sees them); ex1's own way below is judged then too
+        Answer("ex2", "the solution's, checked again after exercise 4's run", "", "correct"),
+        Answer("ex3", "the solution's, checked again after exercise 4's run", "", "correct"),
         Answer("ex1", "own way (a set from the properties, dates compared by hand)",
                "at_risk = {p.name for p in client.list_properties_of_secrets()\n"
                "           if p.expires_on is None or (p.expires_on - now).total_seconds() <= 30 * 86400}", "correct"),
