@@ -31,6 +31,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import Refusal
+
 GIT_TYPE = "Microsoft.DataFactory/factories/linkedservices"
 KEY_VAULT = "AzureKeyVault"
 KEY_VAULT_REFERENCE = "AzureKeyVaultSecret"
@@ -51,7 +53,7 @@ class AdfError(ValueError):
     """Bad input, in one line that names the file and the field."""
 
 
-class ResolveError(RuntimeError):
+class ResolveError(Refusal):
     """A reference that could not be resolved (no role, no secret, no vault), in one line."""
 
 

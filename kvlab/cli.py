@@ -18,6 +18,7 @@ import click
 
 from . import paths
 from .emulator.throttle import MODES as THROTTLING
+from .errors import Refusal
 from .feedback import printable
 from .workshop.records import DEFAULT_PORT as WORKSHOP_PORT
 from .workshop.records import SERVICE_DIR
@@ -166,14 +167,9 @@ def one_line_errors(func):
 
     @wraps(func)
     def wrapper(*args, **kwargs):
-        from .adf import ResolveError
-        from .db import DbError
-        from .emulator.control import EmulatorError
-        from .workshop.learner import WorkshopError
-
         try:
             return func(*args, **kwargs)
-        except (EmulatorError, DbError, ResolveError, WorkshopError, ValueError, OSError, KeyError) as exc:
+        except (Refusal, ValueError, OSError, KeyError) as exc:  # the emulator's, the database's, a reference's
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 

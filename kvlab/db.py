@@ -28,6 +28,7 @@ import subprocess
 from pathlib import Path
 
 from . import paths
+from .errors import Refusal
 
 ADMIN = "kvlab_admin"
 DEFAULT_PORT = 15432
@@ -40,7 +41,7 @@ SCRAM_ITERATIONS = 256
 RECORD = "db.json"
 
 
-class DbError(RuntimeError):
+class DbError(Refusal):
     """A one-line reason the database could not be started, found, stopped or changed."""
 
 

@@ -21,13 +21,14 @@ import time
 from pathlib import Path
 
 from .. import paths
+from ..errors import Refusal
 
 RECORD = "emulator.json"
 LOG = "emulator.log"
 START_TIMEOUT = 20.0
 
 
-class EmulatorError(RuntimeError):
+class EmulatorError(Refusal):
     """A one-line reason the emulator could not be started, found or stopped."""
 
 
