@@ -384,7 +384,7 @@ class Consumers:
                 SecretClient(lesson.vault_url(ORDERS_VAULT), credential) as api:
             self._cached = None
             self._api(api, 0)  # the API is up before the run starts
-            versions = start["versions"]
+            versions = int(start["versions"])
             for day in range(1, days + 1):
                 lab.advance_clock(days=1)
                 before = versions

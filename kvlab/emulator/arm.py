@@ -793,9 +793,7 @@ def put_event_subscription(call: ArmCall) -> tuple[int, dict]:
     wanted = ((properties.get("filter") or {}).get("includedEventTypes") or []) if isinstance(properties, dict) else []
     if not isinstance(endpoint, str) or not isinstance(wanted, list):
         raise ArmError(400, "InvalidRequest", "properties.destination.properties.endpointUrl (a URL) is required.")
-    existing = _event_subscription(call, vault)
-    if existing is not None:  # PUT replaces it: the new endpoint must pass the handshake again
-        call.state.store.delete_subscription(existing["name"])
+    existing = _event_subscription(call, vault)  # PUT replaces it, once the new endpoint passed the handshake
     try:
         row = subscribe(call.state, call.params["name"], vault.name, endpoint, wanted)
     except SubscriptionError as exc:

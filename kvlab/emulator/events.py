@@ -165,8 +165,12 @@ def event_types(wanted) -> list[str]:
 
 
 def subscribe(state, name: str, vault: str, endpoint: str, wanted=()) -> dict:
-    """A new event subscription on ``vault`` (a `State`), once its endpoint passed the handshake: the door of
-    `kvlab events subscription create` and of `az eventgrid event-subscription create` alike."""
+    """An event subscription on ``vault`` (a `State`), once its endpoint passed the handshake: the door of
+    `kvlab events subscription create` and of `az eventgrid event-subscription create` alike.
+
+    Like Event Grid's PUT (what `az ... create` sends), a subscription of the same name on the same vault is
+    replaced, and only once the new endpoint has answered the handshake: a learner who runs a corrected cell
+    again subscribes its new webhook. The replacement delivers what happens from now on."""
     from .vaults import VaultNotFound
 
     types = event_types(wanted)
@@ -175,10 +179,24 @@ def subscribe(state, name: str, vault: str, endpoint: str, wanted=()) -> dict:
     except VaultNotFound:
         raise SubscriptionError(f"there is no vault {vault!r} in this emulator") from None
     check_endpoint(endpoint)
+    existing = _named(state, name)
+    if existing is not None and existing["vault"] != found.name:
+        raise SubscriptionError(f"there is already an event subscription named {name!r}, on {existing['vault']}: "
+                                "this emulator keeps subscription names unique across its vaults")
     validate_endpoint(endpoint, state.vaults.resource_id(found.name), trust(state.dir / "ca.pem"))
-    if not state.store.add_subscription(name, found.name, endpoint, types, state.clock.now()):
-        raise SubscriptionError(f"there is already an event subscription named {name!r}")
-    return next(s for s in state.store.subscriptions() if s["name"].lower() == name.lower())
+    with state.store.write():
+        existing = _named(state, name)  # as it is now that the handshake is done
+        if existing is not None and existing["vault"] == found.name:
+            state.store.delete_subscription(existing["name"])
+        if not state.store.add_subscription(name, found.name, endpoint, types, state.clock.now()):
+            raise SubscriptionError(f"there is already an event subscription named {name!r}")
+    found_row = _named(state, name)
+    assert found_row is not None  # added above
+    return found_row
+
+
+def _named(state, name: str) -> dict | None:
+    return next((s for s in state.store.subscriptions() if s["name"].lower() == name.lower()), None)
 
 
 def validate_endpoint(endpoint: str, topic: str, verify) -> None:

@@ -179,6 +179,12 @@ def test_a_webhook_that_does_not_echo_the_code_is_refused(emulator, vault, webho
     with pytest.raises(SubscriptionError, match="Webhook validation handshake failed"):
         emulator.create_event_subscription(name(), vault["name"], "http://127.0.0.1:9/nobody-listens")
     assert [s for s in emulator.event_subscriptions() if s["vault"] == vault["name"]] == []
+    # replacing a subscription with an endpoint that fails the handshake leaves the one there was
+    kept, subscription = webhook(), name()
+    emulator.create_event_subscription(subscription, vault["name"], kept.url)
+    with pytest.raises(SubscriptionError, match="Webhook validation handshake failed"):
+        emulator.create_event_subscription(subscription, vault["name"], webhook(echo_code=False).url)
+    assert [s["endpoint"] for s in emulator.event_subscriptions() if s["vault"] == vault["name"]] == [kept.url]
 
 
 def test_the_cli_creates_lists_and_deletes_subscriptions_with_one_line_errors(emulator, vault, webhook):
@@ -192,14 +198,22 @@ def test_the_cli_creates_lists_and_deletes_subscriptions_with_one_line_errors(em
     listed = subprocess.run([KVLAB, "events", "subscription", "list", "-o", "table"], capture_output=True, text=True,
                             timeout=60, env={**os.environ, "COLUMNS": "250"})
     assert subscription in listed.stdout
-    for args, words in ((["--name", subscription, "--vault", vault["name"], "--endpoint", hook.url],
-                         "there is already an event subscription named"),
+    other = officer_vault(emulator, "ev").split("//")[1].split(".")[0]
+    for args, words in ((["--name", subscription, "--vault", other, "--endpoint", hook.url],
+                         f"there is already an event subscription named {subscription!r}, on {vault['name']}"),
                         (["--name", "x", "--vault", "kv-none", "--endpoint", hook.url], "there is no vault 'kv-none'"),
                         (["--name", "x", "--vault", vault["name"], "--endpoint", hook.url, "--event-type", "Deleted"],
                          "unknown event type 'Deleted'")):
         refused = subprocess.run([KVLAB, "events", "subscription", "create", *args], capture_output=True, text=True,
                                  timeout=60)
         assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1 and words in refused.stderr
+    # the same name on the same vault: replaced, as Event Grid's PUT (az eventgrid event-subscription create) does
+    again = webhook()
+    replaced = subprocess.run([KVLAB, "events", "subscription", "create", "--name", subscription, "--vault",
+                               vault["name"], "--endpoint", again.url], capture_output=True, text=True, timeout=60)
+    assert replaced.returncode == 0, replaced.stderr
+    assert [(s["endpoint"], s["eventTypes"]) for s in emulator.event_subscriptions() if s["name"] == subscription] \
+        == [(again.url, "all")]
     deleted = subprocess.run([KVLAB, "events", "subscription", "delete", "--name", subscription],
                              capture_output=True, text=True, timeout=60)
     assert deleted.returncode == 0 and json.loads(deleted.stdout)["deleted"] is True

@@ -106,11 +106,17 @@ def short_run(cell: str) -> str:
     return variant(cell, "report = Consumers(lesson).run(days=180)", FIRST_ROTATION_SEEN)
 
 
-def test_ex4_rotating_the_login_in_use_breaks_the_cached_consumer(kernel):
+def test_ex4_rotating_the_login_in_use_breaks_the_cached_consumer_and_the_corrected_cell_run_again_passes(kernel):
     kernel.run(short_run(variant(EX4, "standby = next(login for login in LOGINS if login != active)",
                                  "standby = active")))
     message = incorrect(kernel, "ex4")
     assert "orders-api could not connect" in message and "password authentication failed" in message
+    # as a learner goes on: the cell corrected and run again, without a new set-up. Its subscription (the same
+    # name) now delivers to the new webhook (it once said "there is already an event subscription named ...",
+    # and the check repeated the old run's verdict), and the rotation goes on from where the vault is.
+    kernel.run(EX4)
+    result = kernel.check("ex4")
+    assert result.status == "correct", result.message
 
 
 def test_ex4_a_new_version_without_expiry_stops_the_rotation(kernel):
