@@ -398,7 +398,8 @@ class Admin:
         """Deliver ``vault``'s secret events from now on to a webhook (as ``az eventgrid event-subscription create``).
 
         The endpoint must pass Event Grid's validation handshake first; ``event_types`` filters
-        (default: all three secret events).
+        (default: all three secret events). A subscription of the same name on the vault is replaced, as
+        Event Grid's PUT replaces it.
         """
         from .emulator.events import subscribe
 

@@ -678,7 +678,8 @@ def event_subscription() -> None:
 @OUTPUT
 @one_line_errors
 def event_subscription_create(name, vault, endpoint, event_types, state_dir, output) -> None:
-    """Subscribe a webhook (after Event Grid's validation handshake); it receives events from now on."""
+    """Subscribe a webhook (after Event Grid's validation handshake); it receives events from now on. One of the
+    same name on the vault is replaced, as az's create does."""
     emit(_admin(state_dir).create_event_subscription(name, vault, endpoint, event_types), output)
 
 
