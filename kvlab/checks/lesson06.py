@@ -351,7 +351,7 @@ class Consumers:
         lab = self.lesson.lab
         deadline = time.monotonic() + RETRY_GRACE
         while True:
-            waiting = lab.wait_delivered(vault=ORDERS_VAULT, timeout=min(0.25, max(deadline - time.monotonic(), 0)),
+            waiting = lab.wait_delivered(vault=ORDERS_VAULT, timeout=min(0.1, max(deadline - time.monotonic(), 0)),
                                          through_retries=True)
             versions = len(lab.inspect_versions(ORDERS_VAULT, ORDERS_SECRET))
             if not waiting or versions - before > RUNAWAY or time.monotonic() >= deadline:
