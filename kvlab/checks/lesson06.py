@@ -331,6 +331,27 @@ class Consumers:
             return None
         return max(0, math.ceil(_days(current["exp"] - NEAR_EXPIRY_SECONDS - _now(lab))))
 
+    def _cannot_start(self) -> str | None:
+        """Why no rotation can come in this run, whatever rotate(event) does, or None. Event Grid sends a version's
+        SecretNearExpiry once, to the subscriptions there are then: a current version without expiry, or already
+        past its alert (an earlier attempt set it so, or the clock moved months on), never brings one to a
+        subscription made now. Said at once, rather than after 180 quiet days."""
+        lab = self.lesson.lab
+        current = lab.inspect_secret(ORDERS_VAULT, ORDERS_SECRET)
+        afresh = "Run the set-up cell again (kvlab.start_lesson) for a fresh secret, then this cell."
+        if current is None:
+            return None  # the consumers' failures will say it
+        if current["exp"] is None:
+            return (f"did not start: the current version of {ORDERS_SECRET} has no expiry, so no SecretNearExpiry "
+                    f"will come and nothing would rotate. {afresh}")
+        alert = current["exp"] - NEAR_EXPIRY_SECONDS
+        if alert <= _now(lab):
+            when = datetime.fromtimestamp(alert, timezone.utc).strftime("%Y-%m-%d")
+            return (f"did not start: the current version of {ORDERS_SECRET} came near its expiry on {when} (the "
+                    "vault's clock), before this run; its SecretNearExpiry went out then, and a subscription made "
+                    f"now never receives it, so nothing would rotate. {afresh}")
+        return None
+
     @staticmethod
     def _sign_in(text: str) -> str:
         """Connect with a connection string; the login PostgreSQL accepted."""
@@ -379,13 +400,13 @@ class Consumers:
         # rotation's, so a copy cached before it is still in use after it, every run.
         first = self._first_rotation_day()
         self._refresh_day = next(d for d in range(CACHE_DAYS) if first is None or (first - d) % CACHE_DAYS)
-        rows, stopped = [], None
+        rows, stopped = [], self._cannot_start()
         with ManagedIdentityCredential(client_id=lab.identity(ORDERS_API)["clientId"]) as credential, \
                 SecretClient(lesson.vault_url(ORDERS_VAULT), credential) as api:
             self._cached = None
             self._api(api, 0)  # the API is up before the run starts
             versions = int(start["versions"])
-            for day in range(1, days + 1):
+            for day in range(1, (days if stopped is None else 0) + 1):
                 lab.advance_clock(days=1)
                 before = versions
                 waiting, versions = self._deliveries(before)

@@ -119,9 +119,19 @@ def test_ex4_rotating_the_login_in_use_breaks_the_cached_consumer_and_the_correc
     assert result.status == "correct", result.message
 
 
+AFRESH = "Run the set-up cell again (kvlab.start_lesson) for a fresh secret, then this cell."
+
+
 def test_ex4_a_new_version_without_expiry_stops_the_rotation(kernel):
     kernel.run(short_run(variant(EX4, ", expires_on=event.event_time + timedelta(days=90)", "")))
     assert "has no expiry" in incorrect(kernel, "ex4")
+    # the corrected cell run again: the version in the vault has no expiry, so no alert can start a rotation. The
+    # run says so at once (it once ran 180 quiet days, and the check then counted no new version)
+    kernel.run(EX4)
+    message = incorrect(kernel, "ex4")
+    assert message.startswith("The consumers' run did not start: the current version of orders-db-connection has "
+                              "no expiry") and message.endswith(AFRESH), message
+    assert kernel.ns["report"].connections.sum() == 0
 
 
 def test_ex4_an_expiry_from_the_computers_clock_is_named(kernel):
@@ -133,6 +143,12 @@ def test_ex4_an_expiry_from_the_computers_clock_is_named(kernel):
     ran_away = re.search(r"your rotation set (\d+) versions in one day", message)
     assert ran_away and RUNAWAY < int(ran_away[1]) <= RUNAWAY + 5, message
     assert "event.event_time" in message
+    # the last versions expire on that real date, in the vault's past: their alerts went out to nobody
+    kernel.run(EX4)
+    message = incorrect(kernel, "ex4")
+    assert re.match(r"The consumers' run did not start: the current version of orders-db-connection came near its "
+                    r"expiry on \d{4}-\d\d-\d\d \(the vault's clock\), before this run", message), message
+    assert message.endswith(AFRESH)
 
 
 def test_ex4_consumers_run_without_a_subscription_or_not_at_all(kernel):
