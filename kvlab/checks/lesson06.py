@@ -443,7 +443,10 @@ class Consumers:
         report = pd.DataFrame(rows, columns=["day", "consumer", "login", "error"])
         summary = report.assign(failed=report.error.notna()).groupby("consumer").agg(
             connections=("day", "size"), failed=("failed", "sum"), logins=("login", lambda s: sorted(set(s.dropna()))))
-        return summary.reindex(list(CONSUMERS))
+        summary = summary.reindex(list(CONSUMERS))  # a run that did not start has no rows: zeros, not NaN
+        return summary.assign(connections=summary.connections.fillna(0).astype(int),
+                              failed=summary.failed.fillna(0).astype(int),
+                              logins=[v if isinstance(v, list) else [] for v in summary.logins])
 
 
 def _pg_auth_failures(lab, offset: int) -> list[str]:
