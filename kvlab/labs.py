@@ -223,28 +223,23 @@ def refresh_outputs(root: Path, timeout: int = 600, only: list[Path] | None = No
 
     state = Path(tempfile.mkdtemp(prefix="kvlab-outputs-"))
     port = paths.free_port()
-    saved = {k: os.environ.get(k) for k in ("KVLAB_STATE_DIR", "KVLAB_PORT")}
-    os.environ.update(KVLAB_STATE_DIR=str(state), KVLAB_PORT=str(port))
     done = []
-    try:
-        for path in [Path(p) for p in only] if only else sorted((Path(root) / "notebooks").glob("*.ipynb")):
-            notebook = nbformat.read(path, as_version=4)
-            try:
-                NotebookClient(notebook, kernel_name="python3", timeout=timeout, record_timing=False,
-                               resources={"metadata": {"path": str(path.parent)}}).execute()
-            except CellExecutionError as exc:  # the cell and its error, not the kernel's coloured traceback
-                raise LabError(f"{path.name}: a cell raised {exc.ename}: {exc.evalue}") from None
-            if tracker.load(state):  # a demonstration's check passing must not count as the learner's exercise
-                raise LabError(f"{path.name} recorded learner progress: a guided notebook's lesson must be a demo")
-            normalise_outputs(notebook, seed=path.name)
-            path.write_text(render(notebook), encoding="utf-8")
-            done.append(path)
-    finally:
-        control.stop(state)
-        shutil.rmtree(state, ignore_errors=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with paths.environment_kept(("KVLAB_STATE_DIR", "KVLAB_PORT")):
+        os.environ.update(KVLAB_STATE_DIR=str(state), KVLAB_PORT=str(port))
+        try:
+            for path in [Path(p) for p in only] if only else sorted((Path(root) / "notebooks").glob("*.ipynb")):
+                notebook = nbformat.read(path, as_version=4)
+                try:
+                    NotebookClient(notebook, kernel_name="python3", timeout=timeout, record_timing=False,
+                                   resources={"metadata": {"path": str(path.parent)}}).execute()
+                except CellExecutionError as exc:  # the cell and its error, not the kernel's coloured traceback
+                    raise LabError(f"{path.name}: a cell raised {exc.ename}: {exc.evalue}") from None
+                if tracker.load(state):  # a demonstration's check passing must not count as the learner's exercise
+                    raise LabError(f"{path.name} recorded learner progress: a guided notebook's lesson must be a demo")
+                normalise_outputs(notebook, seed=path.name)
+                path.write_text(render(notebook), encoding="utf-8")
+                done.append(path)
+        finally:
+            control.stop(state)
+            shutil.rmtree(state, ignore_errors=True)
     return done

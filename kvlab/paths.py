@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -63,6 +64,20 @@ def open_private(path: Path, mode: str = "ab"):
     handle = os.fdopen(os.open(path, flags, PRIVATE_FILE), mode)
     private(path)
     return handle
+
+
+@contextlib.contextmanager
+def environment_kept(names):
+    """The body may change these variables of this process's environment: after it, they are as they were."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def default_port() -> int:

@@ -5,7 +5,6 @@ Test modules import these from here (never from one another, nor from conftest).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -15,7 +14,10 @@ import uuid
 from pathlib import Path
 
 from kvlab.connection import ENVIRONMENT as CONNECT_ENVIRONMENT
-from kvlab.paths import free_port  # noqa: F401  (tests import it from here)
+from kvlab.paths import (
+    environment_kept,
+    free_port,  # noqa: F401  (tests import it from here)
+)
 
 KVLAB = shutil.which("kvlab", path=str(Path(sys.executable).parent)) or "kvlab"
 
@@ -63,16 +65,7 @@ def officer_vault(lab, prefix: str = "t") -> str:
     return url
 
 
-@contextlib.contextmanager
 def connection_kept():
     """The body may `kvlab.connect()` to another emulator: this process's own connection (every variable connect()
     sets) is put back after, so a later test's clients, and the kernels it starts, reach the session's emulator."""
-    saved = {key: os.environ.get(key) for key in CONNECT_ENVIRONMENT}
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return environment_kept(CONNECT_ENVIRONMENT)

@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from .. import paths
 from ..emulator.clock import DAY
 from . import SECRETS_USER, Context, Exercise, Incorrect, LessonSpec
 
@@ -551,16 +552,9 @@ def deployed(lesson, environment: str, key_vault_url: str | None = None):
     identity = APP if environment == "prod" else dev_twin(APP)
     settings = {"AZURE_CLIENT_ID": lesson.lab.identity(identity)["clientId"],
                 APP_SETTING: key_vault_url or lesson.vault_url(ENVIRONMENTS[environment])}
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
+    with paths.environment_kept(settings):
+        os.environ.update(settings)
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _environments_scene(lesson) -> None:
