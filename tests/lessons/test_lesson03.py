@@ -162,7 +162,7 @@ def test_ex1_reading_as_the_learner_instead_of_the_functions_identity_is_incorre
     )
 
 
-def test_ex1_a_wrong_client_after_a_right_one_is_judged_as_it_is_now(kernel):
+def test_ex1_a_wrong_client_after_a_right_one_is_judged_as_it_is_now(kernel, emulator):
     """A learner walk found it: the right answer, then the learner's own credential in the same kernel, passed on
     the earlier run's reads. The check reads once through the func_client the namespace holds now."""
     kernel.run(EX1)
@@ -173,7 +173,10 @@ def test_ex1_a_wrong_client_after_a_right_one_is_judged_as_it_is_now(kernel):
         f"`func_client` now reads `sql-db-password` as learner, not as the Function app's identity {kernel.ns['live']}: "
         "the reads as")
     kernel.run(EX1)  # and right again
+    position = emulator.audit_position()
     assert kernel.check("ex1").status == "correct"
+    # the check's own request reads no secret: exercise 2's check must not count it as the Function's read
+    assert [r["operationName"] for r in emulator.audit(after=position)] == ["SecretList"]
 
 
 def test_ex1_the_secret_object_instead_of_its_value_is_incorrect(kernel):
