@@ -167,15 +167,18 @@ PLANTED = {"06": 'lesson.lab.assign_role("Key Vault Secrets Officer", "id-etl-ni
 
 
 def test_the_later_lessons_az_lines_run_as_shown(terminal, tmp_path):
-    """Lessons 05-07: the factory found by its name, a vault's assignments, a password stored from a file."""
+    """Lessons 05-07: the factory found by its name, a vault's assignments, a password stored from a file; and
+    the lines left out for Azure, filled in, are commands the real CLI accepts."""
     shell, _ = terminal
-    lines = {}
+    lines: dict[str, list[str]] = {}
+    tried: list[tuple[str, int, str]] = []
     (tmp_path / "connection.txt").write_text("host=orders-db user=orders_app_b password=plainly-fake")  # pragma: allowlist secret
     for number in ("05", "06"):
         ran = run_lesson(terminal, number, tmp_path, cells=PLANTED.get(number, ""))
         assert all(done.returncode == 0 for _, done in ran), [(command(line), done.returncode, done.stderr[-800:])
                                                           for line, done in ran if done.returncode]
         lines[number] = [command(line) for line, _ in ran]
+        tried += templates_tried(terminal[1], number, tmp_path)
         if number == "06":  # the debugging assignment the text deletes was planted by the cell before it
             assert ("id-etl-nightly", "Key Vault Secrets Officer", "kv-ops-prod") not in roles(shell)
     assert ("adf-sales-dev", "Key Vault Secrets User", "kv-sales-dev/secrets/pg-password") in roles(shell)
@@ -184,6 +187,8 @@ def test_the_later_lessons_az_lines_run_as_shown(terminal, tmp_path):
     assert all(done.returncode == 0 for _, done in ran), [(command(line), done.returncode, done.stderr[-800:])
                                                           for line, done in ran if done.returncode]
     lines["07"] = [command(line) for line, _ in ran]
+    tried += templates_tried(terminal[1], "07", tmp_path)
+    assert_accepted(tried)
     assert lines == {"05": ["az role assignment create"],
                      "06": ["az keyvault secret set", "az role assignment list", "az role assignment delete"],
                      "07": ["az keyvault secret set", "az role assignment create"]}
@@ -203,3 +208,46 @@ def test_the_lines_left_out_are_azures_and_the_text_says_so():
                "az webapp identity assign", "az webapp config appsettings set"],
         "07": ["az role assignment create"],  # Storage Blob Data Reader on a storage account
     }
+
+
+# What each <placeholder> of the lines left out names, as the learner would fill it in on Azure; and the storage
+# account's id, which lesson 07's line looks up with `az storage account show` (a Storage call, tried on its own).
+GROUP_OF = "$(az keyvault show -n {vault} --query id -o tsv | cut -d/ -f1-5)"
+FILLED = {
+    "<vault id>": "$(az keyvault show -n kv-ops-prod --query id -o tsv)",
+    "<workspace id>": GROUP_OF.format(vault="kv-ops-prod") + "/providers/Microsoft.OperationalInsights/workspaces/law-ops",
+    "<the function's resource id>": GROUP_OF.format(vault="kv-ops-prod") + "/providers/Microsoft.Web/sites/func-ops/"
+                                    "functions/rotate",
+    "<id-report-api-dev's resource id>": "$(az identity list --query \"[?name=='id-report-api-dev'].id\" -o tsv)",
+    "<id-report-api-dev's client id>": "$(az identity list --query \"[?name=='id-report-api-dev'].clientId\" -o tsv)",
+    "<the factory's principal id>": "$(az ad sp list --display-name adf-shop-prod --query \"[0].id\" -o tsv)",
+    "$(az storage account show -n stshopprod --query id -o tsv)":
+        GROUP_OF.format(vault="kv-shop-prod") + "/providers/Microsoft.Storage/storageAccounts/stshopprod",
+}
+USAGE_ERRORS = ("usage error", "the following arguments are required", "unrecognized arguments", "invalid choice")
+
+
+def templates_tried(env: dict, number: str, where: Path) -> list[tuple[str, int, str]]:
+    """The lesson's Azure-only lines, filled in, run by the real CLI: (command, exit code, what it said)."""
+    [notebook] = (ROOT / "notebooks").glob(f"{number}-*.ipynb")
+    templates = [line for line in az_lines(notebook) if "<" in line]
+    lookups = [found for line in templates for found in re.findall(r"\$\((az storage [^)]*)\)", line)]
+    tried = []
+    for line in templates + lookups:
+        filled = re.sub(r"<[^>]+>|\$\(az storage [^)]*\)", lambda m: FILLED[m.group(0)], line)
+        done = subprocess.run(["bash", "-c", filled], env=env, capture_output=True, text=True, timeout=180, cwd=where)
+        tried.append((command(line), done.returncode, done.stderr))
+    return tried
+
+
+def assert_accepted(tried: list[tuple[str, int, str]]) -> None:
+    """Each line got past the real CLI's own checks of its arguments and reached Resource Manager, which here says
+    it does not serve that service: a learner who copies the line to Azure meets no usage error."""
+    assert [name for name, _, _ in tried] == [
+        "az eventgrid event-subscription create", "az monitor diagnostic-settings create", "az webapp identity assign",
+        "az webapp config appsettings set", "az role assignment create", "az storage account show"]
+    for name, code, said in tried:
+        # the emulator's answer, or (the role's name looked up among its role definitions) the CLI's on it
+        answered = "this emulator" in said or "Role 'Storage Blob Data Reader' doesn't exist" in said
+        assert code != 0 and answered, (name, code, said[-1500:])
+        assert not any(usage in said for usage in USAGE_ERRORS), (name, said[-1500:])
