@@ -42,16 +42,17 @@ sys.exit(answer["code"])
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def az_lines(notebook: Path) -> list[str]:
-    """Every `az` command in the notebook's markdown, in order (a continued line joined)."""
+def az_lines(notebook: Path, program: str = "az") -> list[str]:
+    """Every `az` (or ``program``'s) command in the notebook's markdown, in order (a continued line joined)."""
     found = []
     for cell in nbformat.read(notebook, as_version=4).cells:
         if cell.cell_type != "markdown":
             continue
         for match in re.finditer(r"```bash\n(.*?)```|`(az [^`]+)`", cell.source, re.DOTALL):
             if match.group(1) is not None:
-                found += [line for line in match.group(1).replace("\\\n", " ").splitlines() if line.startswith("az ")]
-            elif " --" in match.group(2):  # a command; `az login` or `az keyvault create` alone are names
+                found += [line for line in match.group(1).replace("\\\n", " ").splitlines()
+                          if line.startswith(f"{program} ")]
+            elif program == "az" and " --" in match.group(2):  # a command; `az login` or `az keyvault create` alone are names
                 found.append(match.group(2))
     return found
 
@@ -224,7 +225,8 @@ FILLED = {
     "$(az storage account show -n stshopprod --query id -o tsv)":
         GROUP_OF.format(vault="kv-shop-prod") + "/providers/Microsoft.Storage/storageAccounts/stshopprod",
 }
-USAGE_ERRORS = ("usage error", "the following arguments are required", "unrecognized arguments", "invalid choice")
+USAGE_ERRORS = ("usage error", "the following arguments are required", "unrecognized arguments", "invalid choice",
+                "Usage:", "No such option", "Missing option", "unexpected extra argument")  # the last four: click's
 
 
 def templates_tried(env: dict, number: str, where: Path) -> list[tuple[str, int, str]]:
@@ -233,10 +235,10 @@ def templates_tried(env: dict, number: str, where: Path) -> list[tuple[str, int,
     templates = [line for line in az_lines(notebook) if "<" in line]
     lookups = [found for line in templates for found in re.findall(r"\$\((az storage [^)]*)\)", line)]
     tried = []
-    for line in templates + lookups:
+    for line in templates + lookups + az_lines(notebook, "databricks"):
         filled = re.sub(r"<[^>]+>|\$\(az storage [^)]*\)", lambda m: FILLED[m.group(0)], line)
         done = subprocess.run(["bash", "-c", filled], env=env, capture_output=True, text=True, timeout=180, cwd=where)
-        tried.append((command(line), done.returncode, done.stderr))
+        tried.append((command(line), done.returncode, done.stdout + done.stderr))
     return tried
 
 
@@ -245,9 +247,12 @@ def assert_accepted(tried: list[tuple[str, int, str]]) -> None:
     it does not serve that service: a learner who copies the line to Azure meets no usage error."""
     assert [name for name, _, _ in tried] == [
         "az eventgrid event-subscription create", "az monitor diagnostic-settings create", "az webapp identity assign",
-        "az webapp config appsettings set", "az role assignment create", "az storage account show"]
+        "az webapp config appsettings set", "az role assignment create", "az storage account show",
+        "databricks secrets create-scope", "databricks secrets put-acl"]
     for name, code, said in tried:
-        # the emulator's answer, or (the role's name looked up among its role definitions) the CLI's on it
-        answered = "this emulator" in said or "Role 'Storage Blob Data Reader' doesn't exist" in said
+        # the emulator's answer, or (the role's name looked up among its role definitions) the CLI's on it; the
+        # workspace's, to a scope backed by a vault it knows by another URL, and to an ACL on that missing scope
+        answered = any(answer in said for answer in (
+            "this emulator", "Role 'Storage Blob Data Reader' doesn't exist", "KeyVault", "Scope shop does not exist"))
         assert code != 0 and answered, (name, code, said[-1500:])
         assert not any(usage in said for usage in USAGE_ERRORS), (name, said[-1500:])
