@@ -87,6 +87,16 @@ def ensure_venv(extras: str) -> None:
 
 
 START = "notebooks/00-start-here.ipynb"  # the notebook JupyterLab opens first
+LAB_SETTINGS = ROOT / "kvlab" / "lab-settings.json"  # JupyterLab settings the workbook sets for its learners
+
+
+def install_lab_settings() -> None:
+    """The workbook's JupyterLab settings (no prompt to fetch Jupyter's news from the internet: the course runs
+    offline), where the JupyterLab in .venv reads a package's overrides."""
+    app_dir = Path(os.environ.get("JUPYTERLAB_DIR") or VENV / "share" / "jupyter" / "lab")
+    target = app_dir / "settings" / "overrides.d" / "kvlab.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(LAB_SETTINGS.read_bytes())
 
 
 def lab_command(args: list[str]) -> list[str]:
@@ -139,6 +149,7 @@ def stop_database() -> None:
 
 def lab(args: list[str]) -> None:
     ensure_venv("")
+    install_lab_settings()
     started = start_emulator()
     database_before = database_running()
     say(f"opening the workbook: {START} (Ctrl-C twice, or File > Shut Down, to stop)")

@@ -84,9 +84,13 @@ def test_start_goes_on_without_the_emulator_in_one_line(env, tmp_path):
     assert "Traceback" not in seen.stderr and seen.stderr.strip().endswith("the first lesson will start it")
 
 
-def test_postbuild_opens_the_first_lesson_and_gives_terminals_the_emulators_environment(env):
-    done = subprocess.run([str(ROOT / "postBuild")], env=env, capture_output=True, text=True, timeout=120)
+def test_postbuild_opens_the_first_lesson_and_gives_terminals_the_emulators_environment(env, tmp_path):
+    app_dir = tmp_path / "lab-app"  # JupyterLab's application directory, where the image's JupyterLab has it
+    done = subprocess.run([str(ROOT / "postBuild")], env={**env, "JUPYTERLAB_DIR": str(app_dir)},
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    overrides = json.loads((app_dir / "settings" / "overrides.d" / "kvlab.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"  # offline: no news
     config = json.loads((Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json").read_text())["ServerApp"]
     sys.path.insert(0, str(ROOT))
     try:

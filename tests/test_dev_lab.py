@@ -136,9 +136,14 @@ def served_path(notebook: str, link: str) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(notebook), target))
 
 
+# where dev.py puts the workbook's JupyterLab settings (kvlab/lab-settings.json) for the JupyterLab in .venv
+OVERRIDES = Path(sys.prefix, "share", "jupyter", "lab", "settings", "overrides.d", "kvlab.json")
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab")
+    OVERRIDES.unlink(missing_ok=True)  # as on a fresh clone: `dev.py lab` puts it there
     running = Lab(tmp / "state", tmp)
     yield running
     running.stop()
@@ -160,6 +165,15 @@ def test_jupyterlab_opens_the_start_notebook(lab):
     opened = lab.opened.read_text()
     page = Path(urllib.parse.urlparse(opened).path).read_text() if opened.startswith("file:") else opened
     assert "/lab/tree/notebooks/00-start-here.ipynb" in page
+
+
+def test_jupyterlab_does_not_offer_to_fetch_news_from_the_internet(lab):
+    """JupyterLab asks every new user whether to fetch Jupyter's news (a toast over the first lesson); the
+    workbook runs offline, so its settings answer no, and no update check is made either."""
+    notification = lab.get("lab/api/settings/@jupyterlab/apputils-extension:notification")
+    assert notification is not None
+    defaults = notification["schema"]["properties"]  # an override changes a setting's default; a learner's own wins
+    assert (defaults["fetchNews"]["default"], defaults["checkForUpdates"]["default"]) == ("false", False)
 
 
 def test_every_relative_link_in_every_notebook_opens_from_the_served_root(lab):

@@ -76,6 +76,12 @@ c.Spawner.default_url = "/lab/tree/kvlab-workbook/notebooks/00-start-here.ipynb"
 c.Spawner.args = [f"--ServerApp.terminado_settings=shell_command={sys.executable} -m kvlab.terminal"]
 if hasattr(os, "geteuid") and os.geteuid() == 0:
     c.Spawner.args.append("--allow-root")  # a hub in a container often runs as root
+# the workbook's JupyterLab settings (kvlab/lab-settings.json: no prompt to fetch Jupyter's news from the
+# internet), where the learners' JupyterLab, beside this hub, reads a package's overrides
+LAB_OVERRIDES = Path(os.environ.get("JUPYTERLAB_DIR") or Path(sys.prefix, "share", "jupyter", "lab"), "settings",
+                     "overrides.d")
+LAB_OVERRIDES.mkdir(parents=True, exist_ok=True)
+shutil.copyfile(REPOSITORY / "kvlab" / "lab-settings.json", LAB_OVERRIDES / "kvlab.json")
 
 c.JupyterHub.services = [{
     "name": HUB_SERVICE,
