@@ -150,8 +150,14 @@ class Admin:
         with self._state() as state:
             return self._vault_json(state, state.vaults.update_vault(name, throttling))
 
+    def list_deleted_vaults(self) -> list[str]:
+        """The names of the soft-deleted vaults (deleted through Resource Manager: `az keyvault delete`)."""
+        with self._state() as state:
+            return [row.name for row in state.vaults.deleted_vaults()]
+
     def delete_vault(self, name: str, force: bool = False) -> dict:
-        """Delete a vault and its secrets at once (``force``: even one with purge protection)."""
+        """Delete a vault and its secrets at once, deleted and purged (``force``: even one with purge protection,
+        and a soft-deleted one)."""
         with self._state() as state:
             state.vaults.delete_vault(name, force=force)
         return {"name": name.lower(), "deleted": True}

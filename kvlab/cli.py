@@ -289,7 +289,8 @@ def vault_list(state_dir, output) -> None:
 @OUTPUT
 @one_line_errors
 def vault_delete(name, state_dir, output) -> None:
-    """Delete a vault, its secrets and its role assignments."""
+    """Delete a vault, its secrets and its role assignments at once: deleted and purged in one step (`az keyvault
+    delete` soft-deletes it, as Azure does)."""
     emit(_admin(state_dir).delete_vault(name), output)
 
 

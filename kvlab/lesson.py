@@ -62,7 +62,7 @@ class Lesson:
         """Recreate the lesson's vaults and identities, empty, with only its starting grants (and its seed)."""
         lab = self.lab
         lab.reset_clock()  # every lesson starts today, whatever clock an earlier lab left behind
-        existing_vaults = {v["name"] for v in lab.list_vaults()}
+        existing_vaults = {v["name"] for v in lab.list_vaults()} | set(lab.list_deleted_vaults())  # `az keyvault delete`
         groups = dict(self.spec.groups)
         for name in self.spec.vaults:
             if name in existing_vaults:

@@ -13,7 +13,10 @@ import sys
 import uuid
 from pathlib import Path
 
+import requests
+
 from kvlab.connection import ENVIRONMENT as CONNECT_ENVIRONMENT
+from kvlab.emulator import arm
 from kvlab.paths import (
     environment_kept,
     free_port,  # noqa: F401  (tests import it from here)
@@ -69,3 +72,32 @@ def connection_kept():
     """The body may `kvlab.connect()` to another emulator: this process's own connection (every variable connect()
     sets) is put back after, so a later test's clients, and the kernels it starts, reach the session's emulator."""
     return environment_kept(CONNECT_ENVIRONMENT)
+
+
+# -- Resource Manager, as `az` calls it ----------------------------------------------------------------
+
+API = {"api-version": "2024-11-01"}
+
+
+def token(resource: str, client_id: str | None = None) -> str:
+    params = {"api-version": "2019-08-01", "resource": resource, **({"client_id": client_id} if client_id else {})}
+    answer = requests.get(os.environ["IDENTITY_ENDPOINT"], params=params,
+                          headers={"X-IDENTITY-HEADER": os.environ["IDENTITY_HEADER"]}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["access_token"]
+
+
+class Arm:
+    """Raw calls to the emulator's Resource Manager, signed in as the learner (or ``client_id``'s identity)."""
+
+    def __init__(self, lab, client_id: str | None = None):
+        self.base = f"https://{arm.HOST}:{lab.port}"
+        self.headers = {"Authorization": f"Bearer {token(arm.AUDIENCE, client_id)}"}
+        self.subscription = requests.get(f"{self.base}/subscriptions", params=API, headers=self.headers,
+                                         timeout=10).json()["value"]
+        self.sub = f"/subscriptions/{self.subscription[0]['subscriptionId']}" if self.subscription else None
+
+    def __call__(self, method: str, path: str, body: dict | None = None, params: dict | None = None,
+                 headers: dict | None = None) -> requests.Response:
+        return requests.request(method, self.base + path, params=API if params is None else params, json=body,
+                                headers=self.headers if headers is None else headers, timeout=10)

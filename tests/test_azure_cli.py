@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -241,6 +242,89 @@ def test_deleting_the_group_deletes_its_vault_from_the_data_plane(az, lesson02, 
     az("group", "delete", "--name", "rg-short-lived", "--yes")
     assert "kv-short-lived" not in {v["name"] for v in json.loads(shell.kvlab("vault", "list").stdout)}
     assert "rg-short-lived" not in az.json("group", "list", "--query", "[].name")
+    [kept] = az.json("keyvault", "list-deleted", "--query", "[?name=='kv-short-lived'].properties.vaultId")
+    assert "/resourceGroups/rg-short-lived/" in kept  # soft-deleted with its group, as Azure does
+    az("keyvault", "purge", "--name", "kv-short-lived")
+
+
+def test_a_deleted_vault_stays_recoverable_keeps_its_name_and_loses_its_role_assignments(az, lesson02, shell):
+    """Soft delete, always on: the vault leaves the list and the data plane, `list-deleted` shows it until its
+    scheduled purge date, its name cannot be reused, `recover` brings it back with its secrets but without
+    the role assignments Azure deleted with it, and `purge` frees the name."""
+    name = "kv-sales-undo"
+    az("keyvault", "create", "--name", name, "--resource-group", GROUP, "--location", "westeurope",
+       "--enable-rbac-authorization", "true", "--tags", "env=dev", "-o", "none")
+    vault_id = az.tsv("keyvault", "show", "--name", name, "--query", "id")
+    az("role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee", lesson02["me"],
+       "--scope", vault_id, "-o", "none")
+    az("keyvault", "secret", "set", "--vault-name", name, "--name", "kept", "--value", VALUES[1], "-o", "none")
+
+    az("keyvault", "delete", "--name", name)
+    assert name not in az.json("keyvault", "list", "--query", "[].name")
+    assert name not in {v["name"] for v in json.loads(shell.kvlab("vault", "list").stdout)}
+    [deleted] = az.json("keyvault", "list-deleted", "--query", f"[?name=='{name}']")
+    assert deleted["properties"]["vaultId"].lower() == vault_id.lower()
+    assert deleted["properties"]["tags"] == {"env": "dev"} and deleted["properties"]["location"] == "westeurope"
+    kept_for = (datetime.fromisoformat(deleted["properties"]["scheduledPurgeDate"])
+                - datetime.fromisoformat(deleted["properties"]["deletionDate"]))
+    assert kept_for == timedelta(days=90)  # the vault's soft-delete retention
+    shown = az.json("keyvault", "show-deleted", "--name", name, "--location", "westeurope")
+    assert shown["name"] == name
+    gone = az("keyvault", "secret", "show", "--vault-name", name, "--name", "kept", ok=False)
+    assert gone.returncode != 0 and VALUES[1] not in gone.stdout + gone.stderr
+
+    again = az("keyvault", "create", "--name", name, "--resource-group", GROUP, "--location", "westeurope", ok=False)
+    assert again.returncode != 0 and "(ConflictError) A vault with the same name already exists in deleted state" \
+        in again.stderr
+
+    az("keyvault", "recover", "--name", name)
+    assert az.tsv("keyvault", "show", "--name", name, "--query", "id").lower() == vault_id.lower()
+    assert az.json("role", "assignment", "list", "--scope", vault_id) == []  # deleted with the vault, not restored
+    refused = az("keyvault", "secret", "show", "--vault-name", name, "--name", "kept", ok=False)
+    assert refused.returncode != 0 and "ForbiddenByRbac" in refused.stderr
+    az("role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee", lesson02["me"],
+       "--scope", vault_id, "-o", "none")
+    assert az.tsv("keyvault", "secret", "show", "--vault-name", name, "--name", "kept", "--query", "value") == VALUES[1]
+
+    az("keyvault", "delete", "--name", name)
+    az("keyvault", "purge", "--name", name)
+    assert name not in az.json("keyvault", "list-deleted", "--query", "[].name")
+    az("keyvault", "create", "--name", name, "--resource-group", GROUP, "--location", "westeurope", "-o", "none")
+    az("keyvault", "delete", "--name", name)
+    az("keyvault", "purge", "--name", name)
+
+
+def test_a_purge_protected_deleted_vault_waits_out_its_retention(az, lesson02, shell):
+    name = "kv-sales-keep"
+    az("keyvault", "create", "--name", name, "--resource-group", GROUP, "--location", "westeurope",
+       "--enable-rbac-authorization", "true", "--enable-purge-protection", "true", "--retention-days", "7",
+       "-o", "none")
+    az("keyvault", "delete", "--name", name)
+    refused = az("keyvault", "purge", "--name", name, ok=False)
+    assert refused.returncode != 0 and "(MethodNotAllowed) Operation 'DeletedVaultPurge' is not allowed." \
+        in refused.stderr
+    assert name in az.json("keyvault", "list-deleted", "--query", "[].name")
+    shell.kvlab("clock", "advance", "--days", "8")  # past its 7 days of retention: purged, the name free again
+    try:
+        assert name not in az.json("keyvault", "list-deleted", "--query", "[].name")
+        az("keyvault", "create", "--name", name, "--resource-group", GROUP, "--location", "westeurope", "-o", "none")
+        az("keyvault", "delete", "--name", name)
+    finally:
+        shell.kvlab("clock", "reset")
+
+
+def test_a_lesson_starts_over_after_the_learner_deleted_its_vault_with_az(az, shell):
+    def start() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "import kvlab; kvlab.start_lesson('00', demo=True)"],
+                              env={**shell.base, "KVLAB_PORT": str(shell.port)}, capture_output=True, text=True,
+                              timeout=180)
+
+    assert start().returncode == 0
+    az("keyvault", "delete", "--name", "kv-start")  # soft-deleted: its name stays taken
+    again = start()  # the set-up purges it and makes the lesson's vault afresh
+    assert again.returncode == 0, again.stderr
+    assert "kv-start" in {v["name"] for v in json.loads(shell.kvlab("vault", "list").stdout)}
+    assert "kv-start" not in az.json("keyvault", "list-deleted", "--query", "[].name")
 
 
 def test_plain_az_login_says_in_one_line_how_to_sign_in_here(az):

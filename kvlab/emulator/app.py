@@ -36,7 +36,7 @@ from .proxy import password as proxy_password
 from .rbac import Forbidden
 from .state import State
 from .throttle import Throttle
-from .vaults import KeyVaultError, VaultNotFound
+from .vaults import KeyVaultError, VaultDeleted, VaultNotFound
 from .workspaces import DatabricksError
 
 MAX_BODY = 1024 * 1024
@@ -313,10 +313,12 @@ class EmulatorApp:
             response = _json(exc.status, exc.body(), headers)
             record["resultDescription"] = exc.inner or exc.code
         except VaultNotFound:
+            deleted = self.state.vaults.deleted_vault(vault_name)
             response = _json(404, {"error": {
                 "code": "VaultNotFound",
-                "message": f"There is no vault named '{vault_name}' in this emulator. "
-                f"Create it with: kvlab vault create --name {vault_name}",
+                "message": f"There is no vault named '{vault_name}' in this emulator. " + (
+                    str(VaultDeleted(deleted)).replace(f"vault '{deleted.name}' is", "It is", 1) + "."
+                    if deleted is not None else f"Create it with: kvlab vault create --name {vault_name}"),
             }}, headers)
             record["resultDescription"] = "VaultNotFound"
         except sqlite3.Error:  # the database's own failure: the whole request is undone (vault_request)

@@ -45,7 +45,7 @@ from .rbac import ROLES, RoleDefinition, find_role, scope_covers
 from .resources import GROUP_NAME_RE, PROVIDERS, SUBSCRIPTION_NAME, location_name
 from .state import State
 from .store import AssignmentRow, IdentityRow, VaultRow
-from .vaults import NAME_RE, VAULT_NAME_RE, VaultNotFound
+from .vaults import NAME_RE, VAULT_NAME_RE, PurgeProtected, VaultDeleted, VaultNotFound
 
 HOST = "management.kvlab.localhost"
 AUDIENCE = f"https://{HOST}/"  # what a management token's aud says (without the port)
@@ -346,18 +346,15 @@ def put_group(call: ArmCall) -> tuple[int, dict]:
 
 
 def delete_group(call: ArmCall) -> tuple[int, None]:
-    """Deletes the group and everything in it, as Azure does (``az group delete`` asks first)."""
+    """Deletes the group and everything in it, as Azure does (``az group delete`` asks first): its vaults are
+    soft-deleted, recoverable (into a group of that name) until their scheduled purge date."""
     name = call.group_or_404()
     resources = call.state.vaults.resources
-    contents = resources.contents(name)
-    for placed in contents:  # refuse before deleting anything
-        if placed.kind == "vault" and call.state.vaults.get_vault(placed.name).purge_protection:
-            call.state.vaults.delete_vault(placed.name)  # raises: its message says why
-    for placed in contents:
-        if placed.kind == "vault":
-            call.state.vaults.delete_vault(placed.name)
-        else:
+    for placed in resources.contents(name):
+        if placed.kind != "vault":
             call.state.identities.delete(placed.name)
+        elif call.state.vaults.store.get_vault(placed.name) is not None:  # not one deleted before
+            call.state.vaults.soft_delete_vault(placed.name)
     resources.remove_group(name)
     return 200, None
 
@@ -424,6 +421,8 @@ def put_vault(call: ArmCall) -> tuple[int, dict]:
     if str(properties.get("tenantId", "")).lower() != call.tenant_id.lower():
         raise ArmError(400, "BadRequest", f"The tenant id '{properties.get('tenantId')}' is not this tenant's "
                        f"({call.tenant_id}).")
+    if str(properties.get("createMode", "")).lower() == "recover":  # `az keyvault recover`
+        return _recover_vault(call, group, name)
     if properties.get("enableRbacAuthorization") is not True:  # the emulator's one permission model
         raise ArmError(400, "BadRequest", (
             "This emulator's vaults use the Azure RBAC permission model only (access policies are the legacy "
@@ -448,7 +447,13 @@ def put_vault(call: ArmCall) -> tuple[int, dict]:
                            "Enabling the purge protection for a vault is an irreversible action.")
         resources.place("vault", existing.name, placed.resource_group, placed.location, tags)
     else:
-        existing = call.state.vaults.create_vault(name, retention_days=retention)
+        try:
+            existing = call.state.vaults.create_vault(name, retention_days=retention)
+        except VaultDeleted:
+            raise ArmError(409, "ConflictError", (
+                "A vault with the same name already exists in deleted state. You need to either recover or purge "
+                f"existing key vault. Follow this link {SOFT_DELETE_HELP} for more information on soft delete.")
+            ) from None
         resources.place("vault", existing.name, group, location, tags)
     if protect is True:
         call.state.vaults.protect_vault(existing.name)
@@ -456,12 +461,90 @@ def put_vault(call: ArmCall) -> tuple[int, dict]:
 
 
 def delete_vault(call: ArmCall) -> tuple[int, None]:
+    """Soft delete, always on in Azure: `az keyvault list-deleted` shows the vault until it is recovered, purged
+    or its scheduled purge date passes."""
     try:
         row = _vault_in_group(call)
     except ArmError:
         return 204, None
-    call.state.vaults.delete_vault(row.name)
+    call.state.vaults.soft_delete_vault(row.name)
     return 200, None
+
+
+# -- soft-deleted vaults ---------------------------------------------------------------------------
+
+SOFT_DELETE_HELP = "https://go.microsoft.com/fwlink/?linkid=2149745"
+
+
+def _time(seconds: int | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace(
+        "+00:00", "Z")
+
+
+def _deleted_vault_json(call: ArmCall, row: VaultRow) -> dict:
+    resources = call.state.vaults.resources
+    placed = resources.placement("vault", row.name)
+    return {
+        "id": f"/subscriptions/{call.subscription_id}/providers/Microsoft.KeyVault/locations/{placed.location}"
+              f"/deletedVaults/{row.name}",
+        "name": row.name,
+        "type": "Microsoft.KeyVault/deletedVaults",
+        "properties": {
+            "vaultId": resources.resource_id("vault", row.name),
+            "location": placed.location,
+            "deletionDate": _time(row.deleted),
+            "scheduledPurgeDate": _time(row.scheduled_purge),
+            "tags": placed.tags,
+            "purgeProtectionEnabled": row.purge_protection,
+        },
+    }
+
+
+def _deleted_vault(call: ArmCall) -> VaultRow:
+    """The deleted vault the path names, at the location the path names, or ARM's 404."""
+    name = call.params["name"]
+    row = call.state.vaults.deleted_vault(name)
+    if row is None or call.state.vaults.resources.placement("vault", row.name).location != location_name(
+            call.params["location"]):
+        raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.KeyVault/deletedVaults/{name}' under "
+                       f"resource group '<null>' was not found. {RESOURCE_NOT_FOUND_HELP}")
+    return row
+
+
+def list_deleted_vaults(call: ArmCall) -> tuple[int, dict]:
+    return 200, {"value": [_deleted_vault_json(call, row) for row in call.state.vaults.deleted_vaults()]}
+
+
+def list_deleted_hsms(call: ArmCall) -> tuple[int, dict]:
+    """`az keyvault list-deleted` asks for deleted managed HSMs too: this emulator has none."""
+    return 200, {"value": []}
+
+
+def get_deleted_vault(call: ArmCall) -> tuple[int, dict]:
+    return 200, _deleted_vault_json(call, _deleted_vault(call))
+
+
+def purge_deleted_vault(call: ArmCall) -> tuple[int, None]:
+    row = _deleted_vault(call)
+    try:
+        call.state.vaults.purge_vault(row.name)
+    except PurgeProtected:  # the code and message `az keyvault purge` shows for a purge-protected vault
+        raise ArmError(405, "MethodNotAllowed", "Operation 'DeletedVaultPurge' is not allowed.") from None
+    return 200, None
+
+
+def _recover_vault(call: ArmCall, group: str, name: str) -> tuple[int, dict]:
+    """A PUT with createMode 'recover': the deleted vault back, with its secrets, in the group it was in; its role
+    assignments and event subscriptions are not restored (Azure deletes them with the vault)."""
+    row = call.state.vaults.deleted_vault(name)
+    if row is None:
+        raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.KeyVault/deletedVaults/{name}' under "
+                       f"resource group '<null>' was not found. {RESOURCE_NOT_FOUND_HELP}")
+    was_in = call.state.vaults.resources.placement("vault", row.name).resource_group
+    if was_in.lower() != group.lower():
+        raise ArmError(400, "BadRequest", f"The deleted vault '{row.name}' was in resource group '{was_in}': "
+                       "recover it there.")
+    return 200, _vault_json(call, call.state.vaults.recover_vault(row.name))
 
 
 # -- Microsoft.ManagedIdentity/userAssignedIdentities ---------------------------------------------------
@@ -821,6 +904,7 @@ _DEFINITIONS = "/providers/Microsoft.Authorization/roleDefinitions"
 _ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
 _VAULT_SCOPE = f"(?P<scope>{_GROUP}{_VAULTS}/(?P<vault>[^/]+))"
 _EVENT_SUBSCRIPTIONS = "/providers/Microsoft.EventGrid/eventSubscriptions"
+_DELETED_VAULT = r"/providers/Microsoft.KeyVault/locations/(?P<location>[^/]+)/deletedVaults/(?P<name>[^/]+)"
 
 
 def _op(method: str, path: str, name: str, handler: Handler, anonymous: bool = False) -> Operation:
@@ -854,6 +938,13 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("GET", f"{_GROUP}{_VAULTS}{_NAME}", "Microsoft.KeyVault/vaults/read", get_vault),
     _op("PUT", f"{_GROUP}{_VAULTS}{_NAME}", "Microsoft.KeyVault/vaults/write", put_vault),
     _op("DELETE", f"{_GROUP}{_VAULTS}{_NAME}", "Microsoft.KeyVault/vaults/delete", delete_vault),
+    _op("GET", f"{_SUB}/providers/Microsoft.KeyVault/deletedVaults", "Microsoft.KeyVault/deletedVaults/read",
+        list_deleted_vaults),
+    _op("GET", f"{_SUB}/providers/Microsoft.KeyVault/deletedManagedHSMs", "Microsoft.KeyVault/deletedManagedHSMs/read",
+        list_deleted_hsms),
+    _op("GET", f"{_SUB}{_DELETED_VAULT}", "Microsoft.KeyVault/locations/deletedVaults/read", get_deleted_vault),
+    _op("POST", f"{_SUB}{_DELETED_VAULT}/purge", "Microsoft.KeyVault/locations/deletedVaults/purge/action",
+        purge_deleted_vault),
     _op("GET", f"{_SUB}{_IDENTITIES}", "Microsoft.ManagedIdentity/userAssignedIdentities/read", list_identities),
     _op("GET", f"{_GROUP}{_IDENTITIES}", "Microsoft.ManagedIdentity/userAssignedIdentities/read", list_identities),
     _op("GET", f"{_GROUP}{_IDENTITIES}{_NAME}", "Microsoft.ManagedIdentity/userAssignedIdentities/read",
@@ -893,7 +984,8 @@ def route(method: str, path: str) -> tuple[Operation, dict[str, str]]:
                        {"Allow": ", ".join(dict.fromkeys(allowed))})
     raise ArmError(404, "NoRegisteredProviderFound" if "/providers/" in path else "NotFound",
                    f"No operation of this emulator's Resource Manager answers {method} {path}. It serves resource "
-                   "groups, Microsoft.KeyVault/vaults, Microsoft.ManagedIdentity/userAssignedIdentities, "
+                   "groups, Microsoft.KeyVault/vaults (and deleted vaults), "
+                   "Microsoft.ManagedIdentity/userAssignedIdentities, "
                    "Microsoft.Authorization role assignments and a vault's Microsoft.EventGrid event subscriptions "
                    "(see kvlab/emulator/arm.py).")
 

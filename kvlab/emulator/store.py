@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS vaults (
     created         INTEGER NOT NULL,
     retention_days  INTEGER NOT NULL DEFAULT 90,
     throttling      TEXT NOT NULL DEFAULT 'off',
-    purge_protection INTEGER NOT NULL DEFAULT 0
+    purge_protection INTEGER NOT NULL DEFAULT 0,
+    deleted         INTEGER,  -- set while the vault is soft-deleted (its name stays taken)
+    scheduled_purge INTEGER
 );
 -- one row per secret name; deleted_date is set while the name is soft-deleted
 CREATE TABLE IF NOT EXISTS secrets (
@@ -186,6 +188,8 @@ class VaultRow:
     retention_days: int
     throttling: str
     purge_protection: bool = False
+    deleted: int | None = None  # when it was soft-deleted (the emulator's clock); None while it is live
+    scheduled_purge: int | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +272,8 @@ RETENTION_RECORDS, RETENTION_DAYS, KEPT_FROM = "audit:keep-records", "audit:keep
 
 
 # Columns added after a table was first released: a state directory made by an older kvlab gets them at open.
-_ADDED_COLUMNS = (("vaults", "purge_protection", "INTEGER NOT NULL DEFAULT 0"),)
+_ADDED_COLUMNS = (("vaults", "purge_protection", "INTEGER NOT NULL DEFAULT 0"), ("vaults", "deleted", "INTEGER"),
+                  ("vaults", "scheduled_purge", "INTEGER"))
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -291,8 +296,12 @@ def _where(sql: str, args: list | None = None, **equal) -> tuple[str, list]:
     return sql, args
 
 
+_VAULT_COLUMNS = "name, created, retention_days, throttling, purge_protection, deleted, scheduled_purge"
+
+
 def _vault(row: tuple) -> VaultRow:
-    return VaultRow(name=row[0], created=row[1], retention_days=row[2], throttling=row[3], purge_protection=bool(row[4]))
+    return VaultRow(name=row[0], created=row[1], retention_days=row[2], throttling=row[3],
+                    purge_protection=bool(row[4]), deleted=row[5], scheduled_purge=row[6])
 
 
 def _placement(row: tuple) -> PlacementRow:
@@ -485,14 +494,44 @@ class Store:
             return cur.rowcount == 1
 
     def get_vault(self, name: str) -> VaultRow | None:
+        """A live vault (a soft-deleted one is `deleted_vault`)."""
         rows = self._cached(("vault", name.lower()), lambda: self._read(
-            "SELECT name, created, retention_days, throttling, purge_protection FROM vaults WHERE name = ?", (name,)
+            f"SELECT {_VAULT_COLUMNS} FROM vaults WHERE name = ? AND deleted IS NULL", (name,)
         ))
         return _vault(rows[0]) if rows else None
 
     def list_vaults(self) -> list[VaultRow]:
-        rows = self._read("SELECT name, created, retention_days, throttling, purge_protection FROM vaults ORDER BY name")
+        rows = self._read(f"SELECT {_VAULT_COLUMNS} FROM vaults WHERE deleted IS NULL ORDER BY name")
         return [_vault(r) for r in rows]
+
+    def deleted_vault(self, name: str) -> VaultRow | None:
+        rows = self._read(f"SELECT {_VAULT_COLUMNS} FROM vaults WHERE name = ? AND deleted IS NOT NULL", (name,))
+        return _vault(rows[0]) if rows else None
+
+    def deleted_vaults(self) -> list[VaultRow]:
+        rows = self._read(f"SELECT {_VAULT_COLUMNS} FROM vaults WHERE deleted IS NOT NULL ORDER BY name")
+        return [_vault(r) for r in rows]
+
+    def soft_delete_vault(self, name: str, deleted: int, purge: int) -> bool:
+        """Keep the vault, its secrets and its place, deleted until ``purge``; its role assignments and event
+        subscriptions go, as Azure deletes them with the vault (a recovered vault has neither)."""
+        with self.write() as db:
+            if db.execute("UPDATE vaults SET deleted = ?, scheduled_purge = ? WHERE name = ? AND deleted IS NULL",
+                          (deleted, purge, name)).rowcount != 1:
+                return False
+            db.execute("DELETE FROM role_assignments WHERE vault = ?", (name,))
+            db.execute("DELETE FROM event_subscriptions WHERE vault = ?", (name,))
+            return True
+
+    def recover_vault(self, name: str) -> bool:
+        with self.write() as db:
+            return db.execute("UPDATE vaults SET deleted = NULL, scheduled_purge = NULL "
+                              "WHERE name = ? AND deleted IS NOT NULL", (name,)).rowcount == 1
+
+    def vaults_due(self, now: int) -> list[str]:
+        """Deleted vaults whose scheduled purge date has passed."""
+        return [r[0] for r in self._read(
+            "SELECT name FROM vaults WHERE deleted IS NOT NULL AND scheduled_purge <= ?", (now,))]
 
     def protect_vault(self, name: str) -> None:
         """Turn purge protection on (it never goes off again)."""
@@ -887,6 +926,7 @@ class Store:
             f"SELECT {_VERSION_COLUMNS} FROM versions v JOIN secrets s "
             "ON v.vault = s.vault AND v.name = s.name "
             "WHERE s.deleted_date IS NULL AND v.exp IS NOT NULL AND v.exp <= ? AND v.exp > ? "
+            "AND s.vault IN (SELECT name FROM vaults WHERE deleted IS NULL) "
             "AND v.seq = (SELECT MAX(seq) FROM versions WHERE vault = s.vault AND name = s.name)",
             (until, after if after is not None else -(2**62)),
         )

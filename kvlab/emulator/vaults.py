@@ -14,6 +14,7 @@ import re
 import secrets as _random
 import zlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -64,6 +65,21 @@ class VaultNotFound(Exception):
 def unknown_vault(name: str) -> ValueError:
     """The management plane's one wording for a vault that is not there (CLI, notebooks)."""
     return ValueError(f"vault {name!r} does not exist")
+
+
+class VaultDeleted(ValueError):
+    """The name belongs to a soft-deleted vault: Azure keeps it taken until the vault is recovered or purged."""
+
+    def __init__(self, vault: VaultRow):
+        self.vault = vault
+        until = datetime.fromtimestamp(vault.scheduled_purge or 0, timezone.utc).strftime("%Y-%m-%d")
+        super().__init__(
+            f"vault {vault.name!r} is deleted and its name stays taken until {until} (the vault's clock): recover "
+            f"it (az keyvault recover --name {vault.name}) or purge it (az keyvault purge --name {vault.name})")
+
+
+class PurgeProtected(ValueError):
+    """A purge that purge protection forbids: the vault waits out its retention period."""
 
 
 def bad_parameter(message: str) -> KeyVaultError:
@@ -212,6 +228,9 @@ class Vaults:
         validate_vault_name(name)
         check_mode(throttling)
         if not self.store.add_vault(name.lower(), self.clock.now(), retention_days, throttling):
+            deleted = self.deleted_vault(name)
+            if deleted is not None:
+                raise VaultDeleted(deleted)
             raise ValueError(f"vault {name!r} already exists")
         return self.store.get_vault(name)  # type: ignore[return-value]
 
@@ -221,20 +240,61 @@ class Vaults:
             raise VaultNotFound(name)
         return vault
 
+    # -- soft-deleted vaults (Azure's `az keyvault delete`, `list-deleted`, `recover`, `purge`) ----------------
+
+    def _purge_due(self) -> None:
+        for name in self.store.vaults_due(self.clock.now()):
+            self.store.remove_vault(name)
+
+    def soft_delete_vault(self, name: str) -> VaultRow:
+        """Delete a vault as Azure does (soft delete is always on): it keeps its secrets and its name for its
+        retention period, recoverable, then is purged; its role assignments and event subscriptions go now."""
+        vault = self.get_vault(name)
+        now = self.clock.now()
+        if not self.store.soft_delete_vault(vault.name, now, now + vault.retention_days * DAY):
+            raise VaultNotFound(name)
+        return self.store.deleted_vault(vault.name)  # type: ignore[return-value]
+
+    def deleted_vault(self, name: str) -> VaultRow | None:
+        self._purge_due()
+        return self.store.deleted_vault(name)
+
+    def deleted_vaults(self) -> list[VaultRow]:
+        self._purge_due()
+        return self.store.deleted_vaults()
+
+    def recover_vault(self, name: str) -> VaultRow:
+        deleted = self.deleted_vault(name)
+        if deleted is None or not self.store.recover_vault(deleted.name):
+            raise unknown_vault(name)
+        return self.get_vault(deleted.name)
+
+    def purge_vault(self, name: str) -> None:
+        """Purge a soft-deleted vault now: gone with its secrets, its name free. Purge protection forbids it."""
+        deleted = self.deleted_vault(name)
+        if deleted is None:
+            raise unknown_vault(name)
+        if deleted.purge_protection:
+            raise PurgeProtected(
+                f"vault {deleted.name!r} has purge protection: nobody can purge it; it is purged on its scheduled "
+                "purge date")
+        self.store.remove_vault(deleted.name)
+
     def list_vaults(self) -> list[VaultRow]:
         return self.store.list_vaults()
 
     def delete_vault(self, name: str, force: bool = False) -> None:
-        """Delete a vault and its secrets (``force``: even with purge protection, as a lesson starting over does)."""
-        vault = self.store.get_vault(name)
+        """Delete a vault and its secrets at once, deleted and purged in one step (``force``: even with purge
+        protection, and a soft-deleted vault of that name too, as a lesson starting over does)."""
+        vault = self.store.get_vault(name) or (self.store.deleted_vault(name) if force else None)
         if vault is not None and vault.purge_protection and not force:
             raise ValueError(
-                f"vault {vault.name!r} has purge protection, and this emulator does not keep deleted vaults: "
-                f"deleting it would lose its secrets at once (Azure would keep it {vault.retention_days} days), "
-                "so it cannot be deleted here"
-            )
-        if not self.store.remove_vault(name):
-            raise unknown_vault(name)
+                f"vault {vault.name!r} has purge protection: deleting it here would purge it at once, which Azure "
+                f"never allows; delete it as Azure does (az keyvault delete --name {vault.name}) and it stays "
+                f"recoverable for {vault.retention_days} days")
+        if vault is None or not self.store.remove_vault(vault.name):
+            deleted = self.store.deleted_vault(name)
+            raise VaultDeleted(deleted) if deleted is not None else unknown_vault(name)
 
     def protect_vault(self, name: str) -> VaultRow:
         """Purge protection on: deleted secrets wait out the retention period, nobody can purge them."""

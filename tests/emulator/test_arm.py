@@ -7,7 +7,6 @@ Resource Manager's error shape ({"error": {"code", "message"}}) are checked.
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -15,29 +14,7 @@ import requests
 
 from kvlab.emulator import arm, graph
 
-API = {"api-version": "2024-11-01"}
-
-
-def token(resource: str, client_id: str | None = None) -> str:
-    params = {"api-version": "2019-08-01", "resource": resource, **({"client_id": client_id} if client_id else {})}
-    answer = requests.get(os.environ["IDENTITY_ENDPOINT"], params=params,
-                          headers={"X-IDENTITY-HEADER": os.environ["IDENTITY_HEADER"]}, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["access_token"]
-
-
-class Arm:
-    def __init__(self, lab, client_id: str | None = None):
-        self.base = f"https://{arm.HOST}:{lab.port}"
-        self.headers = {"Authorization": f"Bearer {token(arm.AUDIENCE, client_id)}"}
-        self.subscription = requests.get(f"{self.base}/subscriptions", params=API, headers=self.headers,
-                                         timeout=10).json()["value"]
-        self.sub = f"/subscriptions/{self.subscription[0]['subscriptionId']}" if self.subscription else None
-
-    def __call__(self, method: str, path: str, body: dict | None = None, params: dict | None = None,
-                 headers: dict | None = None) -> requests.Response:
-        return requests.request(method, self.base + path, params=API if params is None else params, json=body,
-                                headers=self.headers if headers is None else headers, timeout=10)
+from runners import API, Arm, token
 
 
 @pytest.fixture
@@ -214,8 +191,20 @@ def test_purge_protection_from_resource_manager_holds_on_the_data_plane(emulator
         assert refused.value.status_code == 403 and 'Operation: "purge"' in refused.value.message
         client.begin_recover_deleted_secret("kept").wait()  # still there to recover
     error(learner("PUT", path, vault_body(emulator, enablePurgeProtection=False)), 400, "BadRequest")
-    assert "purge protection" in error(learner("DELETE", path), 400, "BadRequest")
-    assert learner("GET", path).status_code == 200  # not deleted: the emulator keeps no deleted vaults
+    # deleted (soft delete is always on), it cannot be purged: it waits out its retention, recoverable
+    assert learner("DELETE", path).status_code == 200
+    error(learner("GET", path), 404, "ResourceNotFound")
+    deleted = f"{learner.sub}/providers/Microsoft.KeyVault/locations/westeurope/deletedVaults/{name}"
+    assert learner("GET", deleted).json()["properties"]["purgeProtectionEnabled"] is True
+    assert error(learner("POST", f"{deleted}/purge"), 405, "MethodNotAllowed") == \
+        "Operation 'DeletedVaultPurge' is not allowed."
+    error(learner("PUT", path, vault_body(emulator)), 409, "ConflictError")  # its name stays taken
+    with DefaultAzureCredential() as credential, SecretClient(emulator.vault_url(name), credential) as client:
+        with pytest.raises(HttpResponseError) as unreachable:
+            client.get_secret("kept")
+        assert unreachable.value.status_code == 404 and "is deleted" in unreachable.value.message
+    recovered = learner("PUT", path, vault_body(emulator, createMode="recover"))
+    assert recovered.status_code == 200 and recovered.json()["properties"]["enablePurgeProtection"] is True
     emulator.delete_vault(name, force=True)  # a lesson starting over may
 
 

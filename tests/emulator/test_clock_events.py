@@ -23,7 +23,7 @@ from azure.keyvault.secrets import SecretClient
 import kvlab
 from kvlab.emulator import control
 
-from runners import connection_kept, free_port, officer_vault
+from runners import Arm, connection_kept, free_port, officer_vault
 from runners import kvlab as run_kvlab
 
 DAY = 86400
@@ -347,3 +347,19 @@ def test_a_write_records_the_expiry_events_that_came_due_since_the_last(lab, vau
     time.sleep(max(0.0, exp - NEAR_EXPIRY_SECONDS - time.time()) + 1.2)  # its near-expiry moment passes
     client.set_secret("unrelated", FAKE_VALUE)  # any write
     assert recorded(lab, name, "later") == [NEW_VERSION, NEAR_EXPIRY]
+
+
+def test_a_deleted_vault_publishes_no_events_and_is_purged_on_its_date(lab, vault, client):
+    """Deleted through Resource Manager (`az keyvault delete`), a vault's secrets come near their expiry unseen;
+    its scheduled purge date passes and its name is free again."""
+    name, _ = vault
+    client.set_secret("due-soon", FAKE_VALUE, expires_on=at(int(time.time()) + 40 * DAY))
+    learner = Arm(lab)
+    path = f"{learner.sub}/resourceGroups/kvlab/providers/Microsoft.KeyVault/vaults/{name}"
+    assert learner("DELETE", path).status_code == 200
+    lab.advance_clock(days=11)  # 29 days left: a live vault would publish SecretNearExpiry now
+    assert NEAR_EXPIRY not in {e["eventType"] for e in lab.events(vault=name)}
+    assert name in lab.list_deleted_vaults()
+    lab.advance_clock(days=80)  # past its 90 days of retention
+    assert name not in lab.list_deleted_vaults()
+    lab.create_vault(name)  # the name is free again
