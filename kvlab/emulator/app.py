@@ -316,9 +316,9 @@ class EmulatorApp:
             deleted = self.state.vaults.deleted_vault(vault_name)
             response = _json(404, {"error": {
                 "code": "VaultNotFound",
-                "message": f"There is no vault named '{vault_name}' in this emulator. " + (
-                    str(VaultDeleted(deleted)).replace(f"vault '{deleted.name}' is", "It is", 1) + "."
-                    if deleted is not None else f"Create it with: kvlab vault create --name {vault_name}"),
+                "message": f"There is no vault named '{vault_name}' in this emulator" + (
+                    f": it {VaultDeleted(deleted).state}." if deleted is not None
+                    else f". Create it with: kvlab vault create --name {vault_name}"),
             }}, headers)
             record["resultDescription"] = "VaultNotFound"
         except sqlite3.Error:  # the database's own failure: the whole request is undone (vault_request)

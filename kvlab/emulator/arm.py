@@ -353,7 +353,7 @@ def delete_group(call: ArmCall) -> tuple[int, None]:
     for placed in resources.contents(name):
         if placed.kind != "vault":
             call.state.identities.delete(placed.name)
-        elif call.state.vaults.store.get_vault(placed.name) is not None:  # not one deleted before
+        elif call.state.vaults.deleted_vault(placed.name) is None:  # not one deleted before
             call.state.vaults.soft_delete_vault(placed.name)
     resources.remove_group(name)
     return 200, None
@@ -500,14 +500,18 @@ def _deleted_vault_json(call: ArmCall, row: VaultRow) -> dict:
     }
 
 
+def _no_deleted_vault(name: str) -> ArmError:
+    return ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.KeyVault/deletedVaults/{name}' under "
+                    f"resource group '<null>' was not found. {RESOURCE_NOT_FOUND_HELP}")
+
+
 def _deleted_vault(call: ArmCall) -> VaultRow:
     """The deleted vault the path names, at the location the path names, or ARM's 404."""
     name = call.params["name"]
     row = call.state.vaults.deleted_vault(name)
     if row is None or call.state.vaults.resources.placement("vault", row.name).location != location_name(
             call.params["location"]):
-        raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.KeyVault/deletedVaults/{name}' under "
-                       f"resource group '<null>' was not found. {RESOURCE_NOT_FOUND_HELP}")
+        raise _no_deleted_vault(name)
     return row
 
 
@@ -538,8 +542,7 @@ def _recover_vault(call: ArmCall, group: str, name: str) -> tuple[int, dict]:
     assignments and event subscriptions are not restored (Azure deletes them with the vault)."""
     row = call.state.vaults.deleted_vault(name)
     if row is None:
-        raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.KeyVault/deletedVaults/{name}' under "
-                       f"resource group '<null>' was not found. {RESOURCE_NOT_FOUND_HELP}")
+        raise _no_deleted_vault(name)
     was_in = call.state.vaults.resources.placement("vault", row.name).resource_group
     if was_in.lower() != group.lower():
         raise ArmError(400, "BadRequest", f"The deleted vault '{row.name}' was in resource group '{was_in}': "

@@ -73,9 +73,9 @@ class VaultDeleted(ValueError):
     def __init__(self, vault: VaultRow):
         self.vault = vault
         until = datetime.fromtimestamp(vault.scheduled_purge or 0, timezone.utc).strftime("%Y-%m-%d")
-        super().__init__(
-            f"vault {vault.name!r} is deleted and its name stays taken until {until} (the vault's clock): recover "
-            f"it (az keyvault recover --name {vault.name}) or purge it (az keyvault purge --name {vault.name})")
+        self.state = (f"is deleted and its name stays taken until {until} (the vault's clock): recover it (az "
+                      f"keyvault recover --name {vault.name}) or purge it (az keyvault purge --name {vault.name})")
+        super().__init__(f"vault {vault.name!r} {self.state}")
 
 
 class PurgeProtected(ValueError):
