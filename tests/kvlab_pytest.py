@@ -40,25 +40,26 @@ def pytest_configure(config):
 # whole files in collection order (with --no-loadscope-reorder; by default it would start the files with the most
 # tests first, and a file of one long test, like the hub's, last).
 LONGEST_FIRST = (
-    "tests/lessons/test_lesson06.py",  # 300 s
-    "tests/notebooks/test_other_answers.py",  # 130 s
-    "tests/test_cli_access.py",  # 130 s
-    "tests/emulator/test_schemathesis.py",  # 100 s
-    "tests/test_other_processes.py",  # 95 s
-    "tests/lessons/test_lesson07.py",  # 95 s
-    "tests/workshop/test_hub.py",  # 90 s
-    "tests/test_cli_edges.py",  # 85 s
-    "tests/notebooks/test_refresh.py",  # 80 s
-    "tests/test_cli.py",  # 70 s
-    "tests/test_leaks.py",  # 55 s
-    "tests/test_lesson_az_commands.py",  # 50 s
-    "tests/test_dev_lab.py",  # 50 s
-    "tests/test_watch.py",  # 45 s
-    "tests/test_azure_cli.py",  # 45 s
-    "tests/lessons/test_lesson05.py",  # 40 s
-    "tests/workshop/test_service.py",  # 40 s
-    "tests/lessons/test_lesson04.py",  # 40 s
-    "notebooks/06-operating-secrets.ipynb",  # 35 s
+    "tests/notebooks/test_other_answers.py",  # 120 s
+    "tests/lessons/test_lesson06.py",  # 70 s
+    "tests/test_lesson_az_commands.py",  # 65 s
+    "tests/test_cli_edges.py",  # 60 s
+    "tests/test_azure_cli.py",  # 60 s
+    "tests/test_cli_access.py",  # 55 s
+    "tests/test_other_processes.py",  # 45 s
+    "tests/lessons/test_lesson07.py",  # 40 s
+    "tests/workshop/test_hub.py",  # 40 s
+    "tests/test_leaks.py",  # 40 s
+    "tests/test_cli.py",  # 40 s
+    "tests/emulator/test_audit_retention.py",  # 30 s
+    "tests/test_state_deleted.py",  # 30 s
+    "tests/test_dev_lab.py",  # 25 s
+    "tests/test_adf.py",  # 25 s
+    "tests/test_watch.py",  # 20 s
+    "tests/workshop/test_learners.py",  # 20 s
+    "tests/notebooks/test_refresh.py",  # 20 s
+    "tests/emulator/test_throttling.py",  # 20 s
+    "tests/emulator/test_schemathesis.py",  # 20 s
 )
 
 
