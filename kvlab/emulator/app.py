@@ -36,7 +36,7 @@ from .proxy import password as proxy_password
 from .rbac import Forbidden
 from .state import State
 from .throttle import Throttle
-from .vaults import KeyVaultError, VaultDeleted, VaultNotFound
+from .vaults import KeyVaultError, VaultNotFound, deleted_state
 from .workspaces import DatabricksError
 
 MAX_BODY = 1024 * 1024
@@ -317,7 +317,7 @@ class EmulatorApp:
             response = _json(404, {"error": {
                 "code": "VaultNotFound",
                 "message": f"There is no vault named '{vault_name}' in this emulator" + (
-                    f": it {VaultDeleted(deleted).state}." if deleted is not None
+                    f": it {deleted_state(deleted)}." if deleted is not None
                     else f". Create it with: kvlab vault create --name {vault_name}"),
             }}, headers)
             record["resultDescription"] = "VaultNotFound"

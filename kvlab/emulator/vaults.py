@@ -70,12 +70,16 @@ def unknown_vault(name: str) -> ValueError:
 class VaultDeleted(ValueError):
     """The name belongs to a soft-deleted vault: Azure keeps it taken until the vault is recovered or purged."""
 
-    def __init__(self, vault: VaultRow):
-        self.vault = vault
-        until = datetime.fromtimestamp(vault.scheduled_purge or 0, timezone.utc).strftime("%Y-%m-%d")
-        self.state = (f"is deleted and its name stays taken until {until} (the vault's clock): recover it (az "
-                      f"keyvault recover --name {vault.name}) or purge it (az keyvault purge --name {vault.name})")
-        super().__init__(f"vault {vault.name!r} {self.state}")
+
+def deleted_state(vault: VaultRow) -> str:
+    """What a soft-deleted vault's name is for now, and the two ways out."""
+    until = datetime.fromtimestamp(vault.scheduled_purge or 0, timezone.utc).strftime("%Y-%m-%d")
+    return (f"is deleted and its name stays taken until {until} (the vault's clock): recover it (az keyvault "
+            f"recover --name {vault.name}) or purge it (az keyvault purge --name {vault.name})")
+
+
+def vault_deleted(vault: VaultRow) -> VaultDeleted:
+    return VaultDeleted(f"vault {vault.name!r} {deleted_state(vault)}")
 
 
 class PurgeProtected(ValueError):
@@ -230,7 +234,7 @@ class Vaults:
         if not self.store.add_vault(name.lower(), self.clock.now(), retention_days, throttling):
             deleted = self.deleted_vault(name)
             if deleted is not None:
-                raise VaultDeleted(deleted)
+                raise vault_deleted(deleted)
             raise ValueError(f"vault {name!r} already exists")
         return self.store.get_vault(name)  # type: ignore[return-value]
 
@@ -294,7 +298,7 @@ class Vaults:
                 f"recoverable for {vault.retention_days} days")
         if vault is None or not self.store.remove_vault(vault.name):
             deleted = self.store.deleted_vault(name)
-            raise VaultDeleted(deleted) if deleted is not None else unknown_vault(name)
+            raise vault_deleted(deleted) if deleted is not None else unknown_vault(name)
 
     def protect_vault(self, name: str) -> VaultRow:
         """Purge protection on: deleted secrets wait out the retention period, nobody can purge them."""

@@ -360,6 +360,13 @@ def test_a_deleted_vault_publishes_no_events_and_is_purged_on_its_date(lab, vaul
     lab.advance_clock(days=11)  # 29 days left: a live vault would publish SecretNearExpiry now
     assert NEAR_EXPIRY not in {e["eventType"] for e in lab.events(vault=name)}
     assert name in lab.list_deleted_vaults()
+    deleted = learner("GET", f"{learner.sub}/providers/Microsoft.KeyVault/locations/kvlab/deletedVaults/{name}")
+    until = deleted.json()["properties"]["scheduledPurgeDate"][:10]
+    with pytest.raises(ValueError) as taken:  # from a notebook: the one line a learner sees
+        lab.create_vault(name)
+    assert str(taken.value) == (f"vault '{name}' is deleted and its name stays taken until {until} (the vault's "
+                                f"clock): recover it (az keyvault recover --name {name}) or purge it (az keyvault "
+                                f"purge --name {name})")
     lab.advance_clock(days=80)  # past its 90 days of retention
     assert name not in lab.list_deleted_vaults()
     lab.create_vault(name)  # the name is free again
