@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from . import graph
-from .audit import bounded
+from .audit import bounded, iso
 from .identity import IDENTITY_NAME_RE, LEARNER, UPN_DOMAIN, Caller
 from .rbac import ROLES, RoleDefinition, find_role, scope_covers
 from .resources import GROUP_NAME_RE, PROVIDERS, SUBSCRIPTION_NAME, location_name
@@ -476,11 +476,6 @@ def delete_vault(call: ArmCall) -> tuple[int, None]:
 SOFT_DELETE_HELP = "https://go.microsoft.com/fwlink/?linkid=2149745"
 
 
-def _time(seconds: int | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace(
-        "+00:00", "Z")
-
-
 def _deleted_vault_json(call: ArmCall, row: VaultRow) -> dict:
     resources = call.state.vaults.resources
     placed = resources.placement("vault", row.name)
@@ -492,8 +487,8 @@ def _deleted_vault_json(call: ArmCall, row: VaultRow) -> dict:
         "properties": {
             "vaultId": resources.resource_id("vault", row.name),
             "location": placed.location,
-            "deletionDate": _time(row.deleted),
-            "scheduledPurgeDate": _time(row.scheduled_purge),
+            "deletionDate": iso(row.deleted or 0),
+            "scheduledPurgeDate": iso(row.scheduled_purge or 0),
             "tags": placed.tags,
             "purgeProtectionEnabled": row.purge_protection,
         },
